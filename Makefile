@@ -1,0 +1,30 @@
+# jobsight — the two commands a user needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint system-tools install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install jobsight with its dev extra
+
+system-tools: ## install the system packages the tests and the demo need (as root)
+	bash .ci/system-tools
+
+run: install system-tools ## bring up the demo stack on embedded defaults; Ctrl-C stops it
+	$(VENV)/bin/jobsight dev
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install system-tools lint ## lint, then the whole test suite against real services
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

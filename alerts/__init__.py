@@ -1,0 +1,1 @@
+"""Prometheus alert rules as code (generated rules committed beside it)."""

@@ -1,0 +1,1 @@
+"""jobsight exporter: the sidecar that watches jobs wherever they run, and the CLI."""

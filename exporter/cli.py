@@ -1,0 +1,147 @@
+"""The `jobsight` command line. Each subcommand has --help; bad settings exit 2 with one line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+
+from exporter import dburl
+
+EXIT_BAD_SETTING = 2
+CONNECT_TIMEOUT_S = 10.0
+
+
+class SettingError(Exception):
+    """A setting is missing or invalid; the message names it."""
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    url = args.database_url or os.environ.get("DATABASE_URL", "")
+    if not url:
+        raise SettingError("DATABASE_URL: not set (or pass --database-url)")
+    try:
+        return dburl.check(url)
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+
+
+async def _connect(url: str) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise SettingError(f"DATABASE_URL: cannot connect to {dburl.redact(url)}: {exc}") from None
+
+
+async def _migrate(args: argparse.Namespace) -> int:
+    from runners import migrator
+
+    conn = await _connect(_database_url(args))
+    try:
+        if args.action == "status":
+            for state in await migrator.status(conn):
+                mark = "applied " if state.applied_at else "pending "
+                when = state.applied_at.isoformat(timespec="seconds") if state.applied_at else ""
+                drift = "  (file changed since applied)" if state.checksum_matches is False else ""
+                print(f"{state.version:04d} {mark} {state.name:<24} {when}{drift}")
+            return 0
+        steps = await migrator.migrate(conn, args.action, args.to)
+        if not steps:
+            print(f"migrate {args.action}: nothing to do")
+        for step in steps:
+            print(f"migrate {args.action}: {step.version:04d}_{step.name}")
+        return 0
+    except migrator.MigrationError as exc:
+        raise SettingError(str(exc)) from None
+    finally:
+        await conn.close()
+
+
+def _dev(args: argparse.Namespace) -> int:
+    """The demo stack: local Postgres and Temporal, migrations applied; Ctrl-C stops it."""
+    from exporter.localstack import LocalStack
+    from runners import migrator
+
+    stack = LocalStack(temporal=not args.no_temporal, temporal_ui=True)
+    print("starting the local stack (PostgreSQL, Temporal dev server)...", flush=True)
+    stop = _stop_requested()
+    with stack:
+
+        async def setup() -> None:
+            conn = await _connect(stack.database_url)
+            try:
+                await migrator.migrate(conn, "up")
+            finally:
+                await conn.close()
+
+        asyncio.run(setup())
+        print()
+        print(f"  database       {dburl.redact(stack.database_url)}")
+        if stack.temporal_address:
+            print(f"  temporal       {stack.temporal_address}")
+        if stack.temporal_server and stack.temporal_server.ui_url:
+            print(f"  temporal ui    {stack.temporal_server.ui_url}")
+        print("\nmigrations applied; press Ctrl-C to stop everything.", flush=True)
+        stop.wait()
+        print("\nstopping...", flush=True)
+    print("stopped; nothing left behind.")
+    return 0
+
+
+def _stop_requested():  # type: ignore[no-untyped-def]
+    import threading
+
+    event = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: event.set())
+    return event
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jobsight",
+        description="Observable, safe-to-roll-out background jobs on Postgres and Temporal.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply, revert or list the schema migrations",
+        description="Applies the jobs/job_details schema migrations under an advisory lock.",
+    )
+    migrate.add_argument("action", choices=["up", "down", "status"])
+    migrate.add_argument(
+        "--to", type=int, metavar="N",
+        help="target version (up: default newest; down: default one step back; 0 = nothing)",
+    )
+    migrate.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL)")
+    migrate.set_defaults(run=lambda a: asyncio.run(_migrate(a)))
+
+    dev = sub.add_parser(
+        "dev",
+        help="run the local demo stack (what `make run` starts)",
+        description="Starts a throwaway PostgreSQL and Temporal dev server on loopback ports, "
+        "applies the migrations and prints where to look. DATABASE_URL / TEMPORAL_ADDRESS "
+        "use existing services instead. Ctrl-C stops everything.",
+    )
+    dev.add_argument("--no-temporal", action="store_true", help="start PostgreSQL only")
+    dev.set_defaults(run=_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except SettingError as exc:
+        print(f"jobsight: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTING
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The errors a runner or the JobService raises; each names what was wrong."""
+
+from __future__ import annotations
+
+
+class JobsightError(Exception):
+    """Base class of every error jobsight raises on purpose."""
+
+
+class ValidationError(JobsightError, ValueError):
+    """An input was refused before anything was written."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class UnknownJobError(JobsightError, LookupError):
+    """No handler is registered under this job name."""
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        hint = f" (registered: {', '.join(sorted(known))})" if known else ""
+        super().__init__(f"no handler registered for job name {name!r}{hint}")
+        self.name = name
+
+
+class DuplicateHandlerError(JobsightError):
+    """A second handler was registered under a name already taken."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a handler is already registered for job name {name!r}")
+        self.name = name
+
+
+class JobNotFoundError(JobsightError, LookupError):
+    def __init__(self, job_id: object) -> None:
+        super().__init__(f"no job with id {job_id}")
+        self.job_id = job_id
+
+
+class IllegalTransitionError(JobsightError):
+    """A status change the job's lifecycle does not allow (a finished job never goes back)."""
+
+    def __init__(self, job_id: object, current: str, requested: str) -> None:
+        super().__init__(f"job {job_id}: cannot go from {current!r} to {requested!r}")
+        self.job_id = job_id
+        self.current = current
+        self.requested = requested

@@ -1,0 +1,168 @@
+"""The JobRunner protocol and the types at its boundary (seed 000, section 5.1, in Python idiom).
+
+Both engines implement `JobRunner`; application code depends on this module only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from runners.errors import ValidationError
+from runners.status import JobStatus
+from runners.validation import check_job_name
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failed attempt is retried: delay = initial * coefficient**(attempt-1), capped."""
+
+    max_attempts: int = 3
+    backoff_coefficient: float = 2.0
+    initial_interval: timedelta = timedelta(seconds=1)
+    max_interval: timedelta = timedelta(minutes=5)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValidationError("retry.max_attempts", "must be at least 1")
+        if self.backoff_coefficient < 1:
+            raise ValidationError("retry.backoff_coefficient", "must be at least 1")
+        if self.initial_interval < timedelta(0):
+            raise ValidationError("retry.initial_interval", "must not be negative")
+        if self.max_interval < self.initial_interval:
+            raise ValidationError("retry.max_interval", "must be at least initial_interval")
+
+    def delay_after(self, attempt: int) -> timedelta:
+        """The wait before the attempt that follows failed attempt number `attempt` (1-based)."""
+        seconds = self.initial_interval.total_seconds() * self.backoff_coefficient ** (attempt - 1)
+        return min(timedelta(seconds=seconds), self.max_interval)
+
+
+class JobContext(Protocol):
+    """What a handler gets besides its payload: who it is, and ways to report while it runs."""
+
+    @property
+    def job_id(self) -> uuid.UUID: ...
+    @property
+    def job_name(self) -> str: ...
+    @property
+    def tenant(self) -> uuid.UUID: ...
+    @property
+    def attempt(self) -> int: ...
+
+    async def report_progress(self, fraction: float) -> None:
+        """Records progress (0..1) on the job; also counts as a heartbeat."""
+
+    async def heartbeat(self) -> None:
+        """Tells the engine this attempt is alive, so a long job is not taken for lost."""
+
+
+Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class HandlerConfig:
+    """A job name, the coroutine that runs it, and how it is retried and timed out."""
+
+    name: str
+    handler: Handler
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: timedelta | None = timedelta(minutes=15)
+    dead_letter: str | None = None  # job name that receives a copy after the last failed attempt
+
+    def __post_init__(self) -> None:
+        check_job_name(self.name, "name")
+        if not callable(self.handler):
+            raise ValidationError("handler", "must be an async callable (context, data)")
+        if self.timeout is not None and self.timeout <= timedelta(0):
+            raise ValidationError("timeout", "must be positive (or None for no timeout)")
+        if self.dead_letter is not None:
+            check_job_name(self.dead_letter, "dead_letter")
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    run_at: datetime | None = None
+    singleton_key: str | None = None  # no second queued/active job with this key and job name
+    priority: int = 0  # higher runs first
+
+    def __post_init__(self) -> None:
+        if self.run_at is not None and self.run_at.tzinfo is None:
+            raise ValidationError("run_at", "must be timezone-aware")
+        if self.singleton_key is not None and not self.singleton_key.strip():
+            raise ValidationError("singleton_key", "must be non-empty when given")
+        if not -32768 <= self.priority <= 32767:
+            raise ValidationError("priority", "must fit in a smallint (-32768..32767)")
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    job_id: uuid.UUID  # the row in `jobs`
+    external_id: str | None  # the engine's id (queue job id, workflow id or schedule id)
+
+
+@dataclass(frozen=True)
+class JobStatusInfo:
+    status: JobStatus
+    progress: float | None = None
+    error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class JobRunner(Protocol):
+    """Background job execution, whichever engine runs it."""
+
+    def register_handler(self, config: HandlerConfig) -> None: ...
+
+    async def schedule_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+    ) -> ScheduleResult:
+        """Runs the job as soon as a worker is free."""
+        ...
+
+    async def schedule_job_at(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        run_at: datetime,
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+    ) -> ScheduleResult:
+        """Runs the job no earlier than `run_at`."""
+        ...
+
+    async def schedule_recurring_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        interval: str,
+        *,
+        tenant: uuid.UUID | str,
+    ) -> ScheduleResult:
+        """Runs the job on a cron expression ("0 * * * *") or an interval ("24 hours");
+        every run gets its own `jobs` row. The result names the schedule."""
+        ...
+
+    async def cancel_job(self, job_id: uuid.UUID | str) -> bool:
+        """True when the job was waiting or running and is now cancelled."""
+        ...
+
+    async def get_job_status(self, job_id: uuid.UUID | str) -> JobStatusInfo: ...
+
+    async def start(self) -> None:
+        """Begins processing jobs for the registered handlers."""
+        ...
+
+    async def stop(self) -> None:
+        """Stops fetching, lets running jobs finish within a grace period, hands back the rest."""
+        ...
