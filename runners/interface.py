@@ -37,8 +37,14 @@ class RetryPolicy:
 
     def delay_after(self, attempt: int) -> timedelta:
         """The wait before the attempt that follows failed attempt number `attempt` (1-based)."""
-        seconds = self.initial_interval.total_seconds() * self.backoff_coefficient ** (attempt - 1)
-        return min(timedelta(seconds=seconds), self.max_interval)
+        cap = self.max_interval.total_seconds()
+        try:
+            seconds = self.initial_interval.total_seconds() * self.backoff_coefficient ** (
+                attempt - 1
+            )
+        except OverflowError:
+            seconds = cap
+        return timedelta(seconds=min(seconds, cap))
 
 
 class JobContext(Protocol):

@@ -106,7 +106,7 @@ def plan(
 
 async def _ensure_table(conn: asyncpg.Connection) -> None:
     await conn.execute(
-        f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+        """CREATE TABLE IF NOT EXISTS jobsight_migrations (
               version integer PRIMARY KEY,
               name text NOT NULL,
               checksum text NOT NULL,
@@ -115,7 +115,7 @@ async def _ensure_table(conn: asyncpg.Connection) -> None:
 
 
 async def _applied(conn: asyncpg.Connection) -> dict[int, asyncpg.Record]:
-    rows = await conn.fetch(f"SELECT version, name, checksum, applied_at FROM {MIGRATIONS_TABLE}")
+    rows = await conn.fetch("SELECT version, name, checksum, applied_at FROM jobsight_migrations")
     return {row["version"]: row for row in rows}
 
 
@@ -133,7 +133,7 @@ async def migrate(
                 if direction == "up":
                     await conn.execute(step.up)
                     await conn.execute(
-                        f"INSERT INTO {MIGRATIONS_TABLE} (version, name, checksum)"
+                        "INSERT INTO jobsight_migrations (version, name, checksum)"
                         " VALUES ($1, $2, $3)",
                         step.version,
                         step.name,
@@ -142,7 +142,8 @@ async def migrate(
                 else:
                     await conn.execute(step.down)
                     await conn.execute(
-                        f"DELETE FROM {MIGRATIONS_TABLE} WHERE version = $1", step.version
+                        "DELETE FROM jobsight_migrations WHERE version = $1",
+                        step.version,
                     )
         return steps
     finally:

@@ -134,7 +134,7 @@ class JobService:
             f"""INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, runner_type,
                                   external_id, run_at, updated_at)
                 VALUES ($1, $2, $3, $4::jsonb, $5::job_status, $6, $7, $8, $9, now())
-                RETURNING {_JOB_COLUMNS}""",
+                RETURNING {_JOB_COLUMNS}""",  # noqa: S608 - constant column list
             tenant_id,
             new_id,
             name,
@@ -183,7 +183,7 @@ class JobService:
                   external_run_id = coalesce($9, external_run_id)
                 WHERE job_id = $1 AND ($2::uuid IS NULL OR tenant = $2)
                   AND status::text = ANY($10::text[])
-                RETURNING {_JOB_COLUMNS}""",
+                RETURNING {_JOB_COLUMNS}""",  # noqa: S608 - constant column list
             job,
             tenant_id,
             str(target),
@@ -281,7 +281,7 @@ class JobService:
         tenant_id = None if tenant is None else check_uuid("tenant", tenant)
         row = await self._conn(conn).fetchrow(
             f"""SELECT {_JOB_COLUMNS} FROM jobs
-                WHERE job_id = $1 AND ($2::uuid IS NULL OR tenant = $2)""",
+                WHERE job_id = $1 AND ($2::uuid IS NULL OR tenant = $2)""",  # noqa: S608 - constant column list
             job,
             tenant_id,
         )

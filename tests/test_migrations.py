@@ -40,12 +40,21 @@ CREATE TABLE job_details (
 );
 """
 NEW_JOB_COLUMNS = {
-    "runner_type", "external_id", "external_run_id", "run_at", "started_at", "finished_at",
-    "attempts", "worker_version", "progress", "error",
+    "runner_type",
+    "external_id",
+    "external_run_id",
+    "run_at",
+    "started_at",
+    "finished_at",
+    "attempts",
+    "worker_version",
+    "progress",
+    "error",
 }
 
 
 # --- pure -------------------------------------------------------------------------------------
+
 
 def test_parse_splits_up_and_down() -> None:
     m = parse_migration("0007_thing.sql", "-- intro\n-- migrate:up\nA;\n-- migrate:down\nB;\n")
@@ -58,7 +67,11 @@ def test_parse_splits_up_and_down() -> None:
         ("7_thing.sql", "-- migrate:up\nA;\n-- migrate:down\nB;", "name must look like"),
         ("0001_x.sql", "-- migrate:up\nA;", "missing or empty '-- migrate:down'"),
         ("0001_x.sql", "-- migrate:up\n\n-- migrate:down\nB;", "missing or empty '-- migrate:up'"),
-        ("0001_x.sql", "-- migrate:up\nA;\n-- migrate:up\nC;\n-- migrate:down\nB;", "more than one"),
+        (
+            "0001_x.sql",
+            "-- migrate:up\nA;\n-- migrate:up\nC;\n-- migrate:down\nB;",
+            "more than one",
+        ),
     ],
 )
 def test_parse_rejects_malformed_files(name: str, text: str, message: str) -> None:
@@ -99,6 +112,7 @@ def test_shipped_migrations_load_in_order() -> None:
 
 
 # --- real PostgreSQL --------------------------------------------------------------------------
+
 
 async def _columns(conn: asyncpg.Connection, table: str) -> set[str]:
     rows = await conn.fetch(
@@ -156,8 +170,10 @@ async def test_seed_shaped_database_keeps_every_row(empty_db: str) -> None:
             [(tenant, j, user) for j in job_ids],
         )
         await conn.execute(
-            "INSERT INTO job_details (tenant, job_id, step_name, status) VALUES ($1, $2, 's', 'completed')",
-            tenant, job_ids[0],
+            "INSERT INTO job_details (tenant, job_id, step_name, status)"
+            " VALUES ($1, $2, 's', 'completed')",
+            tenant,
+            job_ids[0],
         )
         before = await conn.fetch("SELECT * FROM jobs ORDER BY job_id")
 
@@ -176,7 +192,12 @@ async def test_seed_shaped_database_keeps_every_row(empty_db: str) -> None:
         assert await conn.fetchval("SELECT count(*) FROM job_details") == 1
         assert not NEW_JOB_COLUMNS & await _columns(conn, "jobs")
         assert await _enum_labels(conn) == [
-            "pending", "processing", "completed", "failed", "active", "queued",
+            "pending",
+            "processing",
+            "completed",
+            "failed",
+            "active",
+            "queued",
         ]
         await migrator.migrate(conn, "up")
         assert await conn.fetchval("SELECT count(*) FROM jobs") == 50
@@ -211,7 +232,8 @@ async def test_concurrent_migrate_up_does_not_collide(empty_db: str) -> None:
             await c.close()
 
 
-async def test_indexes_answer_live_work_without_scanning_history(db: asyncpg.Connection) -> None:
+async def test_indexes_answer_live_work_without_scanning_history(migrated_db: str) -> None:
+    db = await asyncpg.connect(migrated_db)
     await db.execute(
         """INSERT INTO jobs (tenant, type, status, user_id, finished_at)
            SELECT gen_random_uuid(), 'cleanup', 'completed', gen_random_uuid(),
@@ -228,7 +250,9 @@ async def test_indexes_answer_live_work_without_scanning_history(db: asyncpg.Con
         " WHERE status IN ('pending', 'queued', 'processing', 'active') GROUP BY 1, 2"
     )
     finished = await db.fetchval(
-        "EXPLAIN (FORMAT JSON) SELECT count(*) FROM jobs WHERE finished_at > now() - interval '5 minutes'"
+        "EXPLAIN (FORMAT JSON) SELECT count(*) FROM jobs"
+        " WHERE finished_at > now() - interval '5 minutes'"
     )
+    await db.close()
     assert "jobs_unfinished_idx" in unfinished and "Seq Scan" not in unfinished
     assert "jobs_finished_at_idx" in finished and "Seq Scan" not in finished

@@ -1,0 +1,69 @@
+"""The `jobsight` command as a user runs it: --help everywhere, clear errors, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from exporter import dburl
+
+
+def jobsight(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["migrate"], ["dev"]])
+def test_help(command: list[str]) -> None:
+    done = jobsight(*command, "--help")
+    assert done.returncode == 0 and "usage: jobsight" in done.stdout
+
+
+def test_migrate_up_status_down(migrated_db: str, empty_db: str) -> None:
+    up = jobsight("migrate", "up", "--database-url", empty_db)
+    assert up.returncode == 0, up.stderr
+    assert "0001_jobs_tables" in up.stdout and "0002_runner_columns" in up.stdout
+    status = jobsight("migrate", "status", "--database-url", empty_db)
+    assert status.stdout.count("applied") == 2
+    again = jobsight("migrate", "up", "--database-url", empty_db)
+    assert "nothing to do" in again.stdout
+    down = jobsight("migrate", "down", "--to", "0", "--database-url", empty_db)
+    assert down.returncode == 0 and "0002" in down.stdout and "0001" in down.stdout
+    assert jobsight("migrate", "status", "--database-url", empty_db).stdout.count("pending") == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["migrate", "up"], {}, "DATABASE_URL: not set"),
+        (["migrate", "up", "--database-url", "mysql://x"], {}, "must be a postgresql:// URL"),
+        (
+            ["migrate", "up", "--database-url", "postgresql://u:hunter2@127.0.0.1:1/db"],
+            {},
+            "cannot connect to postgresql://u:***@127.0.0.1:1/db",
+        ),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(args: list[str], env: dict, message: str) -> None:
+    done = jobsight(*args, env={"PATH": "/usr/bin:/bin", **env})
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "hunter2" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_migrate_to_unknown_version(empty_db: str) -> None:
+    done = jobsight("migrate", "up", "--to", "99", "--database-url", empty_db)
+    assert done.returncode == 2 and "--to 99" in done.stderr
+
+
+def test_redact() -> None:
+    assert dburl.redact("postgresql://a:b@h:5/d") == "postgresql://a:***@h:5/d"
+    assert dburl.redact("postgresql://a@h/d") == "postgresql://a@h/d"
