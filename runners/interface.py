@@ -108,6 +108,7 @@ class ScheduleOptions:
 class ScheduleResult:
     job_id: uuid.UUID  # the row in `jobs`
     external_id: str | None  # the engine's id (queue job id, workflow id or schedule id)
+    duplicate: bool = False  # True: a singleton key matched an existing job, which this names
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,113 @@
+"""Housekeeping shared by all workers, done by one at a time (advisory transaction locks):
+workers that stopped heartbeating are marked crashed; active jobs past their timeout or without
+a heartbeat fail that attempt (and retry while attempts remain); due recurring schedules fire
+once each; finished queue rows older than the retention age are removed in small batches."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from runners.pgqueue import sql
+from runners.pgqueue.sending import Send, send
+from runners.pgqueue.settings import PgQueueSettings
+from runners.recurrence import parse_recurrence
+from runners.registry import HandlerRegistry
+
+log = logging.getLogger("jobsight.pgqueue.maintenance")
+
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+SCHEDULES_PER_ROUND = 100
+RETENTION_ROUND_BUDGET_S = 2.0
+
+
+@dataclass(frozen=True)
+class Report:
+    crashed_workers: int
+    recovered_jobs: int
+    fired_schedules: int
+
+
+class Maintainer:
+    def __init__(
+        self, pool: asyncpg.Pool, registry: HandlerRegistry, settings: PgQueueSettings
+    ) -> None:
+        self._pool = pool
+        self._registry = registry
+        self._settings = settings
+
+    async def run(self) -> None:
+        interval = self._settings.maintenance_interval.total_seconds()
+        retention_every = self._settings.retention_interval.total_seconds()
+        next_retention = time.monotonic()
+        while True:
+            try:
+                await self.run_once()
+                if time.monotonic() >= next_retention:
+                    await self.purge()
+                    next_retention = time.monotonic() + retention_every
+            except DB_ERRORS as exc:
+                log.warning("maintenance failed (%s: %s); retrying", type(exc).__name__, exc)
+            await asyncio.sleep(interval)
+
+    async def run_once(self) -> Report | None:
+        """One round under the maintenance lock; None when another worker holds it."""
+        timeout_s = self._settings.heartbeat_timeout.total_seconds()
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(sql.TRY_LOCK, sql.MAINTENANCE_LOCK):
+                return None
+            crashed = await conn.fetch(sql.MARK_CRASHED, timeout_s)
+            for row in crashed:
+                log.warning("worker %s (host %s, pid %s, version %s) stopped heartbeating: crashed",
+                            row["id"], row["host"], row["pid"], row["version"])  # fmt: skip
+            lost = await conn.fetch(sql.LOST_JOBS, timeout_s)
+            if lost:
+                await conn.execute(
+                    sql.FAIL, [r["id"] for r in lost], [r["reason"] for r in lost],
+                    [None] * len(lost), None, None,
+                )  # fmt: skip
+                log.warning("recovered %d expired or orphaned jobs", len(lost))
+            fired = await self._fire_schedules(conn)
+        return Report(len(crashed), len(lost), fired)
+
+    async def _fire_schedules(self, conn: asyncpg.Connection) -> int:
+        due = await conn.fetch(sql.DUE_SCHEDULES, SCHEDULES_PER_ROUND)
+        for row in due:
+            now: datetime = await conn.fetchval("SELECT now()")
+            await send(
+                conn,
+                self._registry,
+                [Send(job_name=row["name"], tenant=row["tenant"], data=json.loads(row["data"]),
+                      schedule_id=row["id"])],
+                user_id=row["user_id"],
+                max_payload_bytes=self._settings.max_payload_bytes,
+                require_handler=False,
+            )  # fmt: skip
+            following = parse_recurrence(row["spec"]).next_after(max(now, row["next_run_at"]))
+            await conn.execute(sql.ADVANCE_SCHEDULE, row["id"], row["next_run_at"], following)
+        return len(due)
+
+    async def purge(self) -> int:
+        """Removes finished queue rows past retention, batch by batch, within a time budget."""
+        removed = 0
+        age_s = self._settings.retention.total_seconds()
+        deadline = time.monotonic() + RETENTION_ROUND_BUDGET_S
+        while time.monotonic() < deadline:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if not await conn.fetchval(sql.TRY_LOCK, sql.RETENTION_LOCK):
+                    return removed
+                status = await conn.execute(
+                    sql.PURGE_FINISHED, age_s, self._settings.retention_batch
+                )
+                count = int(status.split()[-1])
+                if count < self._settings.retention_batch:
+                    await conn.execute(sql.PURGE_WORKERS, age_s)
+                    return removed + count
+            removed += count
+        return removed

@@ -1,0 +1,210 @@
+"""PgQueueJobRunner: the JobRunner interface over the pgqueue engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from runners.errors import JobNotFoundError, ValidationError
+from runners.interface import (
+    HandlerConfig,
+    JobStatusInfo,
+    ScheduleOptions,
+    ScheduleResult,
+)
+from runners.pgqueue import sql
+from runners.pgqueue.sending import Send, send
+from runners.pgqueue.settings import PgQueueSettings
+from runners.pgqueue.worker import Worker
+from runners.recurrence import parse_recurrence
+from runners.registry import HandlerRegistry
+from runners.service import SYSTEM_USER, JobService
+from runners.validation import check_job_name, check_uuid, encode_payload
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+class PgQueueJobRunner:
+    """Schedules jobs on the Postgres queue; `start()` also works them for registered handlers.
+
+    A producer that only schedules never needs `start()`: the pool opens on first use.
+    """
+
+    runner_type = "pgqueue"
+
+    def __init__(
+        self,
+        database_url: str,
+        registry: HandlerRegistry | None = None,
+        settings: PgQueueSettings | None = None,
+        *,
+        work: bool = True,
+    ) -> None:
+        self._url = database_url
+        self.registry = registry if registry is not None else HandlerRegistry()
+        self.settings = settings or PgQueueSettings()
+        self._work = work
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._worker: Worker | None = None
+
+    # --- connections ------------------------------------------------------------------------
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self._url, timeout=CONNECT_TIMEOUT_S, server_settings=self._server_settings()
+        )
+
+    def _server_settings(self) -> dict[str, str]:
+        timeout_ms = int(self.settings.statement_timeout.total_seconds() * 1000)
+        return {"statement_timeout": str(timeout_ms), "application_name": "jobsight-pgqueue"}
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._url,
+                        min_size=1,
+                        max_size=self.settings.pool_size,
+                        timeout=CONNECT_TIMEOUT_S,
+                        server_settings=self._server_settings(),
+                    )
+        return self._pool
+
+    # --- JobRunner --------------------------------------------------------------------------
+
+    def register_handler(self, config: HandlerConfig) -> None:
+        self.registry.register(config)
+
+    async def schedule_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+        user_id: uuid.UUID | str | None = None,
+    ) -> ScheduleResult:
+        [result] = await self.schedule_many(
+            job_name, [data], tenant=tenant, options=options, user_id=user_id
+        )
+        return result
+
+    async def schedule_job_at(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        run_at: datetime,
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+        user_id: uuid.UUID | str | None = None,
+    ) -> ScheduleResult:
+        base = options or ScheduleOptions()
+        timed = ScheduleOptions(run_at=run_at, singleton_key=base.singleton_key,
+                                priority=base.priority)  # fmt: skip
+        return await self.schedule_job(job_name, data, tenant=tenant, options=timed,
+                                       user_id=user_id)  # fmt: skip
+
+    async def schedule_many(
+        self,
+        job_name: str,
+        items: list[dict[str, Any]],
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+        user_id: uuid.UUID | str | None = None,
+    ) -> list[ScheduleResult]:
+        """Queues many jobs of one name in one round trip (all or nothing on bad input)."""
+        opts = options or ScheduleOptions()
+        return await send(
+            await self.pool(),
+            self.registry,
+            [Send(job_name, tenant, data, opts) for data in items],
+            user_id=user_id,
+            max_payload_bytes=self.settings.max_payload_bytes,
+        )
+
+    async def schedule_recurring_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        interval: str,
+        *,
+        tenant: uuid.UUID | str,
+        user_id: uuid.UUID | str | None = None,
+    ) -> ScheduleResult:
+        """Fires `job_name` on a cron expression or interval; each run is its own job.
+        Returns the schedule's id (cancel it with `cancel_job`)."""
+        self.registry.get(check_job_name(job_name))
+        recurrence = parse_recurrence(interval)
+        tenant_id = check_uuid("tenant", tenant)
+        user = SYSTEM_USER if user_id is None else check_uuid("user_id", user_id)
+        payload = encode_payload(data, "data", self.settings.max_payload_bytes)
+        schedule_id = uuid.uuid4()
+        first = recurrence.next_after(datetime.now(UTC))
+        await (await self.pool()).execute(
+            sql.INSERT_SCHEDULE, schedule_id, job_name, tenant_id, user, payload, interval, first
+        )
+        return ScheduleResult(job_id=schedule_id, external_id=f"schedule:{schedule_id}")
+
+    async def cancel_job(self, job_id: uuid.UUID | str) -> bool:
+        """Cancels a waiting job (it never runs), a running one (its handler is cancelled), or a
+        recurring schedule (no further runs). False when it had already finished."""
+        target = check_uuid("job_id", job_id)
+        pool = await self.pool()
+        rows = await pool.fetch(sql.CANCEL, target)
+        if rows:
+            return True
+        status = await pool.execute(
+            "UPDATE pgqueue.schedule SET enabled = false WHERE id = $1 AND enabled", target
+        )
+        return status.endswith(" 1")
+
+    async def retry_job(self, job_id: uuid.UUID | str) -> ScheduleResult:
+        """Runs a failed job again as a fresh job (same name, tenant and data) linked to it by
+        `retry_of`; the failed job's own rows stay as they are (a finished job never moves)."""
+        target = check_uuid("job_id", job_id)
+        pool = await self.pool()
+        row = await pool.fetchrow(sql.FAILED_JOB, target)
+        if row is None:
+            raise ValidationError("job_id", f"{target} is not a failed pgqueue job")
+        [result] = await send(
+            pool,
+            self.registry,
+            [Send(row["name"], row["tenant"], json.loads(row["data"]), retry_of=target)],
+            user_id=row["user_id"],
+            max_payload_bytes=self.settings.max_payload_bytes,
+        )
+        return result
+
+    async def get_job_status(self, job_id: uuid.UUID | str) -> JobStatusInfo:
+        job = await JobService(await self.pool()).get_job(job_id)
+        if job.runner_type != self.runner_type:
+            raise JobNotFoundError(job_id)
+        return JobStatusInfo(job.status, job.progress, job.error, job.metadata)
+
+    async def start(self) -> None:
+        """Starts a worker for every registered handler (unless built with work=False)."""
+        pool = await self.pool()
+        if self._work and len(self.registry) and self._worker is None:
+            self._worker = Worker(pool, self._connect, self.registry, self.settings)
+            await self._worker.start()
+
+    async def stop(self, grace: float | None = None) -> None:
+        if self._worker is not None:
+            await self._worker.stop(grace)
+            self._worker = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def worker(self) -> Worker | None:
+        return self._worker

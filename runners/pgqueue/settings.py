@@ -1,0 +1,78 @@
+"""Settings of the pgqueue engine: one typed object, validated when built."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from importlib.metadata import PackageNotFoundError, version
+
+from runners.errors import ValidationError
+from runners.validation import DEFAULT_MAX_METADATA_BYTES
+
+
+def default_worker_version() -> str:
+    """JOBSIGHT_WORKER_VERSION (the application's release), else jobsight's own version."""
+    configured = os.environ.get("JOBSIGHT_WORKER_VERSION", "").strip()
+    if configured:
+        return configured
+    try:
+        return version("jobsight")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class PgQueueSettings:
+    concurrency: int = 10  # jobs of one name running at once in one worker
+    concurrency_by_name: dict[str, int] = field(default_factory=dict)
+    batch_size: int = 100  # most jobs taken per fetch
+    poll_interval: timedelta = timedelta(seconds=1)  # fallback when no NOTIFY arrives
+    heartbeat_interval: timedelta = timedelta(seconds=5)
+    heartbeat_timeout: timedelta = timedelta(seconds=30)  # a silent worker or job is lost
+    maintenance_interval: timedelta = timedelta(seconds=1)  # crashes, expiry, cron
+    retention: timedelta = timedelta(days=7)  # finished queue rows kept this long
+    retention_interval: timedelta = timedelta(minutes=5)
+    retention_batch: int = 1000
+    shutdown_grace: timedelta = timedelta(seconds=30)
+    pool_size: int = 10
+    statement_timeout: timedelta = timedelta(seconds=30)
+    max_payload_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    worker_version: str = field(default_factory=default_worker_version)
+
+    def __post_init__(self) -> None:
+        positive_ints = {
+            "concurrency": self.concurrency,
+            "batch_size": self.batch_size,
+            "retention_batch": self.retention_batch,
+            "max_payload_bytes": self.max_payload_bytes,
+        }
+        for name, value in positive_ints.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValidationError(name, f"must be a whole number >= 1, got {value!r}")
+        if self.pool_size < 2:
+            raise ValidationError("pool_size", f"must be >= 2, got {self.pool_size!r}")
+        for name, value in self.concurrency_by_name.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValidationError(f"concurrency_by_name[{name}]", "must be a whole number >= 1")
+        durations = {
+            "poll_interval": self.poll_interval,
+            "heartbeat_interval": self.heartbeat_interval,
+            "heartbeat_timeout": self.heartbeat_timeout,
+            "maintenance_interval": self.maintenance_interval,
+            "retention": self.retention,
+            "retention_interval": self.retention_interval,
+            "statement_timeout": self.statement_timeout,
+        }
+        for name, value in durations.items():
+            if value <= timedelta(0):
+                raise ValidationError(name, f"must be positive, got {value}")
+        if self.shutdown_grace < timedelta(0):
+            raise ValidationError("shutdown_grace", "must not be negative")
+        if self.heartbeat_timeout <= self.heartbeat_interval * 2:
+            raise ValidationError(
+                "heartbeat_timeout", "must exceed twice heartbeat_interval, or live work looks lost"
+            )
+
+    def concurrency_for(self, name: str) -> int:
+        return self.concurrency_by_name.get(name, self.concurrency)

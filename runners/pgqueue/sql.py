@@ -1,0 +1,285 @@
+"""Every statement the pgqueue engine runs. Each is one round trip that changes the queue row and
+its `jobs` row (and `job_details`) together, so the two tables can never disagree.
+
+All values are bound parameters; the only identifiers are the fixed names below.
+"""
+
+# Channels: a job name when waiting work appears; a job id when an active job is cancelled.
+WAKE_CHANNEL = "jobsight_pgqueue"
+CANCEL_CHANNEL = "jobsight_pgqueue_cancel"
+# pg_advisory_xact_lock keys (fixed forever): one maintainer, one retention sweeper at a time.
+MAINTENANCE_LOCK = 0x2F1D6B7A51C3E902
+RETENTION_LOCK = 0x2F1D6B7A51C3E903
+
+# $1 ids, $2 names, $3 tenants, $4 data, $5 priorities, $6 singleton keys, $7 start_after (NULL:
+# now), $8 max_attempts, $9 retry_delay_ms, $10 retry_backoff, $11 retry_delay_max_ms,
+# $12 expire_ms, $13 dead_letter, $14 user_id, $15 retry_of, $16 schedule_id.
+# A row whose singleton key is taken is skipped (and no `jobs` row written). The `wake` CTE is
+# referenced in the final WHERE so that it runs: one NOTIFY per job name that is ready now.
+SEND = f"""
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::smallint[],
+                       $6::text[], $7::timestamptz[], $8::int[], $9::int[], $10::real[],
+                       $11::int[], $12::int[], $13::text[], $15::uuid[], $16::uuid[])
+    AS t(id, name, tenant, data, priority, singleton_key, start_after, max_attempts,
+         retry_delay_ms, retry_backoff, retry_delay_max_ms, expire_ms, dead_letter, retry_of,
+         schedule_id)
+), queued AS (
+  INSERT INTO pgqueue.job (id, name, tenant, data, priority, singleton_key, start_after,
+                           max_attempts, retry_delay_ms, retry_backoff, retry_delay_max_ms,
+                           expire_ms, dead_letter, retry_of, schedule_id)
+  SELECT id, name, tenant, data, priority, singleton_key, coalesce(start_after, now()),
+         max_attempts, retry_delay_ms, retry_backoff, retry_delay_max_ms, expire_ms,
+         dead_letter, retry_of, schedule_id
+  FROM input
+  ON CONFLICT DO NOTHING
+  RETURNING id, name, tenant, data, start_after
+), wake AS (
+  SELECT count(pg_notify('{WAKE_CHANNEL}', name)) AS n
+  FROM (SELECT DISTINCT name FROM queued WHERE start_after <= now()) ready
+)
+INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, runner_type, external_id,
+                  run_at, updated_at)
+SELECT q.tenant, q.id, q.name, q.data, 'queued', $14, 'pgqueue', q.id::text, q.start_after, now()
+FROM queued q WHERE (SELECT n FROM wake) >= 0
+RETURNING job_id
+"""
+
+# The waiting job that holds a singleton key, if any: $1 name, $2 key.
+SINGLETON_HOLDER = """
+SELECT id FROM pgqueue.job WHERE name = $1 AND singleton_key = $2 AND state <= 'active'
+"""
+
+# $1 name, $2 limit, $3 worker id, $4 worker version.
+FETCH = """
+WITH next AS (
+  SELECT id FROM pgqueue.job
+  WHERE name = $1 AND state < 'active' AND start_after <= now()
+  ORDER BY priority DESC, created_at, id
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+), taken AS (
+  UPDATE pgqueue.job j
+  SET state = 'active', started_at = now(), heartbeat_at = now(), attempts = j.attempts + 1,
+      worker_id = $3
+  FROM next WHERE j.id = next.id
+  RETURNING j.id, j.tenant, j.data, j.attempts, j.expire_ms, j.started_at
+), mirrored AS (
+  UPDATE jobs
+  SET status = 'processing', started_at = coalesce(jobs.started_at, t.started_at),
+      attempts = t.attempts, worker_version = $4, updated_at = now()
+  FROM taken t WHERE jobs.tenant = t.tenant AND jobs.job_id = t.id
+)
+SELECT id, tenant, data::text AS data, attempts, expire_ms FROM taken
+"""
+
+# Finish times are the attempt's start (database clock) plus the run time the worker measured on
+# its monotonic clock, so durations are exact and immune to clock skew between hosts.
+# $1 ids, $2 run times (ms), $3 worker id, $4 worker version. Only jobs this worker still owns.
+COMPLETE = """
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::float8[]) AS t(id, elapsed_ms)
+), done AS (
+  UPDATE pgqueue.job j
+  SET state = 'completed', heartbeat_at = NULL,
+      completed_at = j.started_at + i.elapsed_ms * interval '1 millisecond'
+  FROM input i WHERE j.id = i.id AND j.state = 'active' AND j.worker_id = $3
+  RETURNING j.id, j.tenant, j.attempts, j.started_at, j.completed_at
+), mirrored AS (
+  UPDATE jobs SET status = 'completed', finished_at = d.completed_at, updated_at = now()
+  FROM done d WHERE jobs.tenant = d.tenant AND jobs.job_id = d.id
+)
+INSERT INTO job_details (tenant, job_id, step_name, status, processed_at, retry_count, attempt,
+                         started_at, finished_at, worker_version)
+SELECT tenant, id, 'attempt', 'completed', now(), attempts - 1, attempts, started_at,
+       completed_at, $4
+FROM done
+"""
+
+# A failed attempt: retry after the backoff delay while attempts remain, else fail for good and
+# copy the payload to the dead-letter job name, if any. $1 ids, $2 errors, $3 run times (ms; NULL:
+# finished now, for recovered jobs), $4 worker id (NULL: any owner, for recovery), $5 version.
+# delay = min(retry_delay_ms * retry_backoff ^ (attempts - 1), retry_delay_max_ms), as
+# RetryPolicy.delay_after; the exponent is capped so that power() cannot overflow.
+FAIL = f"""
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[]) AS t(id, error, elapsed_ms)
+), input_at AS (
+  SELECT i.id, i.error,
+         coalesce(j.started_at + i.elapsed_ms * interval '1 millisecond', now()) AS finished_at
+  FROM input i JOIN pgqueue.job j ON j.id = i.id
+), failed AS (
+  UPDATE pgqueue.job j
+  SET state = CASE WHEN j.attempts < j.max_attempts THEN 'retry' ELSE 'failed' END
+                ::pgqueue.job_state,
+      start_after = CASE WHEN j.attempts < j.max_attempts
+        THEN i.finished_at + least(j.retry_delay_ms * power(j.retry_backoff::float8,
+                                   least(j.attempts - 1, 64)), j.retry_delay_max_ms)
+                             * interval '1 millisecond'
+        ELSE j.start_after END,
+      completed_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE i.finished_at END,
+      last_error = i.error, heartbeat_at = NULL
+  FROM input_at i
+  WHERE j.id = i.id AND j.state = 'active' AND ($4::uuid IS NULL OR j.worker_id = $4)
+  RETURNING j.id, j.tenant, j.name, j.data, j.state, j.attempts, j.started_at, j.completed_at,
+            j.dead_letter, i.error, i.finished_at
+), mirrored AS (
+  UPDATE jobs
+  SET status = CASE WHEN f.state = 'failed' THEN 'failed' ELSE 'queued' END::job_status,
+      finished_at = f.completed_at, error = f.error, updated_at = now()
+  FROM failed f WHERE jobs.tenant = f.tenant AND jobs.job_id = f.id
+), details AS (
+  INSERT INTO job_details (tenant, job_id, step_name, status, processed_at, retry_count,
+                           attempt, started_at, finished_at, error, worker_version)
+  SELECT tenant, id, 'attempt', 'failed', now(), attempts - 1, attempts, started_at,
+         finished_at, error, $5
+  FROM failed
+), dead_letters AS MATERIALIZED (
+  SELECT gen_random_uuid() AS new_id, f.id AS source_id, f.tenant, f.dead_letter, f.data
+  FROM failed f WHERE f.state = 'failed' AND f.dead_letter IS NOT NULL
+), dead AS (
+  INSERT INTO pgqueue.job (id, name, tenant, data)
+  SELECT new_id, dead_letter, tenant, data FROM dead_letters
+), dead_rows AS (
+  INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, runner_type, external_id,
+                    run_at, updated_at)
+  SELECT d.tenant, d.new_id, d.dead_letter, d.data, 'queued', j.user_id, 'pgqueue',
+         d.new_id::text, now(), now()
+  FROM dead_letters d JOIN jobs j ON j.tenant = d.tenant AND j.job_id = d.source_id
+  WHERE (SELECT count(pg_notify('{WAKE_CHANNEL}', dead_letter)) FROM dead_letters) >= 0
+)
+SELECT id, state::text AS state FROM failed
+"""
+
+# Stop-time hand-back of unfinished work: the attempt does not count. $1 ids, $2 worker id.
+HAND_BACK = f"""
+WITH back AS (
+  UPDATE pgqueue.job j
+  SET state = CASE WHEN j.attempts > 1 THEN 'retry' ELSE 'created' END::pgqueue.job_state,
+      attempts = j.attempts - 1, start_after = now(), heartbeat_at = NULL, worker_id = NULL
+  WHERE j.id = ANY($1::uuid[]) AND j.state = 'active' AND j.worker_id = $2
+  RETURNING j.id, j.tenant, j.name, j.attempts
+), mirrored AS (
+  UPDATE jobs SET status = 'queued', attempts = b.attempts, updated_at = now()
+  FROM back b WHERE jobs.tenant = b.tenant AND jobs.job_id = b.id
+)
+SELECT count(pg_notify('{WAKE_CHANNEL}', name)) FROM (SELECT DISTINCT name FROM back) n
+"""
+
+# $1 job id. Waiting or active jobs only; an active job's worker is told over CANCEL_CHANNEL.
+CANCEL = f"""
+WITH target AS (
+  SELECT id, state AS old_state FROM pgqueue.job
+  WHERE id = $1 AND state <= 'active' FOR UPDATE
+), cancelled AS (
+  UPDATE pgqueue.job j SET state = 'cancelled', completed_at = now(), heartbeat_at = NULL
+  FROM target t WHERE j.id = t.id
+  RETURNING j.id, j.tenant, j.attempts, j.started_at, t.old_state
+), mirrored AS (
+  UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now()
+  FROM cancelled c WHERE jobs.tenant = c.tenant AND jobs.job_id = c.id
+), details AS (
+  INSERT INTO job_details (tenant, job_id, step_name, status, processed_at, retry_count,
+                           attempt, started_at, finished_at, error)
+  SELECT tenant, id, 'attempt', 'cancelled', now(), attempts - 1, attempts, started_at, now(),
+         'cancelled while running'
+  FROM cancelled WHERE old_state = 'active'
+)
+SELECT id, old_state::text AS old_state,
+       (SELECT count(pg_notify('{CANCEL_CHANNEL}', id::text)) FROM cancelled
+        WHERE old_state = 'active') AS notified
+FROM cancelled
+"""
+
+# $1 job id: the failed job's name, tenant, data and owner, to schedule a fresh run.
+FAILED_JOB = """
+SELECT j.name, j.tenant, j.data::text AS data, r.user_id
+FROM pgqueue.job j JOIN jobs r ON r.tenant = j.tenant AND r.job_id = j.id
+WHERE j.id = $1 AND j.state = 'failed'
+"""
+
+# --- workers ------------------------------------------------------------------------------------
+
+REGISTER_WORKER = """
+INSERT INTO pgqueue.worker (id, host, pid, version, queues) VALUES ($1, $2, $3, $4, $5)
+"""
+
+# $1 worker id. Returns the ids of the active jobs this worker still owns; no row from the first
+# CTE means the worker was declared crashed meanwhile.
+HEARTBEAT = """
+WITH me AS (
+  UPDATE pgqueue.worker SET heartbeat_at = now() WHERE id = $1 AND state = 'running'
+  RETURNING id
+)
+UPDATE pgqueue.job SET heartbeat_at = now()
+WHERE worker_id = $1 AND state = 'active' AND EXISTS (SELECT 1 FROM me)
+RETURNING id
+"""
+
+WORKER_RUNNING = "SELECT state = 'running' FROM pgqueue.worker WHERE id = $1"
+
+JOB_HEARTBEAT = """
+UPDATE pgqueue.job SET heartbeat_at = now() WHERE id = $1 AND state = 'active' AND worker_id = $2
+"""
+
+STOP_WORKER = """
+UPDATE pgqueue.worker SET state = 'stopped', stopped_at = now()
+WHERE id = $1 AND state = 'running'
+"""
+
+# --- maintenance ----------------------------------------------------------------------------------
+
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+
+# $1 heartbeat timeout (seconds).
+MARK_CRASHED = """
+UPDATE pgqueue.worker SET state = 'crashed', stopped_at = now()
+WHERE state = 'running' AND heartbeat_at < now() - $1::float8 * interval '1 second'
+RETURNING id, host, pid, version
+"""
+
+# Active jobs past their timeout, or whose heartbeat stopped. $1 heartbeat timeout (seconds).
+LOST_JOBS = """
+SELECT id,
+       CASE WHEN expire_ms IS NOT NULL
+                 AND started_at + expire_ms * interval '1 millisecond' < now()
+            THEN 'expired: no result within ' || expire_ms || ' ms'
+            ELSE 'lost: no heartbeat for ' || $1::float8 || ' s (worker gone?)' END AS reason
+FROM pgqueue.job
+WHERE state = 'active'
+  AND ((expire_ms IS NOT NULL AND started_at + expire_ms * interval '1 millisecond' < now())
+       OR heartbeat_at < now() - $1::float8 * interval '1 second')
+FOR UPDATE SKIP LOCKED
+"""
+
+DUE_SCHEDULES = """
+SELECT id, name, tenant, user_id, data::text AS data, spec, next_run_at FROM pgqueue.schedule
+WHERE enabled AND next_run_at <= now()
+ORDER BY next_run_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+
+ADVANCE_SCHEDULE = """
+UPDATE pgqueue.schedule SET last_run_at = $2, next_run_at = $3 WHERE id = $1
+"""
+
+INSERT_SCHEDULE = """
+INSERT INTO pgqueue.schedule (id, name, tenant, user_id, data, spec, next_run_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
+"""
+
+# $1 age (seconds), $2 batch size. Finished queue rows only; `jobs` keeps the history.
+PURGE_FINISHED = """
+DELETE FROM pgqueue.job WHERE id IN (
+  SELECT id FROM pgqueue.job
+  WHERE state > 'active' AND completed_at < now() - $1::float8 * interval '1 second'
+  ORDER BY completed_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED)
+"""
+
+PURGE_WORKERS = """
+DELETE FROM pgqueue.worker
+WHERE state <> 'running' AND stopped_at < now() - $1::float8 * interval '1 second'
+"""

@@ -1,0 +1,355 @@
+"""The pgqueue worker: fetches jobs in batches, runs their handlers, records outcomes in batches.
+
+Loops, each its own task: one fetcher per job name (LISTEN/NOTIFY wake-ups, polling fallback),
+one outcome flusher, one heartbeat (worker registry + the jobs it owns), one maintainer (crashes,
+expiry, cron, retention; one worker at a time by advisory lock). A handler's exception fails that
+attempt; nothing a handler does stops the worker. A database outage is logged and retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from runners.interface import HandlerConfig
+from runners.pgqueue import sql
+from runners.pgqueue.context import PgQueueContext
+from runners.pgqueue.maintenance import Maintainer
+from runners.pgqueue.settings import PgQueueSettings
+from runners.registry import HandlerRegistry
+
+log = logging.getLogger("jobsight.pgqueue.worker")
+
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+MAX_ERROR_BACKOFF_S = 5.0
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[None]
+    name: str
+    fetched_at: float  # loop time, to tell jobs taken after a heartbeat's snapshot
+    started: float = field(default_factory=time.monotonic)
+    stop_reason: str | None = None  # why it was cancelled: cancelled / lost / handed back
+
+
+@dataclass
+class _Outcomes:
+    """Finished attempts waiting to be written, in batches."""
+
+    ok_ids: list[uuid.UUID] = field(default_factory=list)
+    ok_ms: list[float] = field(default_factory=list)
+    fail_ids: list[uuid.UUID] = field(default_factory=list)
+    fail_errors: list[str] = field(default_factory=list)
+    fail_ms: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ok_ids) + len(self.fail_ids)
+
+    def take(self) -> _Outcomes:
+        taken = _Outcomes(self.ok_ids, self.ok_ms, self.fail_ids, self.fail_errors, self.fail_ms)
+        self.ok_ids, self.ok_ms, self.fail_ids, self.fail_errors, self.fail_ms = [], [], [], [], []
+        return taken
+
+    def put_back(self, other: _Outcomes) -> None:
+        self.ok_ids[:0], self.ok_ms[:0] = other.ok_ids, other.ok_ms
+        self.fail_ids[:0], self.fail_errors[:0] = other.fail_ids, other.fail_errors
+        self.fail_ms[:0] = other.fail_ms
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Worker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        connect: Callable[[], asyncpg.Connection],
+        registry: HandlerRegistry,
+        settings: PgQueueSettings,
+    ) -> None:
+        self.id = uuid.uuid4()
+        self._pool = pool
+        self._connect = connect
+        self._registry = registry
+        self._settings = settings
+        self._names = registry.names()
+        self._running: dict[uuid.UUID, _Running] = {}
+        self._in_flight = dict.fromkeys(self._names, 0)
+        self._wake = {name: asyncio.Event() for name in self._names}
+        self._slot_freed = {name: asyncio.Event() for name in self._names}
+        self._outcomes = _Outcomes()
+        self._outcome_ready = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._fetchers: list[asyncio.Task[None]] = []
+        self._services: list[asyncio.Task[None]] = []
+        self._listener: asyncpg.Connection | None = None
+        self._stopping = False
+        self._maintainer = Maintainer(pool, registry, settings)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._register()
+        await self._listen()
+        self._fetchers = [
+            asyncio.create_task(self._fetch_loop(name), name=f"pgqueue-fetch-{name}")
+            for name in self._names
+        ]
+        self._services = [
+            asyncio.create_task(self._flush_loop(), name="pgqueue-flush"),
+            asyncio.create_task(self._heartbeat_loop(), name="pgqueue-heartbeat"),
+            asyncio.create_task(self._maintainer.run(), name="pgqueue-maintenance"),
+        ]
+        log.info("worker %s started for %s", self.id, ", ".join(self._names))
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops fetching, lets running jobs finish within the grace period, hands back the rest
+        (their attempt does not count), writes every outcome, and marks the worker stopped."""
+        if self._stopping:
+            return
+        self._stopping = True
+        grace_s = self._settings.shutdown_grace.total_seconds() if grace is None else grace
+        for event in (*self._wake.values(), *self._slot_freed.values()):
+            event.set()
+        await asyncio.gather(*self._fetchers, return_exceptions=True)
+        tasks = [run.task for run in self._running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_s)
+        unfinished = [job_id for job_id, run in self._running.items() if not run.task.done()]
+        for job_id in unfinished:
+            self._running[job_id].stop_reason = "handed back"
+            self._running[job_id].task.cancel()
+        if unfinished:
+            await asyncio.gather(
+                *(self._running[j].task for j in unfinished if j in self._running),
+                return_exceptions=True,
+            )
+        await self._flush()
+        if unfinished:
+            await self._with_retry(lambda c: c.execute(sql.HAND_BACK, unfinished, self.id))
+            log.info("handed back %d unfinished jobs", len(unfinished))
+        for task in self._services:
+            task.cancel()
+        await asyncio.gather(*self._services, return_exceptions=True)
+        await self._flush()
+        with contextlib.suppress(*DB_ERRORS):
+            await self._pool.execute(sql.STOP_WORKER, self.id)
+        await self._close_listener()
+        log.info("worker %s stopped", self.id)
+
+    async def _register(self) -> None:
+        await self._pool.execute(
+            sql.REGISTER_WORKER, self.id, socket.gethostname(), os.getpid(),
+            self._settings.worker_version, self._names,
+        )  # fmt: skip
+
+    # --- notifications ----------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        try:
+            listener = await self._connect()
+            await listener.add_listener(sql.WAKE_CHANNEL, self._on_wake)
+            await listener.add_listener(sql.CANCEL_CHANNEL, self._on_cancel)
+            self._listener = listener
+        except DB_ERRORS as exc:
+            log.warning("LISTEN unavailable, polling only until it returns: %s", exc)
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(*DB_ERRORS):
+                await self._listener.close(timeout=5)
+            self._listener = None
+
+    def _on_wake(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        event = self._wake.get(payload)
+        if event is not None:
+            event.set()
+
+    def _on_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._abort(uuid.UUID(payload), "cancelled")
+
+    def _abort(self, job_id: uuid.UUID, reason: str) -> None:
+        run = self._running.get(job_id)
+        if run is not None and not run.task.done():
+            run.stop_reason = reason
+            run.task.cancel()
+
+    # --- fetching and running ---------------------------------------------------------------
+
+    async def _fetch_loop(self, name: str) -> None:
+        config = self._registry.get(name)
+        limit = self._settings.concurrency_for(name)
+        batch = min(self._settings.batch_size, limit)
+        threshold = max(1, batch // 2)  # wait for half a batch of free slots: fewer, fuller fetches
+        poll_s = self._settings.poll_interval.total_seconds()
+        errors = 0
+        while not self._stopping:
+            free = limit - self._in_flight[name]
+            if free < threshold:
+                self._slot_freed[name].clear()
+                await self._slot_freed[name].wait()
+                continue
+            self._wake[name].clear()
+            try:
+                rows = await self._pool.fetch(
+                    sql.FETCH, name, min(free, batch), self.id, self._settings.worker_version
+                )
+                errors = 0
+            except DB_ERRORS as exc:
+                errors += 1
+                log.warning("fetch %s failed (%s); retrying", name, describe_error(exc))
+                await asyncio.sleep(min(0.1 * 2**errors, MAX_ERROR_BACKOFF_S))
+                continue
+            now = asyncio.get_running_loop().time()
+            for row in rows:
+                self._in_flight[name] += 1
+                task = asyncio.create_task(self._run(config, row))
+                self._running[row["id"]] = _Running(task, name, now)
+            if len(rows) < min(free, batch) and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake[name].wait(), poll_s)
+
+    async def _run(self, config: HandlerConfig, row: asyncpg.Record) -> None:
+        job_id: uuid.UUID = row["id"]
+        started = time.monotonic()
+        timeout_s = row["expire_ms"] / 1000 if row["expire_ms"] is not None else None
+        ctx = PgQueueContext(
+            job_id, config.name, row["tenant"], row["attempts"], self._pool, self.id
+        )
+        outcome_error: str | None = None
+        try:
+            data = json.loads(row["data"])
+            async with asyncio.timeout(timeout_s) as deadline:
+                try:
+                    await config.handler(ctx, data)
+                except TimeoutError as exc:
+                    if deadline.expired():
+                        raise
+                    outcome_error = describe_error(exc)
+        except TimeoutError:
+            outcome_error = f"TimeoutError: no result within {timeout_s:g} s"
+        except asyncio.CancelledError:
+            # Cancelled by cancel_job, a lost claim or shutdown: the database already says so,
+            # or the hand-back will. No outcome to record.
+            run = self._running.get(job_id)
+            if run is None or run.stop_reason is None:
+                raise
+        except Exception as exc:  # a handler's failure fails the attempt, never the worker
+            outcome_error = describe_error(exc)
+        else:
+            if outcome_error is None:
+                self._record(job_id, started, None)
+        finally:
+            self._release(job_id, config.name)
+        if outcome_error is not None:
+            self._record(job_id, started, outcome_error)
+
+    def _record(self, job_id: uuid.UUID, started: float, error: str | None) -> None:
+        elapsed_ms = (time.monotonic() - started) * 1000
+        if error is None:
+            self._outcomes.ok_ids.append(job_id)
+            self._outcomes.ok_ms.append(elapsed_ms)
+        else:
+            self._outcomes.fail_ids.append(job_id)
+            self._outcomes.fail_errors.append(error[:8000])
+            self._outcomes.fail_ms.append(elapsed_ms)
+        self._outcome_ready.set()
+
+    def _release(self, job_id: uuid.UUID, name: str) -> None:
+        self._running.pop(job_id, None)
+        self._in_flight[name] -= 1
+        self._slot_freed[name].set()
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            if not await self._flush():
+                await asyncio.sleep(0.5)  # database trouble: keep the outcomes, try again
+                self._outcome_ready.set()
+
+    async def _flush(self) -> bool:
+        async with self._flush_lock:
+            if not self._outcomes:
+                return True
+            batch = self._outcomes.take()
+            try:
+                async with self._pool.acquire() as conn:
+                    version = self._settings.worker_version
+                    if batch.ok_ids:
+                        await conn.execute(
+                            sql.COMPLETE, batch.ok_ids, batch.ok_ms, self.id, version
+                        )
+                        batch.ok_ids, batch.ok_ms = [], []
+                    if batch.fail_ids:
+                        await conn.execute(
+                            sql.FAIL, batch.fail_ids, batch.fail_errors, batch.fail_ms, self.id,
+                            version,
+                        )  # fmt: skip
+            except DB_ERRORS as exc:
+                log.warning("recording %d outcomes failed (%s); will retry", len(batch),
+                            describe_error(exc))  # fmt: skip
+                self._outcomes.put_back(batch)
+                return False
+            return True
+
+    # --- heartbeat --------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self._settings.heartbeat_interval.total_seconds()
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            snapshot = loop.time()
+            try:
+                async with self._pool.acquire() as conn:
+                    owned = {row["id"] for row in await conn.fetch(sql.HEARTBEAT, self.id)}
+                    alive = bool(owned) or await conn.fetchval(sql.WORKER_RUNNING, self.id)
+            except DB_ERRORS as exc:
+                log.warning("heartbeat failed (%s)", describe_error(exc))
+                continue
+            if not alive:
+                log.error("worker %s was declared crashed (heartbeats too late); its jobs were "
+                          "recovered elsewhere: re-registering", self.id)  # fmt: skip
+                for job_id in list(self._running):
+                    self._abort(job_id, "lost")
+                self.id = uuid.uuid4()
+                with contextlib.suppress(*DB_ERRORS):
+                    await self._register()
+                continue
+            for job_id, run in list(self._running.items()):
+                if run.fetched_at < snapshot and job_id not in owned:
+                    self._abort(job_id, "lost")  # cancelled, or recovered by another worker
+            if self._listener is None or self._listener.is_closed():
+                await self._close_listener()
+                await self._listen()
+
+    async def _with_retry(self, action: Callable[[asyncpg.Connection], object]) -> None:
+        for attempt in range(5):
+            try:
+                async with self._pool.acquire() as conn:
+                    await action(conn)  # type: ignore[misc]
+                return
+            except DB_ERRORS as exc:
+                log.warning("stop-time write failed (%s), attempt %d", describe_error(exc), attempt)
+                await asyncio.sleep(0.5 * (attempt + 1))
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
