@@ -93,6 +93,46 @@ def _dev(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _worker(args: argparse.Namespace) -> int:
+    """Runs the handlers of a registry on the chosen engine until SIGTERM / Ctrl-C."""
+    import logging
+    from datetime import timedelta
+
+    from runners.errors import ValidationError
+    from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+    from runners.registry import load_registry
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    url = _database_url(args)
+    try:
+        registry = load_registry(args.handlers)
+        settings = PgQueueSettings(
+            concurrency=args.concurrency,
+            batch_size=args.batch_size,
+            shutdown_grace=timedelta(seconds=args.shutdown_grace),
+            heartbeat_interval=timedelta(seconds=args.heartbeat_interval),
+            heartbeat_timeout=timedelta(seconds=args.heartbeat_timeout),
+        )
+    except (ValueError, ValidationError) as exc:
+        raise SettingError(str(exc)) from None
+    runner = PgQueueJobRunner(url, registry, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await runner.start()
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise SettingError(f"DATABASE_URL: cannot start the worker: {exc}") from None
+    print(f"worker running {', '.join(registry.names())}; SIGTERM or Ctrl-C stops it", flush=True)
+    await stop.wait()
+    print("stopping: finishing running jobs...", flush=True)
+    await runner.stop()
+    return 0
+
+
 def _stop_requested():  # type: ignore[no-untyped-def]
     import threading
 
@@ -123,6 +163,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL)")
     migrate.set_defaults(run=lambda a: asyncio.run(_migrate(a)))
+
+    worker = sub.add_parser(
+        "worker",
+        help="work jobs with the handlers of your own module",
+        description="Runs the handlers registered in a HandlerRegistry of your own module. "
+        "SIGTERM stops fetching, lets running jobs finish within the grace period and hands "
+        "back the rest.",
+    )
+    worker.add_argument("--runner", choices=["pgqueue"], default="pgqueue", help="engine")
+    worker.add_argument(
+        "--handlers",
+        required=True,
+        metavar="MODULE:REGISTRY",
+        help="import path of a HandlerRegistry, e.g. myapp.jobs:registry",
+    )
+    worker.add_argument("--concurrency", type=int, default=10, help="jobs per name at once")
+    worker.add_argument("--batch-size", type=int, default=100, help="most jobs per fetch")
+    worker.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS")
+    worker.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="SECONDS")
+    worker.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="a worker or job silent this long counts as crashed / lost",
+    )
+    worker.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL)")
+    worker.set_defaults(run=lambda a: asyncio.run(_worker(a)))
 
     dev = sub.add_parser(
         "dev",

@@ -70,3 +70,24 @@ class HandlerRegistry:
 
     def __len__(self) -> int:
         return len(self._configs)
+
+
+def load_registry(spec: str) -> HandlerRegistry:
+    """Imports `package.module:attribute` and returns the HandlerRegistry it names.
+    Raises ValueError with a message that names the spec."""
+    import importlib
+
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"--handlers: expected package.module:registry, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"--handlers: cannot import {module_name!r}: {exc}") from None
+    registry = getattr(module, attribute, None)
+    if not isinstance(registry, HandlerRegistry):
+        found = type(registry).__name__ if registry is not None else "nothing"
+        raise ValueError(f"--handlers: {spec!r} is {found}, not a HandlerRegistry")
+    if not len(registry):
+        raise ValueError(f"--handlers: {spec!r} has no handlers registered")
+    return registry

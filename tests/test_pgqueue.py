@@ -1,0 +1,515 @@
+"""pgqueue against real PostgreSQL: one test per semantic, each on a fresh database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from runners import (
+    HandlerRegistry,
+    JobStatus,
+    RetryPolicy,
+    ScheduleOptions,
+    UnknownJobError,
+    ValidationError,
+)
+from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+from runners.pgqueue.maintenance import Maintainer
+from tests.pgqueue_helpers import disagreements, wait_for
+
+TENANT = uuid.UUID("00000000-0000-4000-8000-00000000beef")
+FAST = {
+    "poll_interval": timedelta(milliseconds=100),
+    "maintenance_interval": timedelta(milliseconds=100),
+    "heartbeat_interval": timedelta(milliseconds=200),
+    "heartbeat_timeout": timedelta(seconds=1),
+}
+MakeRunner = Callable[..., PgQueueJobRunner]
+
+
+@pytest.fixture
+async def conn(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
+    c = await asyncpg.connect(migrated_db)
+    yield c
+    assert await disagreements(c) == []  # after every test: the two tables agree
+    await c.close()
+
+
+@pytest.fixture
+async def make_runner(migrated_db: str) -> AsyncIterator[MakeRunner]:
+    made: list[PgQueueJobRunner] = []
+
+    def make(registry: HandlerRegistry, **settings: object) -> PgQueueJobRunner:
+        runner = PgQueueJobRunner(migrated_db, registry, PgQueueSettings(**{**FAST, **settings}))
+        made.append(runner)
+        return runner
+
+    yield make
+    for runner in made:
+        await runner.stop(grace=1)
+
+
+async def count(conn: asyncpg.Connection, query: str, *args: object) -> int:
+    return await conn.fetchval(query, *args)
+
+
+async def test_send_now_runs_and_mirrors_rows(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    seen: list[dict] = []
+
+    @registry.handler("generate-invoice")
+    async def invoice(ctx, data):  # type: ignore[no-untyped-def]
+        assert ctx.job_name == "generate-invoice" and ctx.tenant == TENANT and ctx.attempt == 1
+        await ctx.report_progress(0.5)
+        seen.append(data)
+
+    runner = make_runner(registry)
+    result = await runner.schedule_job("generate-invoice", {"invoice": 1}, tenant=TENANT)
+    assert result.external_id == str(result.job_id) and not result.duplicate
+    assert (await runner.get_job_status(result.job_id)).status == JobStatus.QUEUED
+    await runner.start()
+    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status = 'completed'"), 5)
+    status = await runner.get_job_status(result.job_id)
+    assert (status.status, status.progress, status.metadata) == (
+        JobStatus.COMPLETED, 0.5, {"invoice": 1},
+    )  # fmt: skip
+    row = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1", result.job_id)
+    assert row["runner_type"] == "pgqueue" and row["attempts"] == 1
+    assert row["started_at"] <= row["finished_at"] and row["worker_version"]
+    details = await conn.fetch("SELECT * FROM job_details WHERE job_id = $1", result.job_id)
+    assert [(d["status"], d["attempt"]) for d in details] == [("completed", 1)]
+    assert seen == [{"invoice": 1}]
+
+
+async def test_send_at_time_waits_until_due(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    ran_at: list[datetime] = []
+
+    @registry.handler("expired-credits")
+    async def credits(ctx, data):  # type: ignore[no-untyped-def]
+        ran_at.append(datetime.now(UTC))
+
+    runner = make_runner(registry)
+    await runner.start()
+    due = datetime.now(UTC) + timedelta(seconds=1.2)
+    result = await runner.schedule_job_at("expired-credits", {}, due, tenant=TENANT)
+    row = await conn.fetchrow("SELECT run_at FROM jobs WHERE job_id = $1", result.job_id)
+    assert abs((row["run_at"] - due).total_seconds()) < 0.01
+    await asyncio.sleep(0.6)
+    assert ran_at == []  # not yet due; only the polling fallback can find it later
+    await wait_for(lambda: asyncio.sleep(0, bool(ran_at)), 3)
+    assert ran_at[0] >= due
+
+
+async def test_recurring_fires_once_per_due_time_with_several_workers(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    registry = HandlerRegistry()
+    runs: list[float] = []
+
+    @registry.handler("reconcile-bucket-usage")
+    async def reconcile(ctx, data):  # type: ignore[no-untyped-def]
+        runs.append(asyncio.get_running_loop().time())
+
+    first, second = make_runner(registry), make_runner(registry)
+    schedule = await first.schedule_recurring_job(
+        "reconcile-bucket-usage", {"bucket": "b1"}, "1 second", tenant=TENANT
+    )
+    assert schedule.external_id == f"schedule:{schedule.job_id}"
+    await first.start()
+    await second.start()
+    await asyncio.sleep(3.6)
+    assert await first.cancel_job(schedule.job_id)  # no further runs
+    await asyncio.sleep(0.3)
+    fired = await conn.fetch(
+        "SELECT j.* FROM pgqueue.job q JOIN jobs j ON j.job_id = q.id WHERE q.schedule_id = $1",
+        schedule.job_id,
+    )
+    assert 3 <= len(fired) <= 4  # one per second, never two for the same due time
+    assert len({r["job_id"] for r in fired}) == len(fired)
+    assert all(json.loads(r["metadata"]) == {"bucket": "b1"} for r in fired)
+    gaps = [b - a for a, b in zip(sorted(runs), sorted(runs)[1:], strict=False)]
+    assert all(gap > 0.8 for gap in gaps), gaps
+    await asyncio.sleep(1.2)
+    assert await count(conn, "SELECT count(*) FROM pgqueue.job WHERE schedule_id = $1",
+                       schedule.job_id) == len(fired)  # fmt: skip
+
+
+async def test_cron_schedule_next_run(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    registry.handler("createNextTimePeriods")(_noop)
+    runner = make_runner(registry)
+    schedule = await runner.schedule_recurring_job(
+        "createNextTimePeriods", {}, "0 3 * * *", tenant=TENANT
+    )
+    next_run = await conn.fetchval(
+        "SELECT next_run_at FROM pgqueue.schedule WHERE id = $1", schedule.job_id
+    )
+    assert (next_run.hour, next_run.minute, next_run.second) == (3, 0, 0)
+    assert timedelta(0) < next_run - datetime.now(UTC) <= timedelta(days=1)
+
+
+async def _noop(ctx, data):  # type: ignore[no-untyped-def]
+    return None
+
+
+async def test_priority_then_oldest_first(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    order: list[str] = []
+
+    @registry.handler("invoice_email")
+    async def email(ctx, data):  # type: ignore[no-untyped-def]
+        order.append(data["n"])
+
+    runner = make_runner(registry, concurrency=1, batch_size=1)
+    for n, priority in [("low-1", 0), ("high-1", 5), ("low-2", 0), ("high-2", 5), ("top", 9)]:
+        await runner.schedule_job("invoice_email", {"n": n}, tenant=TENANT,
+                                  options=ScheduleOptions(priority=priority))  # fmt: skip
+    await runner.start()
+    await wait_for(lambda: asyncio.sleep(0, len(order) == 5), 5)
+    assert order == ["top", "high-1", "high-2", "low-1", "low-2"]
+
+
+async def test_singleton_key(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    registry.handler("credit-reconciliation")(_noop)
+    runner = make_runner(registry)
+    key = ScheduleOptions(singleton_key="tenant-1")
+    first = await runner.schedule_job("credit-reconciliation", {"a": 1}, tenant=TENANT, options=key)
+    again = await runner.schedule_job("credit-reconciliation", {"a": 2}, tenant=TENANT, options=key)
+    assert again.duplicate and again.job_id == first.job_id
+    assert await count(conn, "SELECT count(*) FROM jobs") == 1
+    await runner.start()
+    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='completed'"), 5)
+    third = await runner.schedule_job("credit-reconciliation", {"a": 3}, tenant=TENANT, options=key)
+    assert not third.duplicate and third.job_id != first.job_id  # the key is free once finished
+
+
+async def test_retries_with_exponential_backoff(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    policy = RetryPolicy(max_attempts=3, initial_interval=timedelta(milliseconds=300),
+                         backoff_coefficient=2, max_interval=timedelta(seconds=5))  # fmt: skip
+
+    @registry.handler("asset_import", retry=policy)
+    async def flaky(ctx, data):  # type: ignore[no-untyped-def]
+        if ctx.attempt < 3:
+            raise ConnectionError(f"upstream down (attempt {ctx.attempt})")
+
+    runner = make_runner(registry)
+    result = await runner.schedule_job("asset_import", {}, tenant=TENANT)
+    await runner.start()
+    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='completed'"), 8)
+    details = await conn.fetch(
+        "SELECT * FROM job_details WHERE job_id = $1 ORDER BY attempt", result.job_id
+    )
+    assert [(d["attempt"], d["status"]) for d in details] == [
+        (1, "failed"), (2, "failed"), (3, "completed"),
+    ]  # fmt: skip
+    assert details[0]["error"] == "ConnectionError: upstream down (attempt 1)"
+    for before, after, attempt in [(details[0], details[1], 1), (details[1], details[2], 2)]:
+        waited = after["started_at"] - before["finished_at"]
+        assert waited >= policy.delay_after(attempt), (attempt, waited)
+        assert waited < policy.delay_after(attempt) + timedelta(seconds=1)
+    job = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1", result.job_id)
+    assert job["attempts"] == 3 and job["status"] == "completed"
+
+
+async def test_last_failure_goes_to_dead_letter(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    dead: list[dict] = []
+    quick = RetryPolicy(max_attempts=2, initial_interval=timedelta(milliseconds=50))
+
+    @registry.handler("import", retry=quick, dead_letter="import-dead")
+    async def broken(ctx, data):  # type: ignore[no-untyped-def]
+        raise ValueError("bad file")
+
+    @registry.handler("import-dead")
+    async def parked(ctx, data):  # type: ignore[no-untyped-def]
+        dead.append(data)
+
+    runner = make_runner(registry)
+    result = await runner.schedule_job("import", {"url": "s3://x"}, tenant=TENANT)
+    await runner.start()
+    await wait_for(lambda: asyncio.sleep(0, bool(dead)), 5)
+    status = await runner.get_job_status(result.job_id)
+    assert (status.status, status.error) == (JobStatus.FAILED, "ValueError: bad file")
+    assert dead == [{"url": "s3://x"}]
+    assert await count(conn, "SELECT attempts FROM pgqueue.job WHERE id = $1", result.job_id) == 2
+
+
+async def test_timeout_fails_the_attempt(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    quick = RetryPolicy(max_attempts=2, initial_interval=timedelta(milliseconds=50))
+
+    @registry.handler("evaluation", retry=quick, timeout=timedelta(milliseconds=300))
+    async def hangs(ctx, data):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(60)
+
+    runner = make_runner(registry)
+    result = await runner.schedule_job("evaluation", {}, tenant=TENANT)
+    await runner.start()
+    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='failed'"), 5)
+    details = await conn.fetch("SELECT * FROM job_details WHERE job_id = $1", result.job_id)
+    assert [d["error"] for d in details] == ["TimeoutError: no result within 0.3 s"] * 2
+    assert all(
+        timedelta(milliseconds=300) <= d["finished_at"] - d["started_at"] < timedelta(seconds=1)
+        for d in details
+    )
+
+
+async def test_lost_heartbeat_and_expiry_are_recovered(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    """A worker that vanished (no clean stop): its worker row goes crashed and its jobs run again;
+    a job past its expiry with a live heartbeat is failed for that attempt too."""
+    registry = HandlerRegistry()
+    registry.handler("cleanup")(_noop)
+    registry.handler("batch", timeout=timedelta(seconds=1))(_noop)
+    runner = make_runner(registry)
+    orphan = await runner.schedule_job("cleanup", {}, tenant=TENANT)
+    expired = await runner.schedule_job("batch", {}, tenant=TENANT)
+    ghost = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO pgqueue.worker (id, host, pid, version, heartbeat_at)"
+        " VALUES ($1, 'gone-host', 4242, '0.9.0', now() - interval '1 minute')",
+        ghost,
+    )
+    # Claimed by the ghost: one with a stale heartbeat, one past its 1 s expiry.
+    await conn.execute(
+        """WITH t AS (UPDATE pgqueue.job SET state = 'active', attempts = 1, worker_id = $1,
+                        started_at = now() - interval '1 minute',
+                        heartbeat_at = CASE WHEN name = 'cleanup' THEN now() - interval '1 minute'
+                                            ELSE now() + interval '1 hour' END
+                      RETURNING id, tenant)
+           UPDATE jobs SET status = 'processing', attempts = 1 FROM t
+           WHERE jobs.job_id = t.id AND jobs.tenant = t.tenant""",
+        ghost,
+    )
+    report = await Maintainer(await runner.pool(), registry, runner.settings).run_once()
+    assert report is not None and (report.crashed_workers, report.recovered_jobs) == (1, 2)
+    crashed = await conn.fetchrow("SELECT * FROM pgqueue.worker WHERE id = $1", ghost)
+    assert (crashed["state"], crashed["host"], crashed["pid"]) == ("crashed", "gone-host", 4242)
+    errors = {
+        r["job_id"]: r["error"] for r in await conn.fetch("SELECT job_id, error FROM job_details")
+    }
+    assert errors[orphan.job_id].startswith("lost: no heartbeat for 1")
+    assert errors[expired.job_id] == "expired: no result within 1000 ms"
+    await runner.start()  # both run again, on a live worker
+    await wait_for(lambda: count(conn, "SELECT count(*) = 2 FROM jobs WHERE status='completed'"), 5)
+    assert await count(conn, "SELECT max(attempts) FROM jobs") == 2
+
+
+async def test_cancel_queued_and_running(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    ran: list[str] = []
+
+    @registry.handler("batch")
+    async def long_job(ctx, data):  # type: ignore[no-untyped-def]
+        ran.append(data["n"])
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    runner = make_runner(registry, concurrency=1, batch_size=1)
+    running = await runner.schedule_job("batch", {"n": "running"}, tenant=TENANT)
+    await runner.start()
+    await asyncio.wait_for(started.wait(), 5)
+    queued = await runner.schedule_job("batch", {"n": "queued"}, tenant=TENANT)
+    assert await runner.cancel_job(queued.job_id)
+    assert await runner.cancel_job(running.job_id)
+    await asyncio.wait_for(cancelled.wait(), 3)  # the handler itself was cancelled
+    assert not await runner.cancel_job(running.job_id)  # already finished
+    await asyncio.sleep(0.5)
+    assert ran == ["running"]  # the queued one never ran
+    for job in (queued, running):
+        assert (await runner.get_job_status(job.job_id)).status == JobStatus.CANCELLED
+    details = await conn.fetch("SELECT status::text FROM job_details WHERE job_id = $1",
+                               running.job_id)  # fmt: skip
+    assert [d["status"] for d in details] == ["cancelled"]
+
+
+async def test_retry_a_failed_job(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    attempts: list[int] = []
+
+    @registry.handler("renew-microsoft-calendar-webhooks", retry=RetryPolicy(max_attempts=1))
+    async def renew(ctx, data):  # type: ignore[no-untyped-def]
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("token expired")
+
+    runner = make_runner(registry)
+    failed = await runner.schedule_job("renew-microsoft-calendar-webhooks", {"k": 1}, tenant=TENANT)
+    await runner.start()
+    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='failed'"), 5)
+    again = await runner.retry_job(failed.job_id)
+    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='completed'"), 5)
+    assert (await runner.get_job_status(failed.job_id)).status == JobStatus.FAILED  # unchanged
+    assert await conn.fetchval("SELECT retry_of FROM pgqueue.job WHERE id = $1", again.job_id) == (
+        failed.job_id
+    )
+    with pytest.raises(ValidationError, match="not a failed pgqueue job"):
+        await runner.retry_job(again.job_id)
+
+
+async def test_retention_removes_old_finished_rows_in_batches(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    registry = HandlerRegistry()
+    registry.handler("cleanup-ai-session-keys")(_noop)
+    runner = make_runner(registry, retention=timedelta(hours=1), retention_batch=10)
+    results = await runner.schedule_many("cleanup-ai-session-keys", [{}] * 40, tenant=TENANT)
+    old = [r.job_id for r in results[:35]]
+    await conn.execute(
+        """WITH t AS (UPDATE pgqueue.job SET state = 'completed', attempts = 1,
+                        completed_at = now() - interval '2 hours' WHERE id = ANY($1) RETURNING id)
+           UPDATE jobs SET status = 'completed', attempts = 1, finished_at = now() FROM t
+           WHERE jobs.job_id = t.id""",
+        old,
+    )
+    removed = await Maintainer(await runner.pool(), registry, runner.settings).purge()
+    assert removed == 35
+    assert await count(conn, "SELECT count(*) FROM pgqueue.job") == 5  # waiting ones untouched
+    assert await count(conn, "SELECT count(*) FROM jobs") == 40  # history stays
+    await conn.execute("DELETE FROM jobs WHERE job_id = ANY($1)", old)  # for the final check
+
+
+async def test_per_name_concurrency(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    current, peak = {"n": 0}, {"n": 0}
+
+    @registry.handler("verify-google-calendar-pubsub")
+    async def slow(ctx, data):  # type: ignore[no-untyped-def]
+        current["n"] += 1
+        peak["n"] = max(peak["n"], current["n"])
+        await asyncio.sleep(0.05)
+        current["n"] -= 1
+
+    runner = make_runner(registry, concurrency=50,
+                         concurrency_by_name={"verify-google-calendar-pubsub": 3})  # fmt: skip
+    await runner.schedule_many("verify-google-calendar-pubsub", [{}] * 30, tenant=TENANT)
+    await runner.start()
+    await wait_for(
+        lambda: count(conn, "SELECT count(*) = 30 FROM jobs WHERE status='completed'"), 5
+    )
+    assert peak["n"] == 3
+
+
+async def test_notify_wakes_worker_before_poll(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    done = asyncio.Event()
+
+    @registry.handler("invoice_zip")
+    async def zip_job(ctx, data):  # type: ignore[no-untyped-def]
+        done.set()
+
+    runner = make_runner(registry, poll_interval=timedelta(seconds=30))
+    await runner.start()
+    await asyncio.sleep(0.3)  # the worker is now idle, waiting up to 30 s
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    await runner.schedule_job("invoice_zip", {}, tenant=TENANT)
+    await asyncio.wait_for(done.wait(), 5)
+    assert loop.time() - sent < 1.0
+
+
+async def test_graceful_stop_hands_back_unfinished_work(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    registry = HandlerRegistry()
+    started = asyncio.Event()
+
+    @registry.handler("generate-invoice")
+    async def slow(ctx, data):  # type: ignore[no-untyped-def]
+        started.set()
+        await asyncio.sleep(0.05 if data["quick"] else 60)
+
+    runner = make_runner(registry)
+    quick = await runner.schedule_job("generate-invoice", {"quick": True}, tenant=TENANT)
+    slow_job = await runner.schedule_job("generate-invoice", {"quick": False}, tenant=TENANT)
+    await runner.start()
+    await asyncio.wait_for(started.wait(), 5)
+    worker_id = runner.worker.id  # type: ignore[union-attr]
+    await runner.stop(grace=0.5)
+    assert (await make_runner(registry).get_job_status(quick.job_id)).status == JobStatus.COMPLETED
+    row = await conn.fetchrow("SELECT state::text, attempts FROM pgqueue.job WHERE id = $1",
+                              slow_job.job_id)  # fmt: skip
+    assert (row["state"], row["attempts"]) == ("created", 0)  # handed back, attempt not counted
+    status = await conn.fetchval("SELECT status::text FROM jobs WHERE job_id = $1", slow_job.job_id)
+    assert status == "queued"
+    worker = await conn.fetchrow("SELECT * FROM pgqueue.worker WHERE id = $1", worker_id)
+    assert worker["state"] == "stopped" and worker["stopped_at"] is not None
+
+
+async def test_worker_registry(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    registry.handler("cleanup")(_noop)
+    runner = make_runner(registry, worker_version="2026.11.23")
+    await runner.start()
+    row = await conn.fetchrow("SELECT * FROM pgqueue.worker")
+    assert (row["state"], row["version"], row["queues"]) == ("running", "2026.11.23", ["cleanup"])
+    assert row["pid"] > 0 and row["host"]
+    before = row["heartbeat_at"]
+    await asyncio.sleep(0.5)
+    assert await conn.fetchval("SELECT heartbeat_at FROM pgqueue.worker") > before
+
+
+async def test_bad_input_is_refused_and_nothing_written(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    registry = HandlerRegistry()
+    registry.handler("cleanup")(_noop)
+    runner = make_runner(registry, max_payload_bytes=1024)
+    with pytest.raises(UnknownJobError, match="'no-such-job'"):
+        await runner.schedule_job("no-such-job", {}, tenant=TENANT)
+    with pytest.raises(ValidationError, match="data: is not JSON-serialisable"):
+        await runner.schedule_job("cleanup", {"when": datetime.now(UTC)}, tenant=TENANT)
+    with pytest.raises(ValidationError, match=r"data: is 20[0-9]{2} bytes"):
+        await runner.schedule_job("cleanup", {"blob": "x" * 2000}, tenant=TENANT)
+    with pytest.raises(ValidationError, match="tenant"):
+        await runner.schedule_job("cleanup", {}, tenant="acme")
+    with pytest.raises(ValidationError, match="bad cron expression"):
+        await runner.schedule_recurring_job("cleanup", {}, "99 * * * *", tenant=TENANT)
+    with pytest.raises(ValidationError, match="unknown unit"):
+        await runner.schedule_recurring_job("cleanup", {}, "3 fortnights", tenant=TENANT)
+    with pytest.raises(ValidationError, match="data"):  # one bad item refuses the whole batch
+        await runner.schedule_many("cleanup", [{}, {"x": object()}], tenant=TENANT)
+    for table in ("jobs", "pgqueue.job", "pgqueue.schedule"):
+        assert await count(conn, f"SELECT count(*) FROM {table}") == 0
+
+
+async def test_handler_errors_never_stop_the_worker(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    registry = HandlerRegistry()
+    once = RetryPolicy(max_attempts=1)
+
+    @registry.handler("expiring-credits-notification", retry=once)
+    async def mixed(ctx, data):  # type: ignore[no-untyped-def]
+        if data["n"] % 2:
+            raise KeyError(data["n"])
+        if data["n"] == 4:
+            raise TimeoutError("smtp timed out")  # not our deadline: an ordinary failure
+
+    runner = make_runner(registry)
+    await runner.schedule_many("expiring-credits-notification", [{"n": n} for n in range(10)],
+                               tenant=TENANT)  # fmt: skip
+    await runner.start()
+    await wait_for(
+        lambda: count(conn, "SELECT count(*) = 10 FROM jobs WHERE finished_at IS NOT NULL"), 5
+    )
+    rows = await conn.fetch("SELECT status::text, error FROM jobs ORDER BY metadata->>'n'")
+    expected = ["failed" if n % 2 or n == 4 else "completed" for n in range(10)]
+    assert [r["status"] for r in rows] == expected
+    assert rows[4]["error"] == "TimeoutError: smtp timed out"
+    assert rows[1]["error"] == "KeyError: 1"
