@@ -1,0 +1,90 @@
+"""Chaos: 2,000 jobs, worker processes SIGKILLed at random moments and restarted. In the end every
+job completed exactly once, none lost, each `jobs` row agrees with its queue job, and every kill
+shows as a crash (host, pid, version) in the worker registry."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from runners.pgqueue import PgQueueJobRunner
+from tests.chaos_handlers import registry
+from tests.pgqueue_helpers import disagreements, wait_for
+
+JOBS = 2000
+WORKERS = 3
+KILLS = 6
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _start_worker(url: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JOBSIGHT_WORKER_VERSION": "chaos-1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "worker", "--handlers",
+         "tests.chaos_handlers:registry", "--concurrency", "10", "--heartbeat-interval", "0.3",
+         "--heartbeat-timeout", "1.5", "--database-url", url],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+async def test_sigkilled_workers_lose_no_job(migrated_db: str) -> None:
+    producer = PgQueueJobRunner(migrated_db, registry, work=False)
+    tenant = "4b1d5e7a-0000-4000-8000-000000000c4a"
+    for start in range(0, JOBS, 500):
+        await producer.schedule_many("chaos", [{"n": n} for n in range(start, start + 500)],
+                                     tenant=tenant)  # fmt: skip
+    await producer.stop()
+    conn = await asyncpg.connect(migrated_db)
+    workers = [_start_worker(migrated_db) for _ in range(WORKERS)]
+    killed: list[int] = []
+    rng = random.Random(20261123)
+    try:
+        for _ in range(KILLS):
+            await asyncio.sleep(rng.uniform(0.8, 2.0))
+            victim = workers.pop(rng.randrange(len(workers)))
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            killed.append(victim.pid)
+            workers.append(_start_worker(migrated_db))
+        done = "SELECT count(*) = $1 FROM jobs WHERE status = 'completed'"
+        await wait_for(lambda: conn.fetchval(done, JOBS), within=120, interval=0.5)
+        crashed = "SELECT count(*) = $1 FROM pgqueue.worker WHERE state = 'crashed'"
+        await wait_for(lambda: conn.fetchval(crashed, KILLS), within=10, interval=0.2)
+
+        assert await disagreements(conn) == []
+        assert (
+            await conn.fetchval("SELECT count(*) FROM pgqueue.job WHERE state = 'completed'")
+            == JOBS
+        )
+        once = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT job_id FROM job_details WHERE status = 'completed'"
+            " GROUP BY job_id HAVING count(*) = 1) t"
+        )
+        assert once == JOBS  # each job completed exactly once
+        rows = await conn.fetch(
+            "SELECT pid, host, version FROM pgqueue.worker WHERE state = 'crashed'"
+        )
+        assert sorted(r["pid"] for r in rows) == sorted(killed)
+        assert all(r["host"] and r["version"] == "chaos-1" for r in rows)
+        recovered = await conn.fetchval("SELECT count(*) FROM jobs WHERE attempts > 1")
+        assert recovered > 0  # the kills did interrupt work, which ran again
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        stopped = await conn.fetchval("SELECT count(*) FROM pgqueue.worker WHERE state = 'stopped'")
+        await conn.close()
+    assert stopped == WORKERS  # the survivors stopped cleanly
