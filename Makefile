@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint system-tools install clean
+.PHONY: run test lint bench system-tools install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: install ## ruff
 
 test: install system-tools lint ## lint, then the whole test suite against real services
 	$(VENV)/bin/pytest
+
+bench: install system-tools ## run the benchmarks; results land in bench/results/*.json
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	cd bench/node && npm install --no-audit --no-fund --silent
+	$(PY) -m bench.queue_throughput
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

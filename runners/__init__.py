@@ -3,6 +3,8 @@
 Engines are imported only when chosen, so `import runners` stays light.
 """
 
+__version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
+
 from runners.errors import (
     DuplicateHandlerError,
     IllegalTransitionError,

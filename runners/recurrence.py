@@ -9,8 +9,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from croniter import CroniterBadCronError, croniter
-
 from runners.errors import ValidationError
 
 _UNITS = {
@@ -39,6 +37,8 @@ class Recurrence:
         if self.every is not None:
             return moment + self.every
         assert self.cron is not None
+        from croniter import croniter  # only schedules with a cron expression pay the import
+
         return croniter(self.cron, moment.astimezone(UTC)).get_next(datetime)
 
 
@@ -61,6 +61,8 @@ def parse_recurrence(spec: str, field: str = "interval") -> Recurrence:
         raise ValidationError(
             field, f"{spec!r} is neither an interval ('15 minutes') nor a 5-field cron expression"
         )
+    from croniter import CroniterBadCronError, croniter
+
     try:
         croniter(text)
     except (CroniterBadCronError, ValueError, KeyError) as exc:

@@ -15,7 +15,7 @@ from datetime import datetime
 import asyncpg
 
 from runners.pgqueue import sql
-from runners.pgqueue.sending import Send, send
+from runners.pgqueue.sending import send
 from runners.pgqueue.settings import PgQueueSettings
 from runners.recurrence import parse_recurrence
 from runners.registry import HandlerRegistry
@@ -83,12 +83,14 @@ class Maintainer:
             await send(
                 conn,
                 self._registry,
-                [Send(job_name=row["name"], tenant=row["tenant"], data=json.loads(row["data"]),
-                      schedule_id=row["id"])],
+                row["name"],
+                row["tenant"],
+                [json.loads(row["data"])],
                 user_id=row["user_id"],
                 max_payload_bytes=self._settings.max_payload_bytes,
                 require_handler=False,
-            )  # fmt: skip
+                schedule_id=row["id"],
+            )
             following = parse_recurrence(row["spec"]).next_after(max(now, row["next_run_at"]))
             await conn.execute(sql.ADVANCE_SCHEDULE, row["id"], row["next_run_at"], following)
         return len(due)

@@ -18,7 +18,7 @@ from runners.interface import (
     ScheduleResult,
 )
 from runners.pgqueue import sql
-from runners.pgqueue.sending import Send, send
+from runners.pgqueue.sending import send
 from runners.pgqueue.settings import PgQueueSettings
 from runners.pgqueue.worker import Worker
 from runners.recurrence import parse_recurrence
@@ -122,11 +122,13 @@ class PgQueueJobRunner:
         user_id: uuid.UUID | str | None = None,
     ) -> list[ScheduleResult]:
         """Queues many jobs of one name in one round trip (all or nothing on bad input)."""
-        opts = options or ScheduleOptions()
         return await send(
             await self.pool(),
             self.registry,
-            [Send(job_name, tenant, data, opts) for data in items],
+            job_name,
+            tenant,
+            items,
+            options=options,
             user_id=user_id,
             max_payload_bytes=self.settings.max_payload_bytes,
         )
@@ -178,9 +180,12 @@ class PgQueueJobRunner:
         [result] = await send(
             pool,
             self.registry,
-            [Send(row["name"], row["tenant"], json.loads(row["data"]), retry_of=target)],
+            row["name"],
+            row["tenant"],
+            [json.loads(row["data"])],
             user_id=row["user_id"],
             max_payload_bytes=self.settings.max_payload_bytes,
+            retry_of=target,
         )
         return result
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
-from importlib.metadata import PackageNotFoundError, version
 
 from runners.errors import ValidationError
 from runners.validation import DEFAULT_MAX_METADATA_BYTES
@@ -16,10 +15,9 @@ def default_worker_version() -> str:
     configured = os.environ.get("JOBSIGHT_WORKER_VERSION", "").strip()
     if configured:
         return configured
-    try:
-        return version("jobsight")
-    except PackageNotFoundError:
-        return "unknown"
+    from runners import __version__
+
+    return __version__
 
 
 @dataclass(frozen=True)

@@ -11,39 +11,35 @@ CANCEL_CHANNEL = "jobsight_pgqueue_cancel"
 MAINTENANCE_LOCK = 0x2F1D6B7A51C3E902
 RETENTION_LOCK = 0x2F1D6B7A51C3E903
 
-# $1 ids, $2 names, $3 tenants, $4 data, $5 priorities, $6 singleton keys, $7 start_after (NULL:
+# Many jobs of one name: only ids and payloads vary per row, everything else is bound once.
+# $1 ids, $2 payloads, $3 name, $4 tenant, $5 priority, $6 singleton key, $7 start_after (NULL:
 # now), $8 max_attempts, $9 retry_delay_ms, $10 retry_backoff, $11 retry_delay_max_ms,
 # $12 expire_ms, $13 dead_letter, $14 user_id, $15 retry_of, $16 schedule_id.
-# A row whose singleton key is taken is skipped (and no `jobs` row written). The `wake` CTE is
-# referenced in the final WHERE so that it runs: one NOTIFY per job name that is ready now.
-SEND = f"""
-WITH input AS (
-  SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::smallint[],
-                       $6::text[], $7::timestamptz[], $8::int[], $9::int[], $10::real[],
-                       $11::int[], $12::int[], $13::text[], $15::uuid[], $16::uuid[])
-    AS t(id, name, tenant, data, priority, singleton_key, start_after, max_attempts,
-         retry_delay_ms, retry_backoff, retry_delay_max_ms, expire_ms, dead_letter, retry_of,
-         schedule_id)
-), queued AS (
+# With a singleton key, a row whose key is taken is skipped (and no `jobs` row written); without
+# one no conflict is possible (fresh UUIDs), so the plain insert skips speculative insertion.
+# The `wake` CTE is referenced in the final WHERE so that it runs: one NOTIFY when ready now.
+_SEND_TEMPLATE = f"""
+WITH queued AS (
   INSERT INTO pgqueue.job (id, name, tenant, data, priority, singleton_key, start_after,
                            max_attempts, retry_delay_ms, retry_backoff, retry_delay_max_ms,
                            expire_ms, dead_letter, retry_of, schedule_id)
-  SELECT id, name, tenant, data, priority, singleton_key, coalesce(start_after, now()),
-         max_attempts, retry_delay_ms, retry_backoff, retry_delay_max_ms, expire_ms,
-         dead_letter, retry_of, schedule_id
-  FROM input
-  ON CONFLICT DO NOTHING
-  RETURNING id, name, tenant, data, start_after
+  SELECT id, $3, $4, data, $5, $6, coalesce($7::timestamptz, now()), $8, $9, $10, $11, $12, $13,
+         $15, $16
+  FROM unnest($1::uuid[], $2::jsonb[]) AS t(id, data)
+  {{conflict}}
+  RETURNING id, data, start_after
 ), wake AS (
-  SELECT count(pg_notify('{WAKE_CHANNEL}', name)) AS n
-  FROM (SELECT DISTINCT name FROM queued WHERE start_after <= now()) ready
+  SELECT count(pg_notify('{WAKE_CHANNEL}', $3)) AS n
+  FROM (SELECT 1 FROM queued WHERE start_after <= now() LIMIT 1) ready
 )
 INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, runner_type, external_id,
                   run_at, updated_at)
-SELECT q.tenant, q.id, q.name, q.data, 'queued', $14, 'pgqueue', q.id::text, q.start_after, now()
+SELECT $4, q.id, $3, q.data, 'queued', $14, 'pgqueue', q.id::text, q.start_after, now()
 FROM queued q WHERE (SELECT n FROM wake) >= 0
 RETURNING job_id
 """
+SEND = _SEND_TEMPLATE.format(conflict="")
+SEND_SINGLETON = _SEND_TEMPLATE.format(conflict="ON CONFLICT DO NOTHING")
 
 # The waiting job that holds a singleton key, if any: $1 name, $2 key.
 SINGLETON_HOLDER = """

@@ -39,8 +39,24 @@ class _Running:
     task: asyncio.Task[None]
     name: str
     fetched_at: float  # loop time, to tell jobs taken after a heartbeat's snapshot
-    started: float = field(default_factory=time.monotonic)
-    stop_reason: str | None = None  # why it was cancelled: cancelled / lost / handed back
+    watchdog: _Watchdog | None
+    stop_reason: str | None = None  # why it was cancelled: timeout / cancelled / lost / handed back
+
+
+@dataclass
+class _Watchdog:
+    """One timer for the jobs of one fetch that share a timeout (cheaper than one per job): at
+    the deadline it cancels those still running; it is dropped when the last one finishes."""
+
+    timeout_s: float
+    ids: list[uuid.UUID] = field(default_factory=list)
+    remaining: int = 0
+    handle: asyncio.TimerHandle | None = None
+
+    def done_one(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0 and self.handle is not None:
+            self.handle.cancel()
 
 
 @dataclass
@@ -214,11 +230,23 @@ class Worker:
                 log.warning("fetch %s failed (%s); retrying", name, describe_error(exc))
                 await asyncio.sleep(min(0.1 * 2**errors, MAX_ERROR_BACKOFF_S))
                 continue
-            now = asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            watchdogs: dict[int, _Watchdog] = {}
             for row in rows:
+                expire_ms = row["expire_ms"]
+                watchdog = None
+                if expire_ms is not None:
+                    watchdog = watchdogs.get(expire_ms)
+                    if watchdog is None:
+                        watchdog = watchdogs[expire_ms] = _Watchdog(expire_ms / 1000)
+                    watchdog.ids.append(row["id"])
+                    watchdog.remaining += 1
                 self._in_flight[name] += 1
                 task = asyncio.create_task(self._run(config, row))
-                self._running[row["id"]] = _Running(task, name, now)
+                self._running[row["id"]] = _Running(task, name, now, watchdog)
+            for watchdog in watchdogs.values():
+                watchdog.handle = loop.call_at(now + watchdog.timeout_s, self._expire, watchdog.ids)
             if len(rows) < min(free, batch) and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake[name].wait(), poll_s)
@@ -226,37 +254,32 @@ class Worker:
     async def _run(self, config: HandlerConfig, row: asyncpg.Record) -> None:
         job_id: uuid.UUID = row["id"]
         started = time.monotonic()
-        timeout_s = row["expire_ms"] / 1000 if row["expire_ms"] is not None else None
         ctx = PgQueueContext(
             job_id, config.name, row["tenant"], row["attempts"], self._pool, self.id
         )
-        outcome_error: str | None = None
+        error: str | None = None
         try:
-            data = json.loads(row["data"])
-            async with asyncio.timeout(timeout_s) as deadline:
-                try:
-                    await config.handler(ctx, data)
-                except TimeoutError as exc:
-                    if deadline.expired():
-                        raise
-                    outcome_error = describe_error(exc)
-        except TimeoutError:
-            outcome_error = f"TimeoutError: no result within {timeout_s:g} s"
+            await config.handler(ctx, json.loads(row["data"]))
         except asyncio.CancelledError:
-            # Cancelled by cancel_job, a lost claim or shutdown: the database already says so,
-            # or the hand-back will. No outcome to record.
             run = self._running.get(job_id)
-            if run is None or run.stop_reason is None:
-                raise
+            reason = run.stop_reason if run is not None else None
+            if reason is None:
+                raise  # not ours: the worker itself is being torn down
+            if reason == "timeout":
+                error = f"TimeoutError: no result within {row['expire_ms'] / 1000:g} s"
+            # cancelled / lost / handed back: the database already says so, or the hand-back will
         except Exception as exc:  # a handler's failure fails the attempt, never the worker
-            outcome_error = describe_error(exc)
+            error = describe_error(exc)
         else:
-            if outcome_error is None:
-                self._record(job_id, started, None)
+            self._record(job_id, started, None)
         finally:
             self._release(job_id, config.name)
-        if outcome_error is not None:
-            self._record(job_id, started, outcome_error)
+        if error is not None:
+            self._record(job_id, started, error)
+
+    def _expire(self, ids: list[uuid.UUID]) -> None:
+        for job_id in ids:
+            self._abort(job_id, "timeout")
 
     def _record(self, job_id: uuid.UUID, started: float, error: str | None) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000
@@ -270,7 +293,9 @@ class Worker:
         self._outcome_ready.set()
 
     def _release(self, job_id: uuid.UUID, name: str) -> None:
-        self._running.pop(job_id, None)
+        run = self._running.pop(job_id, None)
+        if run is not None and run.watchdog is not None:
+            run.watchdog.done_one()
         self._in_flight[name] -= 1
         self._slot_freed[name].set()
 

@@ -1,0 +1,96 @@
+"""The raw-SQL ceiling: the same row changes as jobsight (queue row and `jobs` row written,
+fetched, completed; one `job_details` row) as bare batched statements with no library around
+them: the practical limit of this machine for that work."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+
+from bench.peers import common
+from runners import migrator
+
+TENANT = uuid.UUID("00000000-0000-4000-8000-0000000ba5e0")
+FETCH_BATCH = 1000
+LOOPS = 4
+
+
+async def insert(conn: asyncpg.Connection, n: int) -> None:
+    ids = [uuid.uuid4() for _ in range(n)]
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO pgqueue.job (id, name, tenant) SELECT unnest($1::uuid[]), 'noop', $2",
+            ids, TENANT,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, external_id)"
+            " SELECT $2, id, 'noop', '{}', 'queued', $2, id::text FROM unnest($1::uuid[]) id",
+            ids, TENANT,
+        )  # fmt: skip
+
+
+async def work(conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        async with conn.transaction():
+            ids = [r["id"] for r in await conn.fetch(
+                """UPDATE pgqueue.job SET state = 'active', started_at = now(),
+                       attempts = attempts + 1
+                   WHERE id IN (SELECT id FROM pgqueue.job WHERE name = 'noop'
+                                AND state < 'active' AND start_after <= now()
+                                ORDER BY priority DESC, created_at, id LIMIT $1
+                                FOR UPDATE SKIP LOCKED)
+                   RETURNING id""", FETCH_BATCH)]  # fmt: skip
+            if ids:
+                await conn.execute(
+                    "UPDATE jobs SET status = 'processing', started_at = now(), attempts = 1"
+                    " WHERE tenant = $2 AND job_id = ANY($1)", ids, TENANT)  # fmt: skip
+        if not ids:
+            await asyncio.sleep(0.01)
+            continue
+        async with conn.transaction():
+            await conn.execute(
+                "UPDATE pgqueue.job SET state = 'completed', completed_at = now()"
+                " WHERE id = ANY($1)", ids)  # fmt: skip
+            await conn.execute(
+                "UPDATE jobs SET status = 'completed', finished_at = now()"
+                " WHERE tenant = $2 AND job_id = ANY($1)", ids, TENANT)  # fmt: skip
+            await conn.execute(
+                "INSERT INTO job_details (tenant, job_id, step_name, status, attempt)"
+                " SELECT $2, id, 'attempt', 'completed', 1 FROM unnest($1::uuid[]) id",
+                ids, TENANT)  # fmt: skip
+
+
+async def main() -> None:
+    command, url, rest = common.args()
+    conn = await asyncpg.connect(url)
+    if command == "setup":
+        await migrator.migrate(conn, "up")
+    elif command == "worker":
+        stop = asyncio.Event()
+        conns = [await asyncpg.connect(url) for _ in range(LOOPS)]
+        loops = [asyncio.create_task(work(c, stop)) for c in conns]
+        common.ready()
+        await common.until_sigterm()
+        stop.set()
+        await asyncio.gather(*loops)
+    else:
+
+        async def send_batch(n: int) -> None:
+            await insert(conn, n)
+
+        async def send_one() -> None:
+            await insert(conn, 1)
+
+        if command == "enqueue":
+            await common.timed_enqueue(int(rest[0]), send_batch)
+        elif command == "latency":
+            await common.timed_latency(int(rest[0]), send_one)
+        elif command == "produce":
+            await common.produce(float(rest[0]), send_batch)
+    await conn.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,364 @@
+"""Queue throughput: jobsight pgqueue against its peers on one PostgreSQL, in one run.
+
+Peers: jobsight pgqueue (with its jobs-table bookkeeping), PgQueuer (asyncpg driver, at several
+batch sizes, the best one kept), procrastinate, pg-boss 12 on Node 22, and the raw-SQL ceiling.
+Each gets fresh databases on the same server and its worker in its own process. Measured:
+  drain      N no-op jobs enqueued (batches of 1,000), then a worker starts and drains them
+  steady     a producer sends batches of 100 for a fixed time while the worker consumes
+  latency    single sends one after another on an idle queue (p50 / p99)
+  start-up   worker process spawn -> consuming; RSS: the worker's peak resident memory
+
+Usage: python -m bench.queue_throughput [--jobs N] [--steady-seconds S] [--peers a,b]
+Writes bench/results/queue_throughput.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import psutil
+
+from exporter.localstack import LocalPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "queue_throughput.json"
+NODE = ROOT / "bench" / "node" / "node_modules" / ".bin" / "node"
+PY = sys.executable
+DRAIN_TIMEOUT_S = 240.0
+LATENCY_SENDS = 1000
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    variant: str
+    client: list[str]  # + command, url, args
+    worker: list[str]  # + url (and variant args), appended by worker_cmd
+    completed_sql: str  # jobs completed so far; or remaining jobs when `remaining` is set
+    remaining: bool = False
+
+    def worker_cmd(self, url: str) -> list[str]:
+        return [part.replace("{url}", url) for part in self.worker]
+
+
+def peers() -> list[Peer]:
+    jobsight_done = "SELECT count(*) FROM pgqueue.job WHERE state = 'completed'"
+    found = [
+        Peer("jobsight", "concurrency 1000, batch 500", [PY, "-m", "bench.peers.jobsight_peer"],
+             [PY, "-m", "exporter.cli", "worker", "--handlers",
+              "bench.peers.jobsight_peer:registry", "--concurrency", "1000", "--batch-size", "500",
+              "--database-url", "{url}"],
+             jobsight_done),
+        Peer("raw-sql ceiling", "4 loops, batch 1000", [PY, "-m", "bench.peers.raw_sql_peer"],
+             [PY, "-m", "bench.peers.raw_sql_peer", "worker", "{url}"], jobsight_done),
+    ]  # fmt: skip
+    for batch in (10, 100, 250):
+        found.append(
+            Peer(
+                "PgQueuer",
+                f"batch {batch}",
+                [PY, "-m", "bench.peers.pgqueuer_peer"],
+                [PY, "-m", "bench.peers.pgqueuer_peer", "worker", "{url}", str(batch)],
+                "SELECT count(*) FROM pgqueuer",
+                remaining=True,
+            )
+        )
+    found.append(
+        Peer(
+            "procrastinate",
+            "concurrency 50",
+            [PY, "-m", "bench.peers.procrastinate_peer"],
+            [PY, "-m", "bench.peers.procrastinate_peer", "worker", "{url}", "50"],
+            "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'",
+        )
+    )
+    for batch in (50, 200):
+        found.append(
+            Peer("pg-boss 12", f"batch {batch}", [str(NODE), "bench/node/pgboss_peer.mjs"],
+                 [str(NODE), "bench/node/pgboss_peer.mjs", "worker", "{url}", str(batch)],
+                 "SELECT count(*) FROM pgboss.job WHERE name = 'noop' AND state = 'completed'")
+        )  # fmt: skip
+    return found
+
+
+@dataclass
+class Result:
+    name: str
+    variant: str
+    enqueue_jobs_per_s: float = 0.0
+    drain_jobs_per_s: float = 0.0
+    end_to_end_jobs_per_s: float = 0.0
+    steady_jobs_per_s: float = 0.0
+    steady_enqueued_per_s: float = 0.0
+    enqueue_p50_ms: float = 0.0
+    enqueue_p99_ms: float = 0.0
+    worker_startup_ms: float = 0.0
+    worker_rss_mb: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def with_db(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+async def fresh_db(server: str, peer: Peer) -> str:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = with_db(server, name)
+    await run_json([*peer.client, "setup", url], expect_json=False)
+    return url
+
+
+async def run_json(cmd: list[str], expect_json: bool = True) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), DRAIN_TIMEOUT_S)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {err.decode()[-800:]}")
+    if not expect_json:
+        return {}
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+class Worker:
+    """A peer's worker process: spawn, wait for "ready", sample memory, stop."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.cmd = cmd
+        self.peak_rss = 0
+        self.startup_ms = 0.0
+
+    async def __aenter__(self) -> Worker:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        started = time.perf_counter()
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        while True:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+            if not line:
+                raise RuntimeError(f"worker exited before it was ready: {' '.join(self.cmd[:4])}")
+            if line.strip() == b"ready" or line.startswith(b"worker running"):
+                break
+        self.startup_ms = (time.perf_counter() - started) * 1000
+        self.ps = psutil.Process(self.proc.pid)
+        self.sample()
+        return self
+
+    def sample(self) -> None:
+        try:
+            procs = [self.ps, *self.ps.children(recursive=True)]
+            self.peak_rss = max(self.peak_rss, sum(p.memory_info().rss for p in procs))
+        except psutil.Error:
+            pass
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 20)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def completed(conn: asyncpg.Connection, peer: Peer, expected: int) -> int:
+    value = await conn.fetchval(peer.completed_sql)
+    return expected - value if peer.remaining else value
+
+
+async def measure(server: str, peer: Peer, jobs: int, steady_s: float) -> Result:
+    result = Result(peer.name, peer.variant)
+    # Latency: single sends on an idle queue.
+    url = await fresh_db(server, peer)
+    latency = await run_json([*peer.client, "latency", url, str(LATENCY_SENDS)])
+    result.enqueue_p50_ms, result.enqueue_p99_ms = latency["p50_ms"], latency["p99_ms"]
+    # Drain: N queued jobs, then a worker.
+    url = await fresh_db(server, peer)
+    enqueue = await run_json([*peer.client, "enqueue", url, str(jobs)])
+    result.enqueue_jobs_per_s = jobs / enqueue["seconds"]
+    conn = await asyncpg.connect(url)
+    try:
+        async with Worker(peer.worker_cmd(url)) as worker:
+            started = time.perf_counter()
+            deadline = started + DRAIN_TIMEOUT_S
+            while await completed(conn, peer, jobs) < jobs:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"drain timed out after {DRAIN_TIMEOUT_S} s")
+                worker.sample()
+                await asyncio.sleep(0.02)
+            drain_s = time.perf_counter() - started
+            worker.sample()
+        result.drain_jobs_per_s = jobs / drain_s
+        result.end_to_end_jobs_per_s = jobs / (enqueue["seconds"] + drain_s)
+        result.worker_startup_ms = worker.startup_ms
+        result.worker_rss_mb = worker.peak_rss / 2**20
+    finally:
+        await conn.close()
+    # Steady: producer and consumer together.
+    url = await fresh_db(server, peer)
+    conn = await asyncpg.connect(url)
+    try:
+        async with Worker(peer.worker_cmd(url)):
+            started = time.perf_counter()
+            produced = await run_json([*peer.client, "produce", url, str(steady_s)])
+            window = time.perf_counter() - started
+            done = await completed(conn, peer, produced["enqueued"])
+        result.steady_jobs_per_s = done / window
+        result.steady_enqueued_per_s = produced["enqueued"] / window
+    finally:
+        await conn.close()
+    return result
+
+
+async def jobsight_start_call_ms(server: str) -> float:
+    """In-process: how long PgQueueJobRunner.start() takes (pool, registration, LISTEN)."""
+    from bench.peers.jobsight_peer import registry
+    from runners.pgqueue import PgQueueJobRunner
+
+    url = await fresh_db(server, peers()[0])
+    samples = []
+    for _ in range(10):
+        runner = PgQueueJobRunner(url, registry)
+        started = time.perf_counter()
+        await runner.start()
+        samples.append((time.perf_counter() - started) * 1000)
+        await runner.stop()
+    return statistics.median(samples)
+
+
+def best(results: list[Result], name: str) -> Result | None:
+    mine = [r for r in results if r.name == name and not r.errors]
+    return max(mine, key=lambda r: r.end_to_end_jobs_per_s, default=None)
+
+
+def summarise(results: list[Result], start_call_ms: float) -> dict:
+    js, pgq, raw = (
+        best(results, "jobsight"),
+        best(results, "PgQueuer"),
+        best(results, "raw-sql ceiling"),
+    )
+    ratios, targets = {}, {}
+    if js:
+        targets = {
+            "end_to_end_jobs_per_s >= 10000": js.end_to_end_jobs_per_s >= 10_000,
+            "enqueue_p50_ms <= 2": js.enqueue_p50_ms <= 2,
+            "worker_start_call_ms < 100": start_call_ms < 100,
+            "worker_rss_mb < 50": js.worker_rss_mb < 50,
+        }
+        if pgq:
+            ratios["jobsight / PgQueuer (end to end)"] = (
+                js.end_to_end_jobs_per_s / pgq.end_to_end_jobs_per_s
+            )
+            ratios["jobsight / PgQueuer (drain)"] = js.drain_jobs_per_s / pgq.drain_jobs_per_s
+            ratios["jobsight / PgQueuer (steady)"] = js.steady_jobs_per_s / pgq.steady_jobs_per_s
+            targets[">= 1.5x PgQueuer end to end"] = (
+                ratios["jobsight / PgQueuer (end to end)"] >= 1.5
+            )
+        if raw:
+            ratios["jobsight / raw-SQL ceiling (end to end)"] = (
+                js.end_to_end_jobs_per_s / raw.end_to_end_jobs_per_s
+            )
+            ratios["jobsight / raw-SQL ceiling (drain)"] = (
+                js.drain_jobs_per_s / raw.drain_jobs_per_s
+            )
+        for other in ("procrastinate", "pg-boss 12"):
+            peer = best(results, other)
+            if peer:
+                ratios[f"jobsight / {other} (end to end)"] = (
+                    js.end_to_end_jobs_per_s / peer.end_to_end_jobs_per_s
+                )
+    return {"ratios": {k: round(v, 2) for k, v in ratios.items()}, "targets_met": targets}
+
+
+def table(results: list[Result]) -> str:
+    head = (
+        "| peer | variant | end to end jobs/s | drain jobs/s | steady jobs/s"
+        " | enqueue p50 / p99 ms | worker start-up ms | worker RSS MB |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|"
+    )
+    rows = [
+        f"| {r.name} | {r.variant} | {r.end_to_end_jobs_per_s:,.0f} | {r.drain_jobs_per_s:,.0f} | "
+        f"{r.steady_jobs_per_s:,.0f} | {r.enqueue_p50_ms:.2f} / {r.enqueue_p99_ms:.2f} | "
+        f"{r.worker_startup_ms:,.0f} | {r.worker_rss_mb:.0f} |"
+        if not r.errors
+        else f"| {r.name} | {r.variant} | failed: {r.errors[0][:80]} | | | | | |"
+        for r in results
+    ]
+    return "\n".join([head, *rows])
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--steady-seconds", type=float, default=8.0)
+    parser.add_argument("--peers", help="comma-separated peer names (default: all)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    selected = [p for p in peers() if not args.peers or p.name in args.peers.split(",")]
+    pg = None
+    server = os.environ.get("DATABASE_URL", "")
+    if not server:
+        pg = LocalPostgres(database="bench")
+        server = pg.start()
+    try:
+        admin = await asyncpg.connect(server)
+        pg_version = await admin.fetchval("SHOW server_version")
+        await admin.close()
+        results = []
+        for peer in selected:
+            print(f"-- {peer.name} ({peer.variant})", flush=True)
+            try:
+                results.append(await measure(server, peer, args.jobs, args.steady_seconds))
+            except Exception as exc:  # a failing peer is recorded, not fatal to the run
+                results.append(Result(peer.name, peer.variant, errors=[str(exc)]))
+            print(table(results[-1:]).splitlines()[-1], flush=True)
+        start_call_ms = await jobsight_start_call_ms(server)
+    finally:
+        if pg is not None:
+            pg.stop()
+    report = {
+        "benchmark": "queue_throughput",
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cores": os.cpu_count(),
+                    "memory_gb": round(psutil.virtual_memory().total / 2**30),
+                    "python": platform.python_version(), "postgres": pg_version,
+                    "postgres_settings": "throwaway cluster: fsync=off, synchronous_commit=off"},
+        "settings": {"jobs": args.jobs, "steady_seconds": args.steady_seconds,
+                     "latency_sends": LATENCY_SENDS},
+        "jobsight_worker_start_call_ms": round(start_call_ms, 1),
+        "results": [asdict(r) for r in results],
+        **summarise(results, start_call_ms),
+    }  # fmt: skip
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(table(results))
+    print(
+        json.dumps(
+            {k: report[k] for k in ("ratios", "targets_met", "jobsight_worker_start_call_ms")},
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
