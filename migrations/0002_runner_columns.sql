@@ -3,6 +3,8 @@
 -- the sidecar's queries proportional to live work, not to history:
 --   jobs_unfinished_idx    "jobs not yet finished" (by status, name, runner; stuck-job scan)
 --   jobs_finished_at_idx   "jobs finished since T"
+--   jobs_external_id_idx  lookups by an engine's id; a pgqueue job's external id is its job id,
+--                         found by jobs_job_id_idx, so its rows stay out (a cheaper enqueue)
 -- Status 'active' is the seed's synonym of 'processing'; 'pending' and 'queued' both wait.
 
 -- migrate:up
@@ -28,7 +30,8 @@ ALTER TABLE job_details
   ADD COLUMN IF NOT EXISTS worker_version VARCHAR;
 
 CREATE INDEX IF NOT EXISTS jobs_job_id_idx ON jobs (job_id);
-CREATE INDEX IF NOT EXISTS jobs_external_id_idx ON jobs (external_id) WHERE external_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_external_id_idx ON jobs (external_id)
+  WHERE external_id IS NOT NULL AND runner_type <> 'pgqueue';
 CREATE INDEX IF NOT EXISTS jobs_unfinished_idx ON jobs (status, type, runner_type, started_at)
   WHERE status IN ('pending', 'queued', 'processing', 'active');
 CREATE INDEX IF NOT EXISTS jobs_finished_at_idx ON jobs (finished_at) WHERE finished_at IS NOT NULL;

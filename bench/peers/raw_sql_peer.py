@@ -1,6 +1,6 @@
 """The raw-SQL ceiling: the same row changes as jobsight (queue row and `jobs` row written,
-fetched, completed; one `job_details` row) as bare batched statements with no library around
-them: the practical limit of this machine for that work."""
+fetched, completed; one `job_details` row) as bare batched statements, one round trip per phase,
+with no library and no per-job work around them: the practical limit of this machine for it."""
 
 from __future__ import annotations
 
@@ -13,53 +13,47 @@ from bench.peers import common
 from runners import migrator
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000ba5e0")
-FETCH_BATCH = 1000
+FETCH_BATCH = 500
 LOOPS = 4
 
 
 async def insert(conn: asyncpg.Connection, n: int) -> None:
-    ids = [uuid.uuid4() for _ in range(n)]
-    async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO pgqueue.job (id, name, tenant) SELECT unnest($1::uuid[]), 'noop', $2",
-            ids, TENANT,
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, external_id)"
-            " SELECT $2, id, 'noop', '{}', 'queued', $2, id::text FROM unnest($1::uuid[]) id",
-            ids, TENANT,
-        )  # fmt: skip
+    await conn.execute(
+        """WITH q AS (INSERT INTO pgqueue.job (id, name, tenant)
+                      SELECT gen_random_uuid(), 'noop', $2 FROM generate_series(1, $1)
+                      RETURNING id)
+           INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, external_id)
+           SELECT $2, id, 'noop', '{}', 'queued', $2, id::text FROM q""",
+        n, TENANT,
+    )  # fmt: skip
+
+
+FETCH = """
+WITH next AS (SELECT id FROM pgqueue.job WHERE name = 'noop' AND state < 'active'
+              AND start_after <= now() ORDER BY priority DESC, created_at, id LIMIT $1
+              FOR UPDATE SKIP LOCKED),
+     taken AS (UPDATE pgqueue.job j SET state = 'active', started_at = now(),
+               attempts = j.attempts + 1 FROM next WHERE j.id = next.id RETURNING j.id),
+     mirrored AS (UPDATE jobs SET status = 'processing', started_at = now(), attempts = 1
+                  FROM taken WHERE jobs.tenant = $2 AND jobs.job_id = taken.id)
+SELECT id FROM taken"""
+
+COMPLETE = """
+WITH done AS (UPDATE pgqueue.job SET state = 'completed', completed_at = now()
+              WHERE id = ANY($1) RETURNING id),
+     mirrored AS (UPDATE jobs SET status = 'completed', finished_at = now()
+                  FROM done WHERE jobs.tenant = $2 AND jobs.job_id = done.id)
+INSERT INTO job_details (tenant, job_id, step_name, status, attempt)
+SELECT $2, id, 'attempt', 'completed', 1 FROM done"""
 
 
 async def work(conn: asyncpg.Connection, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        async with conn.transaction():
-            ids = [r["id"] for r in await conn.fetch(
-                """UPDATE pgqueue.job SET state = 'active', started_at = now(),
-                       attempts = attempts + 1
-                   WHERE id IN (SELECT id FROM pgqueue.job WHERE name = 'noop'
-                                AND state < 'active' AND start_after <= now()
-                                ORDER BY priority DESC, created_at, id LIMIT $1
-                                FOR UPDATE SKIP LOCKED)
-                   RETURNING id""", FETCH_BATCH)]  # fmt: skip
-            if ids:
-                await conn.execute(
-                    "UPDATE jobs SET status = 'processing', started_at = now(), attempts = 1"
-                    " WHERE tenant = $2 AND job_id = ANY($1)", ids, TENANT)  # fmt: skip
+        ids = [r["id"] for r in await conn.fetch(FETCH, FETCH_BATCH, TENANT)]
         if not ids:
             await asyncio.sleep(0.01)
             continue
-        async with conn.transaction():
-            await conn.execute(
-                "UPDATE pgqueue.job SET state = 'completed', completed_at = now()"
-                " WHERE id = ANY($1)", ids)  # fmt: skip
-            await conn.execute(
-                "UPDATE jobs SET status = 'completed', finished_at = now()"
-                " WHERE tenant = $2 AND job_id = ANY($1)", ids, TENANT)  # fmt: skip
-            await conn.execute(
-                "INSERT INTO job_details (tenant, job_id, step_name, status, attempt)"
-                " SELECT $2, id, 'attempt', 'completed', 1 FROM unnest($1::uuid[]) id",
-                ids, TENANT)  # fmt: skip
+        await conn.execute(COMPLETE, ids, TENANT)
 
 
 async def main() -> None:

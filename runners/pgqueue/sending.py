@@ -52,17 +52,19 @@ async def send(
     if not encoded:
         return []
     ids = [uuid.uuid4() for _ in encoded]
-    statement = sql.SEND if opts.singleton_key is None else sql.SEND_SINGLETON
-    rows = await db.fetch(
-        statement, ids, encoded, name, tenant_id, opts.priority, opts.singleton_key, opts.run_at,
+    args = (
+        ids, encoded, name, tenant_id, opts.priority, opts.singleton_key, opts.run_at,
         retry.max_attempts, _ms(retry.initial_interval.total_seconds()), retry.backoff_coefficient,
         _ms(retry.max_interval.total_seconds()),
         None if timeout is None else _ms(timeout.total_seconds()), dead_letter, user, retry_of,
         schedule_id,
     )  # fmt: skip
-    inserted = {row["job_id"] for row in rows}
-    if len(inserted) == len(ids):
+    if opts.singleton_key is None:
+        status = await db.execute(sql.SEND, *args)
+        if status != f"INSERT 0 {len(ids)}":
+            raise RuntimeError(f"pgqueue send wrote {status!r} for {len(ids)} jobs")
         return [ScheduleResult(job_id=i, external_id=str(i)) for i in ids]
+    inserted = {row["job_id"] for row in await db.fetch(sql.SEND_SINGLETON, *args)}
     results = []
     for job_id, payload in zip(ids, payloads, strict=True):
         if job_id in inserted:

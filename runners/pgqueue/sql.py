@@ -36,10 +36,13 @@ INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, runner_type, 
                   run_at, updated_at)
 SELECT $4, q.id, $3, q.data, 'queued', $14, 'pgqueue', q.id::text, q.start_after, now()
 FROM queued q WHERE (SELECT n FROM wake) >= 0
-RETURNING job_id
+{{returning}}
 """
-SEND = _SEND_TEMPLATE.format(conflict="")
-SEND_SINGLETON = _SEND_TEMPLATE.format(conflict="ON CONFLICT DO NOTHING")
+# Without a singleton key every row is inserted: the command tag's count says so.
+SEND = _SEND_TEMPLATE.format(conflict="", returning="")
+SEND_SINGLETON = _SEND_TEMPLATE.format(
+    conflict="ON CONFLICT DO NOTHING", returning="RETURNING job_id"
+)
 
 # The waiting job that holds a singleton key, if any: $1 name, $2 key.
 SINGLETON_HOLDER = """
