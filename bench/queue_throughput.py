@@ -61,9 +61,14 @@ def peers() -> list[Peer]:
               "bench.peers.jobsight_peer:registry", "--concurrency", "1000", "--batch-size", "500",
               "--database-url", "{url}"],
              jobsight_done),
-        Peer("raw-sql ceiling", "4 loops, batch 500", [PY, "-m", "bench.peers.raw_sql_peer"],
-             [PY, "-m", "bench.peers.raw_sql_peer", "worker", "{url}"], jobsight_done),
     ]  # fmt: skip
+    for loops in (1, 2, 4):
+        found.append(
+            Peer("raw-sql ceiling", f"{loops} loop(s), batch 500",
+                 [PY, "-m", "bench.peers.raw_sql_peer"],
+                 [PY, "-m", "bench.peers.raw_sql_peer", "worker", "{url}", str(loops)],
+                 jobsight_done)
+        )  # fmt: skip
     for batch in (10, 100, 250):
         found.append(
             Peer(

@@ -21,7 +21,7 @@ def jobsight(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
-@pytest.mark.parametrize("command", [[], ["migrate"], ["dev"]])
+@pytest.mark.parametrize("command", [[], ["migrate"], ["dev"], ["worker"]])
 def test_help(command: list[str]) -> None:
     done = jobsight(*command, "--help")
     assert done.returncode == 0 and "usage: jobsight" in done.stdout
@@ -67,3 +67,27 @@ def test_migrate_to_unknown_version(empty_db: str) -> None:
 def test_redact() -> None:
     assert dburl.redact("postgresql://a:b@h:5/d") == "postgresql://a:***@h:5/d"
     assert dburl.redact("postgresql://a@h/d") == "postgresql://a@h/d"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nocolon", "expected package.module:registry"),
+        ("no_such_module_x:registry", "cannot import 'no_such_module_x'"),
+        ("tests.chaos_handlers:missing", "is nothing, not a HandlerRegistry"),
+        ("tests.chaos_handlers:chaos", "is function, not a HandlerRegistry"),
+        ("tests.cli_empty_registry:registry", "has no handlers registered"),
+    ],
+)
+def test_worker_refuses_bad_handlers(spec: str, message: str) -> None:
+    done = jobsight("worker", "--handlers", spec, "--database-url", "postgresql://u@127.0.0.1:1/x")
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_worker_refuses_bad_settings() -> None:
+    done = jobsight(
+        "worker", "--handlers", "tests.chaos_handlers:registry", "--concurrency", "0",
+        "--database-url", "postgresql://u@127.0.0.1:1/x",
+    )  # fmt: skip
+    assert done.returncode == 2 and "concurrency: must be a whole number >= 1" in done.stderr

@@ -14,7 +14,6 @@ from runners import migrator
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000ba5e0")
 FETCH_BATCH = 500
-LOOPS = 4
 
 
 async def insert(conn: asyncpg.Connection, n: int) -> None:
@@ -33,27 +32,28 @@ WITH next AS (SELECT id FROM pgqueue.job WHERE name = 'noop' AND state < 'active
               AND start_after <= now() ORDER BY priority DESC, created_at, id LIMIT $1
               FOR UPDATE SKIP LOCKED),
      taken AS (UPDATE pgqueue.job j SET state = 'active', started_at = now(),
-               attempts = j.attempts + 1 FROM next WHERE j.id = next.id RETURNING j.id),
+               attempts = j.attempts + 1 FROM next WHERE j.id = next.id
+               RETURNING j.id, j.tenant),
      mirrored AS (UPDATE jobs SET status = 'processing', started_at = now(), attempts = 1
-                  FROM taken WHERE jobs.tenant = $2 AND jobs.job_id = taken.id)
+                  FROM taken WHERE jobs.tenant = taken.tenant AND jobs.job_id = taken.id)
 SELECT id FROM taken"""
 
 COMPLETE = """
 WITH done AS (UPDATE pgqueue.job SET state = 'completed', completed_at = now()
-              WHERE id = ANY($1) RETURNING id),
+              WHERE id = ANY($1) RETURNING id, tenant),
      mirrored AS (UPDATE jobs SET status = 'completed', finished_at = now()
-                  FROM done WHERE jobs.tenant = $2 AND jobs.job_id = done.id)
+                  FROM done WHERE jobs.tenant = done.tenant AND jobs.job_id = done.id)
 INSERT INTO job_details (tenant, job_id, step_name, status, attempt)
-SELECT $2, id, 'attempt', 'completed', 1 FROM done"""
+SELECT tenant, id, 'attempt', 'completed', 1 FROM done"""
 
 
 async def work(conn: asyncpg.Connection, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        ids = [r["id"] for r in await conn.fetch(FETCH, FETCH_BATCH, TENANT)]
+        ids = [r["id"] for r in await conn.fetch(FETCH, FETCH_BATCH)]
         if not ids:
             await asyncio.sleep(0.01)
             continue
-        await conn.execute(COMPLETE, ids, TENANT)
+        await conn.execute(COMPLETE, ids)
 
 
 async def main() -> None:
@@ -63,7 +63,8 @@ async def main() -> None:
         await migrator.migrate(conn, "up")
     elif command == "worker":
         stop = asyncio.Event()
-        conns = [await asyncpg.connect(url) for _ in range(LOOPS)]
+        loops_n = int(rest[0]) if rest else 1
+        conns = [await asyncpg.connect(url) for _ in range(loops_n)]
         loops = [asyncio.create_task(work(c, stop)) for c in conns]
         common.ready()
         await common.until_sigterm()

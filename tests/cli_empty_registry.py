@@ -1,0 +1,5 @@
+"""A registry with no handlers, for the CLI test."""
+
+from runners import HandlerRegistry
+
+registry = HandlerRegistry()
