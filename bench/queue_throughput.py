@@ -8,8 +8,12 @@ Each gets fresh databases on the same server and its worker in its own process. 
   latency    single sends one after another on an idle queue (p50 / p99)
   start-up   worker process spawn -> consuming; RSS: the worker's peak resident memory
 
-Usage: python -m bench.queue_throughput [--jobs N] [--steady-seconds S] [--peers a,b]
-Writes bench/results/queue_throughput.json and prints a Markdown table.
+The machine is noisy, so every variant is measured in several interleaved rounds and the median
+of each figure is reported (procrastinate, some 40 times slower than the rest, gets one round).
+
+Usage: python -m bench.queue_throughput [--jobs N] [--steady-seconds S] [--rounds R] [--peers a,b]
+Writes bench/results/queue_throughput.json (medians, and every round's figures) and prints a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -96,6 +100,9 @@ def peers() -> list[Peer]:
                  "SELECT count(*) FROM pgboss.job WHERE name = 'noop' AND state = 'completed'")
         )  # fmt: skip
     return found
+
+
+SINGLE_ROUND = {"procrastinate"}
 
 
 @dataclass
@@ -250,6 +257,18 @@ async def jobsight_start_call_ms(server: str) -> float:
     return statistics.median(samples)
 
 
+def median_result(rounds: list[Result]) -> Result:
+    """Each figure's median over the rounds that succeeded (errors kept when all failed)."""
+    ok = [r for r in rounds if not r.errors]
+    if not ok:
+        return rounds[0]
+    merged = Result(ok[0].name, ok[0].variant)
+    for name in asdict(merged):
+        if name not in ("name", "variant", "errors"):
+            setattr(merged, name, statistics.median(getattr(r, name) for r in ok))
+    return merged
+
+
 def best(results: list[Result], name: str) -> Result | None:
     mine = [r for r in results if r.name == name and not r.errors]
     return max(mine, key=lambda r: r.end_to_end_jobs_per_s, default=None)
@@ -315,6 +334,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--steady-seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median kept)")
     parser.add_argument("--peers", help="comma-separated peer names (default: all)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -328,14 +348,19 @@ async def main() -> None:
         admin = await asyncpg.connect(server)
         pg_version = await admin.fetchval("SHOW server_version")
         await admin.close()
-        results = []
-        for peer in selected:
-            print(f"-- {peer.name} ({peer.variant})", flush=True)
-            try:
-                results.append(await measure(server, peer, args.jobs, args.steady_seconds))
-            except Exception as exc:  # a failing peer is recorded, not fatal to the run
-                results.append(Result(peer.name, peer.variant, errors=[str(exc)]))
-            print(table(results[-1:]).splitlines()[-1], flush=True)
+        rounds: dict[tuple[str, str], list[Result]] = {}
+        for round_no in range(1, args.rounds + 1):
+            for peer in selected:
+                if round_no > 1 and peer.name in SINGLE_ROUND:
+                    continue
+                print(f"-- round {round_no}: {peer.name} ({peer.variant})", flush=True)
+                try:
+                    result = await measure(server, peer, args.jobs, args.steady_seconds)
+                except Exception as exc:  # a failing peer is recorded, not fatal to the run
+                    result = Result(peer.name, peer.variant, errors=[str(exc)])
+                rounds.setdefault((peer.name, peer.variant), []).append(result)
+                print(table([result]).splitlines()[-1], flush=True)
+        results = [median_result(per_round) for per_round in rounds.values()]
         start_call_ms = await jobsight_start_call_ms(server)
     finally:
         if pg is not None:
@@ -348,9 +373,12 @@ async def main() -> None:
                     "python": platform.python_version(), "postgres": pg_version,
                     "postgres_settings": "throwaway cluster: fsync=off, synchronous_commit=off"},
         "settings": {"jobs": args.jobs, "steady_seconds": args.steady_seconds,
-                     "latency_sends": LATENCY_SENDS},
+                     "latency_sends": LATENCY_SENDS, "rounds": args.rounds,
+                     "single_round": sorted(SINGLE_ROUND), "figures": "median over rounds"},
         "jobsight_worker_start_call_ms": round(start_call_ms, 1),
         "results": [asdict(r) for r in results],
+        "rounds": {f"{name} ({variant})": [asdict(r) for r in per_round]
+                   for (name, variant), per_round in rounds.items()},
         **summarise(results, start_call_ms),
     }  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
