@@ -53,6 +53,23 @@ async def produce(seconds: float, send_batch: Callable[[int], Awaitable[None]]) 
     emit({"enqueued": sent})
 
 
+async def run_client(
+    command: str,
+    rest: list[str],
+    send_batch: Callable[[int], Awaitable[None]],
+    send_one: Callable[[], Awaitable[None]],
+) -> None:
+    """The producer-side commands, the same for every peer."""
+    if command == "enqueue":
+        await timed_enqueue(int(rest[0]), send_batch)
+    elif command == "latency":
+        await timed_latency(int(rest[0]), send_one)
+    elif command == "produce":
+        await produce(float(rest[0]), send_batch)
+    else:
+        sys.exit(f"unknown command {command!r}\n{__doc__}")
+
+
 async def until_sigterm() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

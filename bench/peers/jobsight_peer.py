@@ -35,12 +35,7 @@ async def main() -> None:
     async def send_one() -> None:
         await runner.schedule_job("noop", {}, tenant=TENANT)
 
-    if command == "enqueue":
-        await common.timed_enqueue(int(rest[0]), send_batch)
-    elif command == "latency":
-        await common.timed_latency(int(rest[0]), send_one)
-    elif command == "produce":
-        await common.produce(float(rest[0]), send_batch)
+    await common.run_client(command, rest, send_batch, send_one)
     await runner.stop()
 
 
