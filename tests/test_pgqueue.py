@@ -515,3 +515,58 @@ async def test_handler_errors_never_stop_the_worker(
     assert [r["status"] for r in rows] == expected
     assert rows[4]["error"] == "TimeoutError: smtp timed out"
     assert rows[1]["error"] == "KeyError: 1"
+
+
+async def test_a_late_outcome_never_lands_on_a_later_attempt(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    """Attempt 1 is recovered (its worker looked lost) and the same worker takes attempt 2;
+    attempt 1's outcome, arriving late, must leave attempt 2 alone."""
+    from runners.pgqueue import sql
+
+    registry = HandlerRegistry()
+    registry.handler("cleanup")(_noop)
+    runner = make_runner(registry)
+    job = await runner.schedule_job("cleanup", {}, tenant=TENANT)
+    worker = uuid.uuid4()
+    [first] = await conn.fetch(sql.FETCH, "cleanup", 1, worker, "v1")
+    assert first["attempts"] == 1
+    await conn.execute(sql.FAIL, [job.job_id], ["lost: test"], [None], [1], None, None)
+    await conn.execute("UPDATE pgqueue.job SET start_after = now() WHERE id = $1", job.job_id)
+    [second] = await conn.fetch(sql.FETCH, "cleanup", 1, worker, "v1")
+    assert second["attempts"] == 2
+    await conn.execute(sql.COMPLETE, [job.job_id], [5.0], [1], worker, "v1")  # late, attempt 1
+    await conn.execute(sql.FAIL, [job.job_id], ["late"], [5.0], [1], worker, "v1")
+    row = await conn.fetchrow("SELECT state::text, attempts FROM pgqueue.job WHERE id = $1",
+                              job.job_id)  # fmt: skip
+    assert (row["state"], row["attempts"]) == ("active", 2)
+    await conn.execute(sql.COMPLETE, [job.job_id], [5.0], [2], worker, "v1")
+    assert (await runner.get_job_status(job.job_id)).status == JobStatus.COMPLETED
+
+
+async def test_expiry_leaves_the_owner_a_grace_period(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    """Past its timeout but within the grace (the heartbeat timeout) with a live heartbeat,
+    a job is left to its worker, which times it out itself."""
+    registry = HandlerRegistry()
+    registry.handler("batch", timeout=timedelta(milliseconds=200))(_noop)
+    runner = make_runner(registry, heartbeat_timeout=timedelta(seconds=5))
+    job = await runner.schedule_job("batch", {}, tenant=TENANT)
+    await conn.execute(
+        """WITH t AS (UPDATE pgqueue.job SET state = 'active', attempts = 1,
+                        worker_id = gen_random_uuid(), heartbeat_at = now(),
+                        started_at = now() - interval '2 seconds' RETURNING id)
+           UPDATE jobs SET status = 'processing', attempts = 1 FROM t WHERE jobs.job_id = t.id"""
+    )
+    maintainer = Maintainer(await runner.pool(), registry, runner.settings)
+    report = await maintainer.run_once()
+    assert report is not None and report.recovered_jobs == 0
+    await conn.execute(
+        "UPDATE pgqueue.job SET started_at = now() - interval '6 seconds' WHERE id = $1",
+        job.job_id,
+    )
+    report = await maintainer.run_once()
+    assert report is not None and report.recovered_jobs == 1
+    error = await conn.fetchval("SELECT error FROM job_details WHERE job_id = $1", job.job_id)
+    assert error == "expired: no result within 200 ms"

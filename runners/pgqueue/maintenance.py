@@ -70,7 +70,7 @@ class Maintainer:
             if lost:
                 await conn.execute(
                     sql.FAIL, [r["id"] for r in lost], [r["reason"] for r in lost],
-                    [None] * len(lost), None, None,
+                    [None] * len(lost), [r["attempts"] for r in lost], None, None,
                 )  # fmt: skip
                 log.warning("recovered %d expired or orphaned jobs", len(lost))
             fired = await self._fire_schedules(conn)

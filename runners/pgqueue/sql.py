@@ -74,15 +74,17 @@ SELECT id, tenant, data::text AS data, attempts, expire_ms FROM taken
 
 # Finish times are the attempt's start (database clock) plus the run time the worker measured on
 # its monotonic clock, so durations are exact and immune to clock skew between hosts.
-# $1 ids, $2 run times (ms), $3 worker id, $4 worker version. Only jobs this worker still owns.
+# $1 ids, $2 run times (ms), $3 attempt numbers, $4 worker id, $5 worker version. Only the
+# attempt this worker ran and still owns: a late outcome never lands on a later attempt.
 COMPLETE = """
 WITH input AS (
-  SELECT * FROM unnest($1::uuid[], $2::float8[]) AS t(id, elapsed_ms)
+  SELECT * FROM unnest($1::uuid[], $2::float8[], $3::int[]) AS t(id, elapsed_ms, attempt)
 ), done AS (
   UPDATE pgqueue.job j
   SET state = 'completed', heartbeat_at = NULL,
       completed_at = j.started_at + i.elapsed_ms * interval '1 millisecond'
-  FROM input i WHERE j.id = i.id AND j.state = 'active' AND j.worker_id = $3
+  FROM input i
+  WHERE j.id = i.id AND j.state = 'active' AND j.worker_id = $4 AND j.attempts = i.attempt
   RETURNING j.id, j.tenant, j.attempts, j.started_at, j.completed_at
 ), mirrored AS (
   UPDATE jobs SET status = 'completed', finished_at = d.completed_at, updated_at = now()
@@ -91,20 +93,22 @@ WITH input AS (
 INSERT INTO job_details (tenant, job_id, step_name, status, processed_at, retry_count, attempt,
                          started_at, finished_at, worker_version)
 SELECT tenant, id, 'attempt', 'completed', now(), attempts - 1, attempts, started_at,
-       completed_at, $4
+       completed_at, $5
 FROM done
 """
 
 # A failed attempt: retry after the backoff delay while attempts remain, else fail for good and
 # copy the payload to the dead-letter job name, if any. $1 ids, $2 errors, $3 run times (ms; NULL:
-# finished now, for recovered jobs), $4 worker id (NULL: any owner, for recovery), $5 version.
+# finished now, for recovered jobs), $4 attempt numbers (the attempt that failed: a late outcome
+# never lands on a later attempt), $5 worker id (NULL: any owner, for recovery), $6 version.
 # delay = min(retry_delay_ms * retry_backoff ^ (attempts - 1), retry_delay_max_ms), as
 # RetryPolicy.delay_after; the exponent is capped so that power() cannot overflow.
 FAIL = f"""
 WITH input AS (
-  SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[]) AS t(id, error, elapsed_ms)
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::int[])
+    AS t(id, error, elapsed_ms, attempt)
 ), input_at AS (
-  SELECT i.id, i.error,
+  SELECT i.id, i.error, i.attempt,
          coalesce(j.started_at + i.elapsed_ms * interval '1 millisecond', now()) AS finished_at
   FROM input i JOIN pgqueue.job j ON j.id = i.id
 ), failed AS (
@@ -119,7 +123,8 @@ WITH input AS (
       completed_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE i.finished_at END,
       last_error = i.error, heartbeat_at = NULL
   FROM input_at i
-  WHERE j.id = i.id AND j.state = 'active' AND ($4::uuid IS NULL OR j.worker_id = $4)
+  WHERE j.id = i.id AND j.state = 'active' AND j.attempts = i.attempt
+    AND ($5::uuid IS NULL OR j.worker_id = $5)
   RETURNING j.id, j.tenant, j.name, j.data, j.state, j.attempts, j.started_at, j.completed_at,
             j.dead_letter, i.error, i.finished_at
 ), mirrored AS (
@@ -131,7 +136,7 @@ WITH input AS (
   INSERT INTO job_details (tenant, job_id, step_name, status, processed_at, retry_count,
                            attempt, started_at, finished_at, error, worker_version)
   SELECT tenant, id, 'attempt', 'failed', now(), attempts - 1, attempts, started_at,
-         finished_at, error, $5
+         finished_at, error, $6
   FROM failed
 ), dead_letters AS MATERIALIZED (
   SELECT gen_random_uuid() AS new_id, f.id AS source_id, f.tenant, f.dead_letter, f.data
@@ -237,16 +242,18 @@ WHERE state = 'running' AND heartbeat_at < now() - $1::float8 * interval '1 seco
 RETURNING id, host, pid, version
 """
 
-# Active jobs past their timeout, or whose heartbeat stopped. $1 heartbeat timeout (seconds).
+# Active jobs past their timeout, or whose heartbeat stopped. $1 heartbeat timeout (seconds),
+# which is also the grace past a job's timeout: the owning worker times its jobs out itself, so
+# this is the backstop for a hung or vanished worker, not a race with it.
 LOST_JOBS = """
-SELECT id,
-       CASE WHEN expire_ms IS NOT NULL
-                 AND started_at + expire_ms * interval '1 millisecond' < now()
+SELECT id, attempts,
+       CASE WHEN heartbeat_at >= now() - $1::float8 * interval '1 second'
             THEN 'expired: no result within ' || expire_ms || ' ms'
             ELSE 'lost: no heartbeat for ' || $1::float8 || ' s (worker gone?)' END AS reason
 FROM pgqueue.job
 WHERE state = 'active'
-  AND ((expire_ms IS NOT NULL AND started_at + expire_ms * interval '1 millisecond' < now())
+  AND ((expire_ms IS NOT NULL AND started_at + expire_ms * interval '1 millisecond'
+                                  + $1::float8 * interval '1 second' < now())
        OR heartbeat_at < now() - $1::float8 * interval '1 second')
 FOR UPDATE SKIP LOCKED
 """

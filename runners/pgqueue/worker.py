@@ -36,11 +36,19 @@ MAX_ERROR_BACKOFF_S = 5.0
 
 @dataclass
 class _Running:
-    task: asyncio.Task[None]
+    """One attempt running here. Everything about it is scoped to this object, not to the job
+    id: a recovered job may be fetched again while its earlier attempt is still winding down."""
+
     name: str
     fetched_at: float  # loop time, to tell jobs taken after a heartbeat's snapshot
     watchdog: _Watchdog | None
+    task: asyncio.Task[None] | None = None
     stop_reason: str | None = None  # why it was cancelled: timeout / cancelled / lost / handed back
+
+    def abort(self, reason: str) -> None:
+        if self.task is not None and not self.task.done():
+            self.stop_reason = reason
+            self.task.cancel()
 
 
 @dataclass
@@ -49,7 +57,7 @@ class _Watchdog:
     the deadline it cancels those still running; it is dropped when the last one finishes."""
 
     timeout_s: float
-    ids: list[uuid.UUID] = field(default_factory=list)
+    runs: list[_Running] = field(default_factory=list)
     remaining: int = 0
     handle: asyncio.TimerHandle | None = None
 
@@ -65,22 +73,27 @@ class _Outcomes:
 
     ok_ids: list[uuid.UUID] = field(default_factory=list)
     ok_ms: list[float] = field(default_factory=list)
+    ok_attempts: list[int] = field(default_factory=list)
     fail_ids: list[uuid.UUID] = field(default_factory=list)
     fail_errors: list[str] = field(default_factory=list)
     fail_ms: list[float] = field(default_factory=list)
+    fail_attempts: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ok_ids) + len(self.fail_ids)
 
     def take(self) -> _Outcomes:
-        taken = _Outcomes(self.ok_ids, self.ok_ms, self.fail_ids, self.fail_errors, self.fail_ms)
-        self.ok_ids, self.ok_ms, self.fail_ids, self.fail_errors, self.fail_ms = [], [], [], [], []
+        taken = _Outcomes(**{name: getattr(self, name) for name in _OUTCOME_FIELDS})
+        for name in _OUTCOME_FIELDS:
+            setattr(self, name, [])
         return taken
 
     def put_back(self, other: _Outcomes) -> None:
-        self.ok_ids[:0], self.ok_ms[:0] = other.ok_ids, other.ok_ms
-        self.fail_ids[:0], self.fail_errors[:0] = other.fail_ids, other.fail_errors
-        self.fail_ms[:0] = other.fail_ms
+        for name in _OUTCOME_FIELDS:
+            getattr(self, name)[:0] = getattr(other, name)
+
+
+_OUTCOME_FIELDS = tuple(_Outcomes.__dataclass_fields__)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -141,22 +154,23 @@ class Worker:
         for event in (*self._wake.values(), *self._slot_freed.values()):
             event.set()
         await asyncio.gather(*self._fetchers, return_exceptions=True)
-        tasks = [run.task for run in self._running.values()]
+        tasks = [run.task for run in self._running.values() if run.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)
-        unfinished = [job_id for job_id, run in self._running.items() if not run.task.done()]
-        for job_id in unfinished:
-            self._running[job_id].stop_reason = "handed back"
-            self._running[job_id].task.cancel()
-        if unfinished:
-            await asyncio.gather(
-                *(self._running[j].task for j in unfinished if j in self._running),
-                return_exceptions=True,
-            )
+        unfinished = {
+            job_id: run
+            for job_id, run in self._running.items()
+            if run.task is not None and not run.task.done()
+        }
+        for run in unfinished.values():
+            run.abort("handed back")
+        await asyncio.gather(*(run.task for run in unfinished.values() if run.task),
+                             return_exceptions=True)  # fmt: skip
         await self._flush()
         if unfinished:
-            await self._with_retry(lambda c: c.execute(sql.HAND_BACK, unfinished, self.id))
-            log.info("handed back %d unfinished jobs", len(unfinished))
+            ids = list(unfinished)
+            await self._with_retry(lambda c: c.execute(sql.HAND_BACK, ids, self.id))
+            log.info("handed back %d unfinished jobs", len(ids))
         for task in self._services:
             task.cancel()
         await asyncio.gather(*self._services, return_exceptions=True)
@@ -200,9 +214,8 @@ class Worker:
 
     def _abort(self, job_id: uuid.UUID, reason: str) -> None:
         run = self._running.get(job_id)
-        if run is not None and not run.task.done():
-            run.stop_reason = reason
-            run.task.cancel()
+        if run is not None:
+            run.abort(reason)
 
     # --- fetching and running ---------------------------------------------------------------
 
@@ -240,18 +253,23 @@ class Worker:
                     watchdog = watchdogs.get(expire_ms)
                     if watchdog is None:
                         watchdog = watchdogs[expire_ms] = _Watchdog(expire_ms / 1000)
-                    watchdog.ids.append(row["id"])
                     watchdog.remaining += 1
+                stale = self._running.pop(row["id"], None)
+                if stale is not None:  # an earlier attempt still running here was recovered
+                    stale.abort("lost")
+                run = _Running(name, now, watchdog)
+                if watchdog is not None:
+                    watchdog.runs.append(run)
                 self._in_flight[name] += 1
-                task = asyncio.create_task(self._run(config, row))
-                self._running[row["id"]] = _Running(task, name, now, watchdog)
+                run.task = asyncio.create_task(self._run(config, row, run))
+                self._running[row["id"]] = run
             for watchdog in watchdogs.values():
-                watchdog.handle = loop.call_at(now + watchdog.timeout_s, self._expire, watchdog.ids)
+                watchdog.handle = loop.call_at(now + watchdog.timeout_s, self._expire, watchdog)
             if len(rows) < min(free, batch) and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake[name].wait(), poll_s)
 
-    async def _run(self, config: HandlerConfig, row: asyncpg.Record) -> None:
+    async def _run(self, config: HandlerConfig, row: asyncpg.Record, run: _Running) -> None:
         job_id: uuid.UUID = row["id"]
         started = time.monotonic()
         ctx = PgQueueContext(
@@ -261,43 +279,44 @@ class Worker:
         try:
             await config.handler(ctx, json.loads(row["data"]))
         except asyncio.CancelledError:
-            run = self._running.get(job_id)
-            reason = run.stop_reason if run is not None else None
-            if reason is None:
+            if run.stop_reason is None:
                 raise  # not ours: the worker itself is being torn down
-            if reason == "timeout":
+            if run.stop_reason == "timeout":
                 error = f"TimeoutError: no result within {row['expire_ms'] / 1000:g} s"
             # cancelled / lost / handed back: the database already says so, or the hand-back will
         except Exception as exc:  # a handler's failure fails the attempt, never the worker
             error = describe_error(exc)
         else:
-            self._record(job_id, started, None)
+            self._record(job_id, row["attempts"], started, None)
         finally:
-            self._release(job_id, config.name)
+            self._release(job_id, run)
         if error is not None:
-            self._record(job_id, started, error)
+            self._record(job_id, row["attempts"], started, error)
 
-    def _expire(self, ids: list[uuid.UUID]) -> None:
-        for job_id in ids:
-            self._abort(job_id, "timeout")
+    def _expire(self, watchdog: _Watchdog) -> None:
+        for run in watchdog.runs:
+            run.abort("timeout")
 
-    def _record(self, job_id: uuid.UUID, started: float, error: str | None) -> None:
+    def _record(self, job_id: uuid.UUID, attempt: int, started: float, error: str | None) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000
         if error is None:
             self._outcomes.ok_ids.append(job_id)
             self._outcomes.ok_ms.append(elapsed_ms)
+            self._outcomes.ok_attempts.append(attempt)
         else:
             self._outcomes.fail_ids.append(job_id)
             self._outcomes.fail_errors.append(error[:8000])
             self._outcomes.fail_ms.append(elapsed_ms)
+            self._outcomes.fail_attempts.append(attempt)
         self._outcome_ready.set()
 
-    def _release(self, job_id: uuid.UUID, name: str) -> None:
-        run = self._running.pop(job_id, None)
-        if run is not None and run.watchdog is not None:
+    def _release(self, job_id: uuid.UUID, run: _Running) -> None:
+        if self._running.get(job_id) is run:
+            del self._running[job_id]
+        if run.watchdog is not None:
             run.watchdog.done_one()
-        self._in_flight[name] -= 1
-        self._slot_freed[name].set()
+        self._in_flight[run.name] -= 1
+        self._slot_freed[run.name].set()
 
     # --- outcomes ---------------------------------------------------------------------------
 
@@ -319,13 +338,14 @@ class Worker:
                     version = self._settings.worker_version
                     if batch.ok_ids:
                         await conn.execute(
-                            sql.COMPLETE, batch.ok_ids, batch.ok_ms, self.id, version
-                        )
-                        batch.ok_ids, batch.ok_ms = [], []
+                            sql.COMPLETE, batch.ok_ids, batch.ok_ms, batch.ok_attempts, self.id,
+                            version,
+                        )  # fmt: skip
+                        batch.ok_ids, batch.ok_ms, batch.ok_attempts = [], [], []
                     if batch.fail_ids:
                         await conn.execute(
-                            sql.FAIL, batch.fail_ids, batch.fail_errors, batch.fail_ms, self.id,
-                            version,
+                            sql.FAIL, batch.fail_ids, batch.fail_errors, batch.fail_ms,
+                            batch.fail_attempts, self.id, version,
                         )  # fmt: skip
             except DB_ERRORS as exc:
                 log.warning("recording %d outcomes failed (%s); will retry", len(batch),
