@@ -570,3 +570,29 @@ async def test_expiry_leaves_the_owner_a_grace_period(
     assert report is not None and report.recovered_jobs == 1
     error = await conn.fetchval("SELECT error FROM job_details WHERE job_id = $1", job.job_id)
     assert error == "expired: no result within 200 ms"
+
+
+async def test_fetching_pauses_while_outcomes_wait_to_be_written(
+    conn: asyncpg.Connection, make_runner: MakeRunner, migrated_db: str
+):
+    """Backpressure: when the database cannot take outcomes (job_details locked here), the
+    worker stops taking work at max_unwritten_outcomes (plus at most one batch in flight)."""
+    registry = HandlerRegistry()
+    registry.handler("cleanup")(_noop)
+    runner = make_runner(registry, concurrency=50, batch_size=10, max_unwritten_outcomes=20)
+    await runner.schedule_many("cleanup", [{}] * 200, tenant=TENANT)
+    blocker = await asyncpg.connect(migrated_db)
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE job_details IN EXCLUSIVE MODE")
+        await runner.start()
+        await asyncio.sleep(1.0)
+        active = await count(conn, "SELECT count(*) FROM pgqueue.job WHERE state = 'active'")
+        assert 20 <= active <= 30, active
+        await tx.rollback()
+    finally:
+        await blocker.close()
+    await wait_for(
+        lambda: count(conn, "SELECT count(*) = 200 FROM jobs WHERE status='completed'"), 10
+    )

@@ -62,7 +62,13 @@ class PgQueueJobRunner:
 
     def _server_settings(self) -> dict[str, str]:
         timeout_ms = int(self.settings.statement_timeout.total_seconds() * 1000)
-        return {"statement_timeout": str(timeout_ms), "application_name": "jobsight-pgqueue"}
+        return {
+            "statement_timeout": str(timeout_ms),
+            "application_name": "jobsight-pgqueue",
+            # The statements take arrays whose length varies from 1 to thousands; a generic plan
+            # (chosen after five runs) scans the whole queue table for them. Plan each run.
+            "plan_cache_mode": "force_custom_plan",
+        }
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:

@@ -25,6 +25,7 @@ class PgQueueSettings:
     concurrency: int = 10  # jobs of one name running at once in one worker
     concurrency_by_name: dict[str, int] = field(default_factory=dict)
     batch_size: int = 100  # most jobs taken per fetch
+    max_unwritten_outcomes: int = 5000  # fetching pauses while this many await writing
     poll_interval: timedelta = timedelta(seconds=1)  # fallback when no NOTIFY arrives
     heartbeat_interval: timedelta = timedelta(seconds=5)
     heartbeat_timeout: timedelta = timedelta(seconds=30)  # a silent worker or job is lost
@@ -42,6 +43,7 @@ class PgQueueSettings:
         positive_ints = {
             "concurrency": self.concurrency,
             "batch_size": self.batch_size,
+            "max_unwritten_outcomes": self.max_unwritten_outcomes,
             "retention_batch": self.retention_batch,
             "max_payload_bytes": self.max_payload_bytes,
         }
