@@ -1,0 +1,145 @@
+"""The job workflow's activities: open a run's `jobs` row, run the handler (one `job_details`
+row per attempt), and write the final status. They hold the only I/O of the Temporal engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from runners.errors import IllegalTransitionError, JobNotFoundError, UnknownJobError
+from runners.registry import HandlerRegistry
+from runners.service import JobService
+from runners.status import JobStatus
+from runners.temporal import types as t
+
+log = logging.getLogger("jobsight.temporal.activities")
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class TemporalContext:
+    """The JobContext a handler gets under Temporal."""
+
+    job_id: uuid.UUID
+    job_name: str
+    tenant: uuid.UUID
+    attempt: int
+    _service: JobService
+    _client: Client
+    _workflow_id: str
+    _run_id: str
+
+    async def report_progress(self, fraction: float) -> None:
+        await self._service.set_progress(self.job_id, fraction)
+        activity.heartbeat(fraction)
+        handle = self._client.get_workflow_handle(self._workflow_id, run_id=self._run_id)
+        with contextlib.suppress(Exception):  # progress on the workflow is best effort
+            await handle.signal(t.PROGRESS_SIGNAL, fraction)
+
+    async def heartbeat(self) -> None:
+        activity.heartbeat()
+
+
+class JobActivities:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        registry: HandlerRegistry,
+        client: Client,
+        worker_version: str,
+    ) -> None:
+        self._service = JobService(pool)
+        self._registry = registry
+        self._client = client
+        self._version = worker_version
+
+    @activity.defn(name=t.OPEN_ACTIVITY)
+    async def open_job(self, inp: t.OpenInput) -> None:
+        """The `jobs` row of a run fired by a Schedule (idempotent: a retry finds it there)."""
+        try:
+            await self._service.get_job(inp.job_id)
+            return
+        except JobNotFoundError:
+            pass
+        row = await self._service.create_job(
+            tenant=inp.tenant, job_name=inp.job_name, metadata=inp.data, runner_type="temporal",
+            user_id=inp.user_id or None, job_id=inp.job_id, external_id=inp.workflow_id,
+        )  # fmt: skip
+        await self._service.update_status(row.job_id, JobStatus.QUEUED,
+                                          external_run_id=inp.run_id)  # fmt: skip
+
+    @activity.defn(name=t.RUN_ACTIVITY)
+    async def run_handler(self, inp: t.RunInput) -> None:
+        info = activity.info()
+        try:
+            config = self._registry.get(inp.job_name)
+        except UnknownJobError as exc:
+            raise ApplicationError(str(exc), type="UnknownJobError", non_retryable=True) from None
+        try:
+            await self._service.update_status(
+                inp.job_id, JobStatus.PROCESSING, attempts=info.attempt,
+                worker_version=self._version, external_run_id=inp.run_id,
+            )  # fmt: skip
+        except IllegalTransitionError as exc:  # finished meanwhile (cancelled): nothing to run
+            raise ApplicationError(str(exc), type="IllegalTransition", non_retryable=True) from None
+        started = datetime.now(UTC)
+        ctx = TemporalContext(uuid.UUID(inp.job_id), inp.job_name, uuid.UUID(inp.tenant),
+                              info.attempt, self._service, self._client, inp.workflow_id,
+                              inp.run_id)  # fmt: skip
+        every = info.heartbeat_timeout.total_seconds() / 3 if info.heartbeat_timeout else 5.0
+        beat = asyncio.create_task(self._heartbeat(max(every, 0.2)))
+        timeout_s = config.timeout.total_seconds() if config.timeout else None
+        try:
+            async with asyncio.timeout(timeout_s) as deadline:
+                await config.handler(ctx, inp.data)
+        except asyncio.CancelledError:
+            await self._detail(inp, info.attempt, JobStatus.CANCELLED, started, "cancelled")
+            raise
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                error = f"TimeoutError: no result within {timeout_s:g} s"
+            else:
+                error = describe_error(exc)
+            await self._detail(inp, info.attempt, JobStatus.FAILED, started, error)
+            raise ApplicationError(error, type=type(exc).__name__) from None
+        finally:
+            beat.cancel()
+        await self._detail(inp, info.attempt, JobStatus.COMPLETED, started, None)
+
+    async def _heartbeat(self, interval: float) -> None:
+        """Heartbeats while the handler runs, so a lost worker is noticed and a cancel heard."""
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(interval)
+
+    async def _detail(
+        self, inp: t.RunInput, attempt: int, status: JobStatus, started: datetime,
+        error: str | None,
+    ) -> None:  # fmt: skip
+        await self._service.add_detail(
+            inp.job_id, tenant=inp.tenant, step_name="attempt", status=status, attempt=attempt,
+            error=error, started_at=started, finished_at=datetime.now(UTC),
+            worker_version=self._version,
+        )  # fmt: skip
+
+    @activity.defn(name=t.FINISH_ACTIVITY)
+    async def finish_job(self, inp: t.FinishInput) -> None:
+        """The final status; a retry after a lost acknowledgement finds it already written."""
+        try:
+            await self._service.update_status(inp.job_id, inp.status, error=inp.error)
+        except IllegalTransitionError as exc:
+            if exc.current != inp.status:
+                log.warning("job %s: %s (left as %s)", inp.job_id, exc, exc.current)

@@ -1,0 +1,322 @@
+"""TemporalJobRunner: the JobRunner interface over Temporal (the Enterprise engine).
+
+A job is a run of the generic job workflow; its `jobs` row is written before the workflow
+starts (runner_type 'temporal', external_id = workflow id, external_run_id = run id) and the
+workflow's activities keep it current. Recurring jobs are Temporal Schedules; every run they
+fire opens its own `jobs` row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+)
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from runners.errors import JobNotFoundError, JobsightError
+from runners.interface import HandlerConfig, JobStatusInfo, ScheduleOptions, ScheduleResult
+from runners.recurrence import parse_recurrence
+from runners.registry import HandlerRegistry
+from runners.service import SYSTEM_USER, JobService
+from runners.status import JobStatus, is_finished
+from runners.temporal import types as t
+from runners.temporal.activities import JobActivities
+from runners.temporal.settings import TemporalSettings
+from runners.temporal.workflow import JobWorkflow
+from runners.validation import check_job_name, check_uuid, encode_payload
+
+log = logging.getLogger("jobsight.temporal")
+
+
+class TemporalUnavailableError(JobsightError):
+    """Temporal could not be reached or refused a request; nothing was written."""
+
+
+def _key(name: str) -> SearchAttributeKey[str]:
+    return SearchAttributeKey.for_keyword(name)
+
+
+def job_input(config: HandlerConfig, tenant: str, data: dict[str, Any], job_id: str,
+              user_id: str, heartbeat_s: float) -> t.JobInput:  # fmt: skip
+    retry = config.retry
+    return t.JobInput(
+        job_name=config.name, tenant=tenant, data=data, job_id=job_id, user_id=user_id,
+        retry=t.RetrySpec(retry.max_attempts, retry.backoff_coefficient,
+                          retry.initial_interval.total_seconds(),
+                          retry.max_interval.total_seconds()),
+        timeout_s=config.timeout.total_seconds() if config.timeout else None,
+        heartbeat_timeout_s=heartbeat_s,
+    )  # fmt: skip
+
+
+class TemporalJobRunner:
+    runner_type = "temporal"
+
+    def __init__(
+        self,
+        database_url: str,
+        registry: HandlerRegistry | None = None,
+        settings: TemporalSettings | None = None,
+        *,
+        work: bool = True,
+    ) -> None:
+        self._url = database_url
+        self.registry = registry if registry is not None else HandlerRegistry()
+        self.settings = settings or TemporalSettings()
+        self._work = work
+        self._pool: asyncpg.Pool | None = None
+        self._client: Client | None = None
+        self._worker: Worker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # --- connections ------------------------------------------------------------------------
+
+    async def client(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = await asyncio.wait_for(
+                            Client.connect(self.settings.address,
+                                           namespace=self.settings.namespace),
+                            self.settings.connect_timeout.total_seconds(),
+                        )  # fmt: skip
+                    except (RuntimeError, TimeoutError, OSError) as exc:
+                        raise TemporalUnavailableError(
+                            f"TEMPORAL_ADDRESS: cannot reach Temporal at {self.settings.address}:"
+                            f" {exc or type(exc).__name__}"
+                        ) from None
+        return self._client
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._url, min_size=1, max_size=self.settings.pool_size, timeout=10,
+                        server_settings={"application_name": "jobsight-temporal"},
+                    )  # fmt: skip
+        return self._pool
+
+    # --- JobRunner --------------------------------------------------------------------------
+
+    def register_handler(self, config: HandlerConfig) -> None:
+        self.registry.register(config)
+
+    async def schedule_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+        user_id: uuid.UUID | str | None = None,
+    ) -> ScheduleResult:
+        opts = options or ScheduleOptions()
+        config = self.registry.get(check_job_name(job_name))
+        tenant_id = check_uuid("tenant", tenant)
+        user = SYSTEM_USER if user_id is None else check_uuid("user_id", user_id)
+        encode_payload(data, "data", self.settings.max_payload_bytes)
+        client = await self.client()
+        job_id = uuid.uuid4()
+        workflow_id = (f"jobsight-{job_name}-key-{opts.singleton_key}" if opts.singleton_key
+                       else f"jobsight-{job_name}-{job_id}")  # fmt: skip
+        service = JobService(await self.pool(), max_metadata_bytes=self.settings.max_payload_bytes)
+        await service.create_job(
+            tenant=tenant_id, job_name=job_name, metadata=data, runner_type=self.runner_type,
+            user_id=user, job_id=job_id, external_id=workflow_id, run_at=opts.run_at,
+        )  # fmt: skip
+        delay = None
+        if opts.run_at is not None and opts.run_at > datetime.now(UTC):
+            delay = opts.run_at - datetime.now(UTC)
+        try:
+            handle = await client.start_workflow(
+                t.WORKFLOW_NAME,
+                job_input(config, str(tenant_id), data, str(job_id), str(user),
+                          self.settings.heartbeat_timeout.total_seconds()),
+                id=workflow_id,
+                task_queue=self.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                start_delay=delay,
+                search_attributes=TypedSearchAttributes([
+                    SearchAttributePair(_key("JobsightJobName"), job_name),
+                    SearchAttributePair(_key("JobsightTenant"), str(tenant_id)),
+                    SearchAttributePair(_key("JobsightJobId"), str(job_id)),
+                ]),
+                rpc_timeout=self.settings.rpc_timeout,
+            )  # fmt: skip
+        except WorkflowAlreadyStartedError:
+            await self._forget(job_id)
+            existing = await (await self.pool()).fetchval(
+                "SELECT job_id FROM jobs WHERE external_id = $1 AND runner_type = 'temporal'"
+                " AND finished_at IS NULL ORDER BY created_at DESC LIMIT 1", workflow_id,
+            )  # fmt: skip
+            if existing is None:
+                raise TemporalUnavailableError(
+                    f"workflow {workflow_id} is running but has no jobs row"
+                ) from None
+            return ScheduleResult(existing, workflow_id, duplicate=True)
+        except (RPCError, RuntimeError, TimeoutError) as exc:
+            await self._forget(job_id)
+            raise TemporalUnavailableError(f"Temporal refused the job: {exc}") from None
+        await service.update_status(job_id, JobStatus.QUEUED, external_run_id=handle.result_run_id)
+        return ScheduleResult(job_id, workflow_id)
+
+    async def _forget(self, job_id: uuid.UUID) -> None:
+        """Removes a row whose workflow never started (scheduling is all or nothing)."""
+        await (await self.pool()).execute(
+            "DELETE FROM jobs WHERE job_id = $1 AND status = 'queued'", job_id
+        )
+
+    async def schedule_job_at(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        run_at: datetime,
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+        user_id: uuid.UUID | str | None = None,
+    ) -> ScheduleResult:
+        base = options or ScheduleOptions()
+        timed = ScheduleOptions(run_at=run_at, singleton_key=base.singleton_key,
+                                priority=base.priority)  # fmt: skip
+        return await self.schedule_job(job_name, data, tenant=tenant, options=timed,
+                                       user_id=user_id)  # fmt: skip
+
+    async def schedule_recurring_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        interval: str,
+        *,
+        tenant: uuid.UUID | str,
+        user_id: uuid.UUID | str | None = None,
+    ) -> ScheduleResult:
+        config = self.registry.get(check_job_name(job_name))
+        recurrence = parse_recurrence(interval)
+        tenant_id = check_uuid("tenant", tenant)
+        user = SYSTEM_USER if user_id is None else check_uuid("user_id", user_id)
+        encode_payload(data, "data", self.settings.max_payload_bytes)
+        schedule_id = uuid.uuid4()
+        spec = (ScheduleSpec(cron_expressions=[recurrence.cron]) if recurrence.cron
+                else ScheduleSpec(intervals=[ScheduleIntervalSpec(every=recurrence.every)]))  # type: ignore[arg-type]  # fmt: skip
+        action = ScheduleActionStartWorkflow(
+            t.WORKFLOW_NAME,
+            job_input(config, str(tenant_id), data, "", str(user),
+                      self.settings.heartbeat_timeout.total_seconds()),
+            id=f"jobsight-{job_name}-schedule-{schedule_id}",
+            task_queue=self.settings.task_queue,
+        )  # fmt: skip
+        try:
+            await (await self.client()).create_schedule(
+                f"jobsight-schedule-{schedule_id}", Schedule(action=action, spec=spec),
+                rpc_timeout=self.settings.rpc_timeout,
+            )  # fmt: skip
+        except (RPCError, RuntimeError, TimeoutError) as exc:
+            raise TemporalUnavailableError(f"Temporal refused the schedule: {exc}") from None
+        return ScheduleResult(schedule_id, f"jobsight-schedule-{schedule_id}")
+
+    async def cancel_job(self, job_id: uuid.UUID | str) -> bool:
+        target = check_uuid("job_id", job_id)
+        client = await self.client()
+        try:
+            job = await JobService(await self.pool()).get_job(target)
+        except JobNotFoundError:
+            try:  # a recurring schedule's id
+                await client.get_schedule_handle(f"jobsight-schedule-{target}").delete()
+                return True
+            except RPCError:
+                return False
+        if job.runner_type != self.runner_type or is_finished(job.status):
+            return False
+        handle = client.get_workflow_handle(job.external_id or "")
+        try:
+            await handle.cancel(rpc_timeout=self.settings.rpc_timeout)
+        except RPCError as exc:
+            raise TemporalUnavailableError(f"Temporal refused the cancel: {exc}") from None
+        return True
+
+    async def get_job_status(self, job_id: uuid.UUID | str) -> JobStatusInfo:
+        job = await JobService(await self.pool()).get_job(job_id)
+        if job.runner_type != self.runner_type:
+            raise JobNotFoundError(job_id)
+        return JobStatusInfo(job.status, job.progress, job.error, job.metadata)
+
+    # --- worker -----------------------------------------------------------------------------
+
+    async def ensure_search_attributes(self) -> None:
+        """Registers jobsight's Keyword search attributes when the namespace lacks them."""
+        client = await self.client()
+        ns = self.settings.namespace
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=ns), timeout=self.settings.rpc_timeout
+        )
+        keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        missing = {
+            name: keyword for name in t.SEARCH_ATTRIBUTES if name not in listed.custom_attributes
+        }
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=ns, search_attributes=missing),
+                timeout=self.settings.rpc_timeout,
+            )
+            log.info("registered search attributes %s", ", ".join(missing))
+
+    async def start(self) -> None:
+        client = await self.client()
+        pool = await self.pool()
+        await self.ensure_search_attributes()
+        if not self._work or not len(self.registry) or self._worker is not None:
+            return
+        activities = JobActivities(pool, self.registry, client, self.settings.worker_version)
+        self._worker = Worker(
+            client,
+            task_queue=self.settings.task_queue,
+            workflows=[JobWorkflow],
+            # The sandbox re-imports what a workflow module imports; C extensions such as asyncpg
+            # must not be loaded twice (it crashes the process), and need no isolation.
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules("asyncpg")
+            ),
+            activities=[activities.open_job, activities.run_handler, activities.finish_job],
+            max_concurrent_activities=self.settings.max_concurrent_activities,
+            graceful_shutdown_timeout=self.settings.shutdown_grace,
+        )
+        self._worker_task = asyncio.create_task(self._worker.run(), name="temporal-worker")
+
+    async def stop(self, grace: float | None = None) -> None:
+        if self._worker is not None:
+            await self._worker.shutdown()
+            if self._worker_task is not None:
+                await asyncio.gather(self._worker_task, return_exceptions=True)
+            self._worker = self._worker_task = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

@@ -1,0 +1,39 @@
+"""Settings of the Temporal engine (the seed's names: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+TEMPORAL_JOB_TASK_QUEUE), validated when built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from runners.errors import ValidationError
+from runners.pgqueue.settings import default_worker_version
+from runners.validation import DEFAULT_MAX_METADATA_BYTES
+
+
+@dataclass(frozen=True)
+class TemporalSettings:
+    address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = "jobsight-jobs"
+    connect_timeout: timedelta = timedelta(seconds=10)
+    rpc_timeout: timedelta = timedelta(seconds=10)
+    shutdown_grace: timedelta = timedelta(seconds=30)
+    heartbeat_timeout: timedelta = timedelta(seconds=30)
+    max_concurrent_activities: int = 100
+    pool_size: int = 10
+    max_payload_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    worker_version: str = field(default_factory=default_worker_version)
+
+    def __post_init__(self) -> None:
+        host, _, port = self.address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValidationError("TEMPORAL_ADDRESS", f"must be host:port, got {self.address!r}")
+        for name in ("namespace", "task_queue"):
+            if not getattr(self, name).strip():
+                raise ValidationError(name, "must not be empty")
+        for name in ("connect_timeout", "rpc_timeout", "heartbeat_timeout"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValidationError(name, "must be positive")
+        if self.max_concurrent_activities < 1 or self.pool_size < 2:
+            raise ValidationError("max_concurrent_activities / pool_size", "too small")

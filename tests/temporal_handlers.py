@@ -1,0 +1,15 @@
+"""Handlers for the Temporal tests' worker processes (loaded with --handlers)."""
+
+import asyncio
+from datetime import timedelta
+
+from runners import HandlerRegistry, RetryPolicy
+
+registry = HandlerRegistry()
+
+
+@registry.handler("slow-import", retry=RetryPolicy(max_attempts=5), timeout=timedelta(seconds=60))
+async def slow_import(ctx, data):  # type: ignore[no-untyped-def]
+    for _ in range(int(data.get("seconds", 3) * 10)):
+        await asyncio.sleep(0.1)
+        await ctx.heartbeat()

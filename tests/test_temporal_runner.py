@@ -1,0 +1,166 @@
+"""TemporalJobRunner against the real Temporal dev server and real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from runners import HandlerRegistry, JobStatus, RetryPolicy, ScheduleOptions, UnknownJobError
+from runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
+from tests.pgqueue_helpers import wait_for
+
+TENANT = uuid.UUID("00000000-0000-4000-8000-00000000face")
+MakeRunner = Callable[..., TemporalJobRunner]
+
+
+@pytest.fixture
+async def conn(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
+    c = await asyncpg.connect(migrated_db)
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+async def make_runner(migrated_db: str, temporal_address: str) -> AsyncIterator[MakeRunner]:
+    made: list[TemporalJobRunner] = []
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+
+    def make(registry: HandlerRegistry, **settings: object) -> TemporalJobRunner:
+        values = {"address": temporal_address, "task_queue": queue,
+                  "heartbeat_timeout": timedelta(seconds=5), **settings}  # fmt: skip
+        runner = TemporalJobRunner(migrated_db, registry, TemporalSettings(**values))
+        made.append(runner)
+        return runner
+
+    yield make
+    for runner in made:
+        await runner.stop()
+
+
+async def status_of(conn: asyncpg.Connection, job_id: uuid.UUID) -> str:
+    return await conn.fetchval("SELECT status::text FROM jobs WHERE job_id = $1", job_id)
+
+
+async def _noop(ctx, data):  # type: ignore[no-untyped-def]
+    return None
+
+
+async def test_job_runs_and_mirrors_rows(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    seen: list[dict] = []
+
+    @registry.handler("generate-invoice")
+    async def invoice(ctx, data):  # type: ignore[no-untyped-def]
+        await ctx.report_progress(0.5)
+        seen.append(data)
+
+    runner = make_runner(registry)
+    await runner.start()
+    result = await runner.schedule_job("generate-invoice", {"invoice": 9}, tenant=TENANT)
+    await wait_for(lambda: _is(conn, result.job_id, "completed"), 20)
+    row = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1", result.job_id)
+    assert row["runner_type"] == "temporal" and row["external_id"] == result.external_id
+    assert row["external_run_id"] and row["attempts"] == 1 and row["worker_version"]
+    assert row["progress"] == 0.5 and row["started_at"] <= row["finished_at"]
+    details = await conn.fetch("SELECT * FROM job_details WHERE job_id = $1", result.job_id)
+    assert [(d["status"], d["attempt"]) for d in details] == [("completed", 1)]
+    assert seen == [{"invoice": 9}]
+    status = await runner.get_job_status(result.job_id)
+    assert (status.status, status.progress) == (JobStatus.COMPLETED, 0.5)
+
+
+async def _is(conn: asyncpg.Connection, job_id: uuid.UUID, status: str) -> bool:
+    return await status_of(conn, job_id) == status
+
+
+async def test_retries_then_fails(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    quick = RetryPolicy(max_attempts=3, initial_interval=timedelta(milliseconds=100))
+
+    @registry.handler("asset_import", retry=quick)
+    async def broken(ctx, data):  # type: ignore[no-untyped-def]
+        raise ValueError(f"bad row (attempt {ctx.attempt})")
+
+    runner = make_runner(registry)
+    await runner.start()
+    result = await runner.schedule_job("asset_import", {}, tenant=TENANT)
+    await wait_for(lambda: _is(conn, result.job_id, "failed"), 20)
+    details = await conn.fetch(
+        "SELECT status::text, attempt, error FROM job_details WHERE job_id = $1 ORDER BY attempt",
+        result.job_id,
+    )
+    assert [(d["status"], d["attempt"]) for d in details] == [
+        ("failed", 1), ("failed", 2), ("failed", 3),
+    ]  # fmt: skip
+    assert details[2]["error"] == "ValueError: bad row (attempt 3)"
+    assert (await runner.get_job_status(result.job_id)).error == "ValueError: bad row (attempt 3)"
+
+
+async def test_cancel_running_job(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    started = asyncio.Event()
+
+    @registry.handler("batch")
+    async def long_job(ctx, data):  # type: ignore[no-untyped-def]
+        started.set()
+        await asyncio.sleep(120)
+
+    runner = make_runner(registry)
+    await runner.start()
+    result = await runner.schedule_job("batch", {}, tenant=TENANT)
+    await asyncio.wait_for(started.wait(), 20)
+    assert await runner.cancel_job(result.job_id)
+    await wait_for(lambda: _is(conn, result.job_id, "cancelled"), 20)
+    assert not await runner.cancel_job(result.job_id)  # already finished
+
+
+async def test_run_at_and_singleton(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    registry.handler("expired-credits")(_noop)
+    runner = make_runner(registry)
+    await runner.start()
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    key = ScheduleOptions(singleton_key="tenant-7")
+    first = await runner.schedule_job_at("expired-credits", {}, due, tenant=TENANT, options=key)
+    again = await runner.schedule_job("expired-credits", {}, tenant=TENANT, options=key)
+    assert again.duplicate and again.job_id == first.job_id
+    assert await conn.fetchval("SELECT count(*) FROM jobs") == 1
+    await asyncio.sleep(1.0)
+    assert await status_of(conn, first.job_id) == "queued"  # not before its time
+    await wait_for(lambda: _is(conn, first.job_id, "completed"), 20)
+    started = await conn.fetchval("SELECT started_at FROM jobs WHERE job_id = $1", first.job_id)
+    assert started >= due - timedelta(milliseconds=50)
+
+
+async def test_recurring_runs_each_get_a_row(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    registry.handler("reconcile-bucket-usage")(_noop)
+    runner = make_runner(registry)
+    await runner.start()
+    schedule = await runner.schedule_recurring_job(
+        "reconcile-bucket-usage", {"bucket": 1}, "1 second", tenant=TENANT
+    )
+    await wait_for(
+        lambda: conn.fetchval("SELECT count(*) >= 2 FROM jobs WHERE status = 'completed'"), 30
+    )
+    assert await runner.cancel_job(schedule.job_id)
+    rows = await conn.fetch("SELECT * FROM jobs WHERE status = 'completed'")
+    assert all(r["runner_type"] == "temporal" and r["external_run_id"] for r in rows)
+    assert len({r["external_run_id"] for r in rows}) == len(rows)  # one row per run
+
+
+async def test_bad_input_and_temporal_down(conn: asyncpg.Connection, make_runner: MakeRunner):
+    registry = HandlerRegistry()
+    registry.handler("cleanup")(_noop)
+    runner = make_runner(registry)
+    with pytest.raises(UnknownJobError):
+        await runner.schedule_job("nope", {}, tenant=TENANT)
+    down = make_runner(registry, address="127.0.0.1:1", connect_timeout=timedelta(seconds=2))
+    with pytest.raises(TemporalUnavailableError, match=r"cannot reach Temporal at 127\.0\.0\.1:1"):
+        await down.schedule_job("cleanup", {}, tenant=TENANT)
+    assert await conn.fetchval("SELECT count(*) FROM jobs") == 0  # nothing half-written
