@@ -96,10 +96,8 @@ def _dev(args: argparse.Namespace) -> int:
 async def _worker(args: argparse.Namespace) -> int:
     """Runs the handlers of a registry on the chosen engine until SIGTERM / Ctrl-C."""
     import logging
-    from datetime import timedelta
 
-    from runners.errors import ValidationError
-    from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+    from runners.errors import JobsightError, ValidationError
     from runners.registry import load_registry
 
     logging.basicConfig(
@@ -108,16 +106,9 @@ async def _worker(args: argparse.Namespace) -> int:
     url = _database_url(args)
     try:
         registry = load_registry(args.handlers)
-        settings = PgQueueSettings(
-            concurrency=args.concurrency,
-            batch_size=args.batch_size,
-            shutdown_grace=timedelta(seconds=args.shutdown_grace),
-            heartbeat_interval=timedelta(seconds=args.heartbeat_interval),
-            heartbeat_timeout=timedelta(seconds=args.heartbeat_timeout),
-        )
+        runner = _build_worker_runner(args, url, registry)
     except (ValueError, ValidationError) as exc:
         raise SettingError(str(exc)) from None
-    runner = PgQueueJobRunner(url, registry, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -126,11 +117,41 @@ async def _worker(args: argparse.Namespace) -> int:
         await runner.start()
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise SettingError(f"DATABASE_URL: cannot start the worker: {exc}") from None
+    except JobsightError as exc:  # e.g. Temporal unreachable
+        raise SettingError(str(exc)) from None
     print(f"worker running {', '.join(registry.names())}; SIGTERM or Ctrl-C stops it", flush=True)
     await stop.wait()
     print("stopping: finishing running jobs...", flush=True)
     await runner.stop()
     return 0
+
+
+def _build_worker_runner(args: argparse.Namespace, url: str, registry):  # type: ignore[no-untyped-def]
+    """The engine `jobsight worker --runner` names, with the command line's settings."""
+    from datetime import timedelta
+
+    if args.runner == "temporal":
+        from runners.temporal import TemporalJobRunner, TemporalSettings
+
+        settings = TemporalSettings(
+            address=args.temporal_address or os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
+            namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
+            task_queue=args.task_queue
+            or os.environ.get("TEMPORAL_JOB_TASK_QUEUE", "jobsight-jobs"),
+            max_concurrent_activities=args.concurrency,
+            shutdown_grace=timedelta(seconds=args.shutdown_grace),
+        )
+        return TemporalJobRunner(url, registry, settings)
+    from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+
+    settings = PgQueueSettings(
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        shutdown_grace=timedelta(seconds=args.shutdown_grace),
+        heartbeat_interval=timedelta(seconds=args.heartbeat_interval),
+        heartbeat_timeout=timedelta(seconds=args.heartbeat_timeout),
+    )
+    return PgQueueJobRunner(url, registry, settings)
 
 
 def _stop_requested():  # type: ignore[no-untyped-def]
@@ -171,15 +192,33 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM stops fetching, lets running jobs finish within the grace period and hands "
         "back the rest.",
     )
-    worker.add_argument("--runner", choices=["pgqueue"], default="pgqueue", help="engine")
+    worker.add_argument(
+        "--runner",
+        choices=["pgqueue", "temporal"],
+        default="pgqueue",
+        help="engine (default pgqueue)",
+    )
+    worker.add_argument(
+        "--task-queue",
+        help="temporal: task queue (default $TEMPORAL_JOB_TASK_QUEUE, else jobsight-jobs)",
+    )
+    worker.add_argument(
+        "--temporal-address",
+        help="temporal: host:port (default $TEMPORAL_ADDRESS, else localhost:7233)",
+    )
     worker.add_argument(
         "--handlers",
         required=True,
         metavar="MODULE:REGISTRY",
         help="import path of a HandlerRegistry, e.g. myapp.jobs:registry",
     )
-    worker.add_argument("--concurrency", type=int, default=10, help="jobs per name at once")
-    worker.add_argument("--batch-size", type=int, default=100, help="most jobs per fetch")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=10,
+        help="pgqueue: jobs per name at once; temporal: activities at once",
+    )
+    worker.add_argument("--batch-size", type=int, default=100, help="pgqueue: most jobs per fetch")
     worker.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS")
     worker.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="SECONDS")
     worker.add_argument(

@@ -57,6 +57,11 @@ class TemporalUnavailableError(JobsightError):
     """Temporal could not be reached or refused a request; nothing was written."""
 
 
+class SingletonConflictError(JobsightError):
+    """A singleton key is held by a running workflow that this database has no waiting or
+    running job for (another database on the same namespace, or a job just finishing)."""
+
+
 def _key(name: str) -> SearchAttributeKey[str]:
     return SearchAttributeKey.for_keyword(name)
 
@@ -178,8 +183,9 @@ class TemporalJobRunner:
                 " AND finished_at IS NULL ORDER BY created_at DESC LIMIT 1", workflow_id,
             )  # fmt: skip
             if existing is None:
-                raise TemporalUnavailableError(
-                    f"workflow {workflow_id} is running but has no jobs row"
+                raise SingletonConflictError(
+                    f"singleton key {opts.singleton_key!r} is held by workflow {workflow_id},"
+                    " which has no unfinished job in this database"
                 ) from None
             return ScheduleResult(existing, workflow_id, duplicate=True)
         except (RPCError, RuntimeError, TimeoutError) as exc:

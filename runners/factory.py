@@ -1,0 +1,215 @@
+"""create_runner: picks an engine from settings, with fallback and per-job-name routing.
+
+Environment (the seed's names): JOB_RUNNER_TYPE=pgqueue|temporal,
+JOB_RUNNER_FALLBACK_TO_PGQUEUE=true|false, JOB_RUNNER_ROUTES="generate-invoice=temporal,*=pgqueue",
+DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_JOB_TASK_QUEUE.
+Engines are imported only when chosen.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from runners.errors import JobNotFoundError, ValidationError
+from runners.interface import (
+    HandlerConfig,
+    JobRunner,
+    JobStatusInfo,
+    ScheduleOptions,
+    ScheduleResult,
+)
+from runners.registry import HandlerRegistry
+from runners.validation import check_uuid
+
+log = logging.getLogger("jobsight.factory")
+ENGINES = ("pgqueue", "temporal")
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    database_url: str
+    runner_type: str = "pgqueue"
+    fallback_to_pgqueue: bool = False
+    routes: tuple[tuple[str, str], ...] = ()  # (job name pattern, engine), first match wins
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "jobsight-jobs"
+    engine_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            raise ValidationError("DATABASE_URL", "is required")
+        if self.runner_type not in ENGINES:
+            raise ValidationError(
+                "JOB_RUNNER_TYPE", f"must be one of {ENGINES}, got {self.runner_type!r}"
+            )
+        for pattern, engine in self.routes:
+            if engine not in ENGINES:
+                raise ValidationError("JOB_RUNNER_ROUTES", f"{pattern}={engine}: unknown engine")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RunnerSettings:
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("DATABASE_URL", ""),
+            runner_type=env.get("JOB_RUNNER_TYPE", "pgqueue").strip().lower(),
+            fallback_to_pgqueue=parse_bool(
+                env.get("JOB_RUNNER_FALLBACK_TO_PGQUEUE", "false"), "JOB_RUNNER_FALLBACK_TO_PGQUEUE"
+            ),
+            routes=parse_routes(env.get("JOB_RUNNER_ROUTES", "")),
+            temporal_address=env.get("TEMPORAL_ADDRESS", "localhost:7233"),
+            temporal_namespace=env.get("TEMPORAL_NAMESPACE", "default"),
+            temporal_task_queue=env.get("TEMPORAL_JOB_TASK_QUEUE", "jobsight-jobs"),
+        )
+
+    def engines(self) -> set[str]:
+        return {engine for _, engine in self.routes} or {self.runner_type}
+
+
+def parse_bool(value: str, setting: str) -> bool:
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValidationError(setting, f"must be true or false, got {value!r}")
+
+
+def parse_routes(text: str) -> tuple[tuple[str, str], ...]:
+    """ "name=engine,pattern*=engine,*=engine" -> ((pattern, engine), ...), order kept."""
+    routes = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        pattern, sep, engine = part.partition("=")
+        if not sep or not pattern.strip() or not engine.strip():
+            raise ValidationError("JOB_RUNNER_ROUTES", f"{part!r} is not name=engine")
+        routes.append((pattern.strip(), engine.strip().lower()))
+    return tuple(routes)
+
+
+def _build(engine: str, settings: RunnerSettings, registry: HandlerRegistry) -> JobRunner:
+    options = settings.engine_options.get(engine)
+    if engine == "temporal":
+        from runners.temporal import TemporalJobRunner, TemporalSettings
+
+        temporal = options or TemporalSettings(
+            address=settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            task_queue=settings.temporal_task_queue,
+        )
+        return TemporalJobRunner(settings.database_url, registry, temporal)
+    from runners.pgqueue import PgQueueJobRunner
+
+    return PgQueueJobRunner(settings.database_url, registry, options)
+
+
+async def create_runner(settings: RunnerSettings, registry: HandlerRegistry) -> JobRunner:
+    """The runner the settings ask for, connected. With routes, a RoutingJobRunner.
+    Temporal unreachable at start: falls back to pgqueue when allowed (and says so), else raises
+    TemporalUnavailableError."""
+    engines: dict[str, JobRunner] = {}
+    for engine in sorted(settings.engines()):
+        runner = _build(engine, settings, registry)
+        if engine == "temporal":
+            from runners.temporal import TemporalUnavailableError
+
+            try:
+                await runner.client()  # type: ignore[attr-defined]
+            except TemporalUnavailableError as exc:
+                if not settings.fallback_to_pgqueue:
+                    raise
+                log.warning("%s; falling back to pgqueue (JOB_RUNNER_FALLBACK_TO_PGQUEUE)", exc)
+                runner = _build("pgqueue", settings, registry)
+        engines[engine] = runner
+    if not settings.routes:
+        return engines[settings.runner_type]
+    return RoutingJobRunner(settings.routes, engines)
+
+
+class RoutingJobRunner:
+    """Hybrid mode: each job name goes to the engine of the first route that matches it
+    (fnmatch patterns; "*" catches the rest). Cancel and status follow the job's own row."""
+
+    runner_type = "routing"
+
+    def __init__(self, routes: tuple[tuple[str, str], ...], engines: dict[str, JobRunner]):
+        self._routes = routes
+        self._engines = engines
+
+    def engine_for(self, job_name: str) -> JobRunner:
+        for pattern, engine in self._routes:
+            if fnmatch.fnmatchcase(job_name, pattern):
+                return self._engines[engine]
+        raise ValidationError("job_name", f"{job_name!r} matches no JOB_RUNNER_ROUTES entry")
+
+    def register_handler(self, config: HandlerConfig) -> None:
+        # Every engine shares one registry; registering once registers for all.
+        next(iter(self._engines.values())).register_handler(config)
+
+    async def schedule_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+    ) -> ScheduleResult:
+        return await self.engine_for(job_name).schedule_job(
+            job_name, data, tenant=tenant, options=options
+        )
+
+    async def schedule_job_at(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        run_at: datetime,
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+    ) -> ScheduleResult:
+        return await self.engine_for(job_name).schedule_job_at(
+            job_name, data, run_at, tenant=tenant, options=options
+        )
+
+    async def schedule_recurring_job(
+        self, job_name: str, data: dict[str, Any], interval: str, *, tenant: uuid.UUID | str
+    ) -> ScheduleResult:
+        return await self.engine_for(job_name).schedule_recurring_job(
+            job_name, data, interval, tenant=tenant
+        )
+
+    async def _owner(self, job_id: uuid.UUID | str) -> JobRunner:
+        target = check_uuid("job_id", job_id)
+        for runner in self._engines.values():
+            try:
+                await runner.get_job_status(target)
+                return runner
+            except JobNotFoundError:
+                continue
+        raise JobNotFoundError(target)
+
+    async def cancel_job(self, job_id: uuid.UUID | str) -> bool:
+        try:
+            return await (await self._owner(job_id)).cancel_job(job_id)
+        except JobNotFoundError:  # a recurring schedule's id: whichever engine knows it
+            for runner in self._engines.values():
+                if await runner.cancel_job(job_id):
+                    return True
+            return False
+
+    async def get_job_status(self, job_id: uuid.UUID | str) -> JobStatusInfo:
+        return await (await self._owner(job_id)).get_job_status(job_id)
+
+    async def start(self) -> None:
+        for runner in self._engines.values():
+            await runner.start()
+
+    async def stop(self) -> None:
+        for runner in self._engines.values():
+            await runner.stop()
