@@ -164,3 +164,35 @@ async def test_bad_input_and_temporal_down(conn: asyncpg.Connection, make_runner
     with pytest.raises(TemporalUnavailableError, match=r"cannot reach Temporal at 127\.0\.0\.1:1"):
         await down.schedule_job("cleanup", {}, tenant=TENANT)
     assert await conn.fetchval("SELECT count(*) FROM jobs") == 0  # nothing half-written
+
+
+async def test_workflow_and_activity_spans_join_the_jobs_trace(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)  # the interceptor uses the global provider
+    if trace.get_tracer_provider() is not provider:
+        pytest.fail("a global tracer provider was set before this test")
+    registry = HandlerRegistry()
+    registry.handler("invoice_email")(_noop)
+    runner = make_runner(registry)
+    await runner.start()
+    result = await runner.schedule_job("invoice_email", {}, tenant=TENANT)
+    await wait_for(lambda: _is(conn, result.job_id, "completed"), 20)
+    await asyncio.sleep(0.5)  # the last spans end as the workflow completes
+    spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == result.job_id.int]
+    names = {s.name for s in spans}
+    expected = {
+        "StartWorkflow:jobsight.job",
+        "RunWorkflow:jobsight.job",
+        "StartActivity:jobsight.run_handler",
+        "RunActivity:jobsight.run_handler",
+    }
+    assert expected <= names, names

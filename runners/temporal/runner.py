@@ -9,12 +9,17 @@ fire opens its own `jobs` row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -33,6 +38,7 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -64,6 +70,21 @@ class SingletonConflictError(JobsightError):
 
 def _key(name: str) -> SearchAttributeKey[str]:
     return SearchAttributeKey.for_keyword(name)
+
+
+@contextlib.contextmanager
+def in_job_trace(job_id: uuid.UUID) -> Iterator[None]:
+    """Makes the job's UUID the current trace id, so the spans of starting, running and
+    finishing its workflow (the SDK's TracingInterceptor) join the job's own trace."""
+    parent = trace.NonRecordingSpan(trace.SpanContext(
+        trace_id=job_id.int, span_id=random.getrandbits(63) | 1, is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    ))  # fmt: skip
+    token = otel_context.attach(trace.set_span_in_context(parent))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def job_input(config: HandlerConfig, tenant: str, data: dict[str, Any], job_id: str,
@@ -99,6 +120,7 @@ class TemporalJobRunner:
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._attributes_ready = False
 
     # --- connections ------------------------------------------------------------------------
 
@@ -109,7 +131,8 @@ class TemporalJobRunner:
                     try:
                         self._client = await asyncio.wait_for(
                             Client.connect(self.settings.address,
-                                           namespace=self.settings.namespace),
+                                           namespace=self.settings.namespace,
+                                           interceptors=[TracingInterceptor()]),
                             self.settings.connect_timeout.total_seconds(),
                         )  # fmt: skip
                     except (RuntimeError, TimeoutError, OSError) as exc:
@@ -149,6 +172,7 @@ class TemporalJobRunner:
         user = SYSTEM_USER if user_id is None else check_uuid("user_id", user_id)
         encode_payload(data, "data", self.settings.max_payload_bytes)
         client = await self.client()
+        await self.ensure_search_attributes()
         job_id = uuid.uuid4()
         workflow_id = (f"jobsight-{job_name}-key-{opts.singleton_key}" if opts.singleton_key
                        else f"jobsight-{job_name}-{job_id}")  # fmt: skip
@@ -161,21 +185,22 @@ class TemporalJobRunner:
         if opts.run_at is not None and opts.run_at > datetime.now(UTC):
             delay = opts.run_at - datetime.now(UTC)
         try:
-            handle = await client.start_workflow(
-                t.WORKFLOW_NAME,
-                job_input(config, str(tenant_id), data, str(job_id), str(user),
-                          self.settings.heartbeat_timeout.total_seconds()),
-                id=workflow_id,
-                task_queue=self.settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                start_delay=delay,
-                search_attributes=TypedSearchAttributes([
-                    SearchAttributePair(_key("JobsightJobName"), job_name),
-                    SearchAttributePair(_key("JobsightTenant"), str(tenant_id)),
-                    SearchAttributePair(_key("JobsightJobId"), str(job_id)),
-                ]),
-                rpc_timeout=self.settings.rpc_timeout,
-            )  # fmt: skip
+            with in_job_trace(job_id):
+                handle = await client.start_workflow(
+                    t.WORKFLOW_NAME,
+                    job_input(config, str(tenant_id), data, str(job_id), str(user),
+                              self.settings.heartbeat_timeout.total_seconds()),
+                    id=workflow_id,
+                    task_queue=self.settings.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    start_delay=delay,
+                    search_attributes=TypedSearchAttributes([
+                        SearchAttributePair(_key("JobsightJobName"), job_name),
+                        SearchAttributePair(_key("JobsightTenant"), str(tenant_id)),
+                        SearchAttributePair(_key("JobsightJobId"), str(job_id)),
+                    ]),
+                    rpc_timeout=self.settings.rpc_timeout,
+                )  # fmt: skip
         except WorkflowAlreadyStartedError:
             await self._forget(job_id)
             existing = await (await self.pool()).fetchval(
@@ -278,22 +303,33 @@ class TemporalJobRunner:
     # --- worker -----------------------------------------------------------------------------
 
     async def ensure_search_attributes(self) -> None:
-        """Registers jobsight's Keyword search attributes when the namespace lacks them."""
+        """Registers jobsight's Keyword search attributes when the namespace lacks them (once
+        per runner: a producer that never starts a worker needs them too)."""
+        if self._attributes_ready:
+            return
         client = await self.client()
         ns = self.settings.namespace
-        listed = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=ns), timeout=self.settings.rpc_timeout
-        )
-        keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-        missing = {
-            name: keyword for name in t.SEARCH_ATTRIBUTES if name not in listed.custom_attributes
-        }
-        if missing:
-            await client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(namespace=ns, search_attributes=missing),
-                timeout=self.settings.rpc_timeout,
+        try:
+            listed = await client.operator_service.list_search_attributes(
+                ListSearchAttributesRequest(namespace=ns), timeout=self.settings.rpc_timeout
             )
-            log.info("registered search attributes %s", ", ".join(missing))
+            keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+            missing = {
+                name: keyword
+                for name in t.SEARCH_ATTRIBUTES
+                if name not in listed.custom_attributes
+            }
+            if missing:
+                await client.operator_service.add_search_attributes(
+                    AddSearchAttributesRequest(namespace=ns, search_attributes=missing),
+                    timeout=self.settings.rpc_timeout,
+                )
+                log.info("registered search attributes %s", ", ".join(missing))
+        except (RPCError, RuntimeError, TimeoutError) as exc:
+            raise TemporalUnavailableError(
+                f"Temporal refused the search attributes: {exc}"
+            ) from None
+        self._attributes_ready = True
 
     async def start(self) -> None:
         client = await self.client()
@@ -309,7 +345,9 @@ class TemporalJobRunner:
             # The sandbox re-imports what a workflow module imports; C extensions such as asyncpg
             # must not be loaded twice (it crashes the process), and need no isolation.
             workflow_runner=SandboxedWorkflowRunner(
-                restrictions=SandboxRestrictions.default.with_passthrough_modules("asyncpg")
+                restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                    "asyncpg", "opentelemetry"
+                )
             ),
             activities=[activities.open_job, activities.run_handler, activities.finish_job],
             max_concurrent_activities=self.settings.max_concurrent_activities,

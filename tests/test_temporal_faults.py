@@ -1,0 +1,86 @@
+"""Temporal faults: a worker process killed mid-activity, and Temporal going down later."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from exporter.localstack import LocalTemporal
+from runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
+from tests.pgqueue_helpers import wait_for
+from tests.temporal_handlers import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+TENANT = uuid.UUID("00000000-0000-4000-8000-00000000dead")
+
+
+def _worker(url: str, address: str, queue: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "worker", "--runner", "temporal", "--handlers",
+         "tests.temporal_handlers:registry", "--task-queue", queue, "--temporal-address",
+         address, "--database-url", url],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+async def test_killed_worker_mid_activity(migrated_db: str, temporal_address: str) -> None:
+    queue = f"fault-{uuid.uuid4().hex[:8]}"
+    settings = TemporalSettings(address=temporal_address, task_queue=queue,
+                                heartbeat_timeout=timedelta(seconds=2))  # fmt: skip
+    producer = TemporalJobRunner(migrated_db, registry, settings, work=False)
+    conn = await asyncpg.connect(migrated_db)
+    first = _worker(migrated_db, temporal_address, queue)
+    second = None
+    try:
+        result = await producer.schedule_job("slow-import", {"seconds": 3}, tenant=TENANT)
+        running = "SELECT status = 'processing' FROM jobs WHERE job_id = $1"
+        await wait_for(lambda: conn.fetchval(running, result.job_id), 30)
+        await asyncio.sleep(0.5)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = _worker(migrated_db, temporal_address, queue)
+        done = "SELECT status = 'completed' FROM jobs WHERE job_id = $1"
+        await wait_for(lambda: conn.fetchval(done, result.job_id), 60)
+        row = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1", result.job_id)
+        assert row["attempts"] == 2 and row["finished_at"] is not None  # the kill cost one try
+        details = await conn.fetch(
+            "SELECT status::text, attempt FROM job_details WHERE job_id = $1", result.job_id
+        )
+        assert [(d["status"], d["attempt"]) for d in details] == [("completed", 2)]
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+        await producer.stop()
+        await conn.close()
+
+
+@pytest.mark.slow
+async def test_temporal_down_later_fails_clearly(migrated_db: str) -> None:
+    server = LocalTemporal()
+    address = server.start()
+    runner = TemporalJobRunner(migrated_db, registry, TemporalSettings(
+        address=address, rpc_timeout=timedelta(seconds=3)), work=False)  # fmt: skip
+    try:
+        await runner.client()  # connected while it was up
+        server.stop()
+        with pytest.raises(TemporalUnavailableError, match="Temporal refused"):
+            await runner.schedule_job("slow-import", {}, tenant=TENANT)
+        conn = await asyncpg.connect(migrated_db)
+        assert await conn.fetchval("SELECT count(*) FROM jobs") == 0  # nothing half-written
+        await conn.close()
+    finally:
+        server.stop()
+        await runner.stop()
