@@ -84,7 +84,8 @@ WITH input AS (
   SET state = 'completed', heartbeat_at = NULL,
       completed_at = j.started_at + i.elapsed_ms * interval '1 millisecond'
   FROM input i
-  WHERE j.id = i.id AND j.state = 'active' AND j.worker_id = $4 AND j.attempts = i.attempt
+  WHERE j.id = i.id AND j.id = ANY($1::uuid[])  -- lets the planner use the primary key
+    AND j.state = 'active' AND j.worker_id = $4 AND j.attempts = i.attempt
   RETURNING j.id, j.tenant, j.attempts, j.started_at, j.completed_at
 ), mirrored AS (
   UPDATE jobs SET status = 'completed', finished_at = d.completed_at, updated_at = now()
@@ -110,7 +111,7 @@ WITH input AS (
 ), input_at AS (
   SELECT i.id, i.error, i.attempt,
          coalesce(j.started_at + i.elapsed_ms * interval '1 millisecond', now()) AS finished_at
-  FROM input i JOIN pgqueue.job j ON j.id = i.id
+  FROM input i JOIN pgqueue.job j ON j.id = i.id AND j.id = ANY($1::uuid[])
 ), failed AS (
   UPDATE pgqueue.job j
   SET state = CASE WHEN j.attempts < j.max_attempts THEN 'retry' ELSE 'failed' END
@@ -123,7 +124,8 @@ WITH input AS (
       completed_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE i.finished_at END,
       last_error = i.error, heartbeat_at = NULL
   FROM input_at i
-  WHERE j.id = i.id AND j.state = 'active' AND j.attempts = i.attempt
+  WHERE j.id = i.id AND j.id = ANY($1::uuid[]) AND j.state = 'active'
+    AND j.attempts = i.attempt
     AND ($5::uuid IS NULL OR j.worker_id = $5)
   RETURNING j.id, j.tenant, j.name, j.data, j.state, j.attempts, j.started_at, j.completed_at,
             j.dead_letter, i.error, i.finished_at
