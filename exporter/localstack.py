@@ -81,6 +81,7 @@ class LocalPostgres:
     _bindir: Path | None = None
     _run_as: str | None = None
     _pgserver: object | None = None
+    _options: str = ""
 
     def start(self) -> str:
         backend = self.backend
@@ -147,19 +148,8 @@ class LocalPostgres:
             ]
             + [f"-c {s}" for s in _FAST_SETTINGS]
         )
-        self._run(
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(self._dir / "server.log"),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            str(int(START_TIMEOUT_S)),
-            "start",
-        )
+        self._options = options
+        self._pg_ctl_start()
         self._run(
             str(bindir / "createdb"),
             "-h",
@@ -171,6 +161,23 @@ class LocalPostgres:
             self.database,
         )
         self.url = f"postgresql://postgres@127.0.0.1:{port}/{self.database}"
+
+    def _pg_ctl_start(self) -> None:
+        assert self._dir is not None and self._bindir is not None
+        self._run(str(self._bindir / "pg_ctl"), "-D", str(self._dir / "data"), "-l",
+                  str(self._dir / "server.log"), "-o", self._options, "-w", "-t",
+                  str(int(START_TIMEOUT_S)), "start")  # fmt: skip
+
+    def pause(self) -> None:
+        """Stops the server but keeps its data (system binaries only): an outage to test with."""
+        if self._bindir is None or self._dir is None:
+            raise LocalStackError("pause() needs the system-binaries backend")
+        self._run(str(self._bindir / "pg_ctl"), "-D", str(self._dir / "data"), "-m", "fast",
+                  "-w", "stop")  # fmt: skip
+
+    def resume(self) -> None:
+        """Starts a paused server again, on the same port with the same data."""
+        self._pg_ctl_start()
 
     def _start_pgserver(self) -> None:
         assert self._dir is not None

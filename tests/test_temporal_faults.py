@@ -84,3 +84,55 @@ async def test_temporal_down_later_fails_clearly(migrated_db: str) -> None:
     finally:
         server.stop()
         await runner.stop()
+
+
+@pytest.mark.slow
+async def test_database_outage_does_not_lose_the_outcome(temporal_address: str) -> None:
+    """The database goes away while a job runs and comes back: the activities' writes are
+    retried and the job's row ends completed."""
+    from exporter.localstack import LocalPostgres, find_pg_bindir
+    from runners import HandlerRegistry, RetryPolicy, migrator
+    from tests.conftest import require_tool
+
+    require_tool(find_pg_bindir() is not None, "PostgreSQL server binaries")
+    pg = LocalPostgres(backend="system")
+    url = pg.start()
+    release = asyncio.Event()
+    own = HandlerRegistry()
+
+    @own.handler(
+        "credit-reconciliation",
+        retry=RetryPolicy(max_attempts=10, initial_interval=timedelta(seconds=1)),
+    )
+    async def waits(ctx, data):  # type: ignore[no-untyped-def]
+        await release.wait()
+
+    runner = None
+    try:
+        conn = await asyncpg.connect(url)
+        await migrator.migrate(conn, "up")
+        await conn.close()
+        runner = TemporalJobRunner(url, own, TemporalSettings(
+            address=temporal_address, task_queue=f"outage-{uuid.uuid4().hex[:8]}"))  # fmt: skip
+        await runner.start()
+        result = await runner.schedule_job("credit-reconciliation", {}, tenant=TENANT)
+        conn = await asyncpg.connect(url)
+        running = "SELECT status = 'processing' FROM jobs WHERE job_id = $1"
+        await wait_for(lambda: conn.fetchval(running, result.job_id), 30)
+        await conn.close()
+        pg.pause()  # the handler finishes while the database is away
+        release.set()
+        await asyncio.sleep(3)
+        pg.resume()
+        conn = await asyncpg.connect(url)
+        done = "SELECT status = 'completed' FROM jobs WHERE job_id = $1"
+        await wait_for(lambda: conn.fetchval(done, result.job_id), 60)
+        details = await conn.fetch(
+            "SELECT status::text FROM job_details WHERE job_id = $1", result.job_id
+        )
+        assert "completed" in [d["status"] for d in details]
+        await conn.close()
+    finally:
+        if runner is not None:
+            await runner.stop()
+        pg.stop()

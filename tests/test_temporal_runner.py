@@ -196,3 +196,37 @@ async def test_workflow_and_activity_spans_join_the_jobs_trace(
         "RunActivity:jobsight.run_handler",
     }
     assert expected <= names, names
+
+
+async def test_status_and_progress_queries_and_cancel_signal(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    from runners.temporal import types as t
+
+    registry = HandlerRegistry()
+    progressed, cancelled = asyncio.Event(), asyncio.Event()
+
+    @registry.handler("invoice_zip")
+    async def zips(ctx, data):  # type: ignore[no-untyped-def]
+        await ctx.report_progress(0.4)
+        progressed.set()
+        try:
+            await asyncio.sleep(120)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    runner = make_runner(registry)
+    await runner.start()
+    result = await runner.schedule_job("invoice_zip", {}, tenant=TENANT)
+    await asyncio.wait_for(progressed.wait(), 20)
+    handle = (await runner.client()).get_workflow_handle(result.external_id or "")
+
+    async def progress_seen() -> bool:
+        return await handle.query(t.PROGRESS_QUERY) == 0.4
+
+    await wait_for(progress_seen, 10)
+    assert await handle.query(t.STATUS_QUERY) == "processing"
+    await handle.signal(t.CANCEL_SIGNAL)
+    await asyncio.wait_for(cancelled.wait(), 20)
+    await wait_for(lambda: _is(conn, result.job_id, "cancelled"), 20)
