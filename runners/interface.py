@@ -103,6 +103,11 @@ class ScheduleOptions:
         if not -32768 <= self.priority <= 32767:
             raise ValidationError("priority", "must fit in a smallint (-32768..32767)")
 
+    def at(self, run_at: datetime) -> ScheduleOptions:
+        """These options, due at `run_at`."""
+        return ScheduleOptions(run_at=run_at, singleton_key=self.singleton_key,
+                               priority=self.priority)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class ScheduleResult:

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from runners.errors import IllegalTransitionError, JobNotFoundError, ValidationError
+from runners.interface import JobStatusInfo
 from runners.status import RUNNING, JobStatus, allowed_from, is_finished
 from runners.validation import (
     DEFAULT_MAX_METADATA_BYTES,
@@ -288,6 +289,13 @@ class JobService:
         if row is None:
             raise JobNotFoundError(job)
         return JobRecord.from_row(row)
+
+    async def status_info(self, job_id: uuid.UUID | str, runner_type: str) -> JobStatusInfo:
+        """A runner's view of one of its jobs; JobNotFoundError when another engine ran it."""
+        job = await self.get_job(job_id)
+        if job.runner_type != runner_type:
+            raise JobNotFoundError(job_id)
+        return JobStatusInfo(job.status, job.progress, job.error, job.metadata)
 
     async def get_details(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from runners.errors import JobNotFoundError, ValidationError
+from runners.errors import ValidationError
 from runners.interface import (
     HandlerConfig,
     JobStatusInfo,
@@ -112,11 +112,10 @@ class PgQueueJobRunner:
         options: ScheduleOptions | None = None,
         user_id: uuid.UUID | str | None = None,
     ) -> ScheduleResult:
-        base = options or ScheduleOptions()
-        timed = ScheduleOptions(run_at=run_at, singleton_key=base.singleton_key,
-                                priority=base.priority)  # fmt: skip
-        return await self.schedule_job(job_name, data, tenant=tenant, options=timed,
-                                       user_id=user_id)  # fmt: skip
+        timed = (options or ScheduleOptions()).at(run_at)
+        return await self.schedule_job(
+            job_name, data, tenant=tenant, options=timed, user_id=user_id
+        )
 
     async def schedule_many(
         self,
@@ -196,10 +195,7 @@ class PgQueueJobRunner:
         return result
 
     async def get_job_status(self, job_id: uuid.UUID | str) -> JobStatusInfo:
-        job = await JobService(await self.pool()).get_job(job_id)
-        if job.runner_type != self.runner_type:
-            raise JobNotFoundError(job_id)
-        return JobStatusInfo(job.status, job.progress, job.error, job.metadata)
+        return await JobService(await self.pool()).status_info(job_id, self.runner_type)
 
     async def start(self) -> None:
         """Starts a worker for every registered handler (unless built with work=False)."""

@@ -235,11 +235,10 @@ class TemporalJobRunner:
         options: ScheduleOptions | None = None,
         user_id: uuid.UUID | str | None = None,
     ) -> ScheduleResult:
-        base = options or ScheduleOptions()
-        timed = ScheduleOptions(run_at=run_at, singleton_key=base.singleton_key,
-                                priority=base.priority)  # fmt: skip
-        return await self.schedule_job(job_name, data, tenant=tenant, options=timed,
-                                       user_id=user_id)  # fmt: skip
+        timed = (options or ScheduleOptions()).at(run_at)
+        return await self.schedule_job(
+            job_name, data, tenant=tenant, options=timed, user_id=user_id
+        )
 
     async def schedule_recurring_job(
         self,
@@ -295,10 +294,7 @@ class TemporalJobRunner:
         return True
 
     async def get_job_status(self, job_id: uuid.UUID | str) -> JobStatusInfo:
-        job = await JobService(await self.pool()).get_job(job_id)
-        if job.runner_type != self.runner_type:
-            raise JobNotFoundError(job_id)
-        return JobStatusInfo(job.status, job.progress, job.error, job.metadata)
+        return await JobService(await self.pool()).status_info(job_id, self.runner_type)
 
     # --- worker -----------------------------------------------------------------------------
 
