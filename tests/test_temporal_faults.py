@@ -58,6 +58,8 @@ async def test_killed_worker_mid_activity(migrated_db: str, temporal_address: st
             "SELECT status::text, attempt FROM job_details WHERE job_id = $1", result.job_id
         )
         assert [(d["status"], d["attempt"]) for d in details] == [("completed", 2)]
+        second.send_signal(signal.SIGTERM)  # graceful shutdown: a clean exit
+        assert second.wait(30) == 0
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
