@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def describe_error(exc: BaseException) -> str:
+    """How a handler's failure is recorded on the job: "Type: message" (or just the type)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class JobsightError(Exception):
     """Base class of every error jobsight raises on purpose."""
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from runners.errors import describe_error
 from runners.interface import HandlerConfig
 from runners.pgqueue import sql
 from runners.pgqueue.context import PgQueueContext
@@ -96,11 +97,6 @@ class _Outcomes:
 
 
 _OUTCOME_FIELDS = tuple(_Outcomes.__dataclass_fields__)
-
-
-def describe_error(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Worker:

@@ -15,18 +15,18 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from runners.errors import IllegalTransitionError, JobNotFoundError, UnknownJobError
+from runners.errors import (
+    IllegalTransitionError,
+    JobNotFoundError,
+    UnknownJobError,
+    describe_error,
+)
 from runners.registry import HandlerRegistry
 from runners.service import JobService
 from runners.status import JobStatus
 from runners.temporal import types as t
 
 log = logging.getLogger("jobsight.temporal.activities")
-
-
-def describe_error(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass
