@@ -10,10 +10,9 @@ from typing import Any
 
 import asyncpg
 
+from runners.base import RunnerBase
 from runners.errors import ValidationError
 from runners.interface import (
-    HandlerConfig,
-    JobStatusInfo,
     ScheduleOptions,
     ScheduleResult,
 )
@@ -23,13 +22,13 @@ from runners.pgqueue.settings import PgQueueSettings
 from runners.pgqueue.worker import Worker
 from runners.recurrence import parse_recurrence
 from runners.registry import HandlerRegistry
-from runners.service import SYSTEM_USER, JobService
+from runners.service import SYSTEM_USER
 from runners.validation import check_job_name, check_uuid, encode_payload
 
 CONNECT_TIMEOUT_S = 10.0
 
 
-class PgQueueJobRunner:
+class PgQueueJobRunner(RunnerBase):
     """Schedules jobs on the Postgres queue; `start()` also works them for registered handlers.
 
     A producer that only schedules never needs `start()`: the pool opens on first use.
@@ -85,9 +84,6 @@ class PgQueueJobRunner:
 
     # --- JobRunner --------------------------------------------------------------------------
 
-    def register_handler(self, config: HandlerConfig) -> None:
-        self.registry.register(config)
-
     async def schedule_job(
         self,
         job_name: str,
@@ -101,21 +97,6 @@ class PgQueueJobRunner:
             job_name, [data], tenant=tenant, options=options, user_id=user_id
         )
         return result
-
-    async def schedule_job_at(
-        self,
-        job_name: str,
-        data: dict[str, Any],
-        run_at: datetime,
-        *,
-        tenant: uuid.UUID | str,
-        options: ScheduleOptions | None = None,
-        user_id: uuid.UUID | str | None = None,
-    ) -> ScheduleResult:
-        timed = (options or ScheduleOptions()).at(run_at)
-        return await self.schedule_job(
-            job_name, data, tenant=tenant, options=timed, user_id=user_id
-        )
 
     async def schedule_many(
         self,
@@ -193,9 +174,6 @@ class PgQueueJobRunner:
             retry_of=target,
         )
         return result
-
-    async def get_job_status(self, job_id: uuid.UUID | str) -> JobStatusInfo:
-        return await JobService(await self.pool()).status_info(job_id, self.runner_type)
 
     async def start(self) -> None:
         """Starts a worker for every registered handler (unless built with work=False)."""

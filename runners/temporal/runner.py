@@ -44,8 +44,9 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from runners.base import RunnerBase
 from runners.errors import JobNotFoundError, JobsightError
-from runners.interface import HandlerConfig, JobStatusInfo, ScheduleOptions, ScheduleResult
+from runners.interface import HandlerConfig, ScheduleOptions, ScheduleResult
 from runners.recurrence import parse_recurrence
 from runners.registry import HandlerRegistry
 from runners.service import SYSTEM_USER, JobService
@@ -100,7 +101,7 @@ def job_input(config: HandlerConfig, tenant: str, data: dict[str, Any], job_id: 
     )  # fmt: skip
 
 
-class TemporalJobRunner:
+class TemporalJobRunner(RunnerBase):
     runner_type = "temporal"
 
     def __init__(
@@ -153,9 +154,6 @@ class TemporalJobRunner:
         return self._pool
 
     # --- JobRunner --------------------------------------------------------------------------
-
-    def register_handler(self, config: HandlerConfig) -> None:
-        self.registry.register(config)
 
     async def schedule_job(
         self,
@@ -225,21 +223,6 @@ class TemporalJobRunner:
             "DELETE FROM jobs WHERE job_id = $1 AND status = 'queued'", job_id
         )
 
-    async def schedule_job_at(
-        self,
-        job_name: str,
-        data: dict[str, Any],
-        run_at: datetime,
-        *,
-        tenant: uuid.UUID | str,
-        options: ScheduleOptions | None = None,
-        user_id: uuid.UUID | str | None = None,
-    ) -> ScheduleResult:
-        timed = (options or ScheduleOptions()).at(run_at)
-        return await self.schedule_job(
-            job_name, data, tenant=tenant, options=timed, user_id=user_id
-        )
-
     async def schedule_recurring_job(
         self,
         job_name: str,
@@ -292,9 +275,6 @@ class TemporalJobRunner:
         except RPCError as exc:
             raise TemporalUnavailableError(f"Temporal refused the cancel: {exc}") from None
         return True
-
-    async def get_job_status(self, job_id: uuid.UUID | str) -> JobStatusInfo:
-        return await JobService(await self.pool()).status_info(job_id, self.runner_type)
 
     # --- worker -----------------------------------------------------------------------------
 
