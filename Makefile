@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench system-tools install clean
+.PHONY: run test lint bench generate system-tools install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,3 +33,6 @@ bench: install system-tools ## run the benchmarks; results land in bench/results
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+generate: install ## regenerate the committed generated files (metrics reference, ...)
+	$(VENV)/bin/jobsight generate

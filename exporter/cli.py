@@ -12,13 +12,10 @@ from collections.abc import Sequence
 import asyncpg
 
 from exporter import dburl
+from exporter.settings import SettingError
 
 EXIT_BAD_SETTING = 2
 CONNECT_TIMEOUT_S = 10.0
-
-
-class SettingError(Exception):
-    """A setting is missing or invalid; the message names it."""
 
 
 def _database_url(args: argparse.Namespace) -> str:
@@ -154,6 +151,36 @@ def _build_worker_runner(args: argparse.Namespace, url: str, registry):  # type:
     return PgQueueJobRunner(url, registry, settings)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from exporter.settings import load_settings
+    from exporter.sidecar import serve
+
+    settings = load_settings(os.environ, args.config)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from exporter.generate import generate
+
+    changed = generate(Path(args.root), check=args.check)
+    for path in changed:
+        print(f"{'stale' if args.check else 'wrote'} {path}")
+    if args.check and changed:
+        print("generated files are stale: run `make generate` and commit them", file=sys.stderr)
+        return 1
+    if not changed:
+        print("generated files are up to date")
+    return 0
+
+
 def _stop_requested():  # type: ignore[no-untyped-def]
     import threading
 
@@ -240,6 +267,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--no-temporal", action="store_true", help="start PostgreSQL only")
     dev.set_defaults(run=_dev)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the sidecar: metrics, traces and health of every job source",
+        description="Polls the jobs tables, pgqueue, pg-boss, Temporal and PostgreSQL (one "
+        "sidecar of a group at a time, by advisory lock), serves /metrics, /livez, /readyz and "
+        "a status page, and exports finished jobs as OTLP traces. Settings come from the "
+        "environment (JOBSIGHT_*, DATABASE_URL, TEMPORAL_*, OTEL_*) over an optional YAML file; "
+        "the README lists every one.",
+    )
+    serve.add_argument(
+        "--config", metavar="FILE", help="YAML settings file (default: $JOBSIGHT_CONFIG)"
+    )
+    serve.set_defaults(run=_serve)
+
+    gen = sub.add_parser(
+        "generate",
+        help="write the generated files (metrics reference, dashboards, alert rules)",
+        description="Regenerates every committed, generated file from the code.",
+    )
+    gen.add_argument("--root", default=".", help="repository root to write into (default: .)")
+    gen.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when a file is stale"
+    )
+    gen.set_defaults(run=_generate)
     return parser
 
 

@@ -1,0 +1,89 @@
+"""The Prometheus collector: renders the poller's latest state. A scrape reads memory only; it
+never touches a database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from exporter.metric_spec import MetricSpec, samples, single
+from exporter.poller import SidecarState
+from exporter.settings import SidecarSettings
+from exporter.sources.base import Source
+
+SOURCE = ("source",)
+BUILD_INFO = MetricSpec(
+    "jobsight_build_info",
+    "gauge",
+    "Always 1; the sidecar's version and instance (group) as labels.",
+    ("version", "instance"),
+)
+LEADER = MetricSpec(
+    "jobsight_leader",
+    "gauge",
+    "1 when this sidecar leads (polls the shared tables), 0 when it follows.",
+)
+SOURCE_UP = MetricSpec(
+    "jobsight_source_up",
+    "gauge",
+    "1 when the source's last poll succeeded (as seen by the leader).",
+    SOURCE,
+)
+SOURCE_LAST_SUCCESS = MetricSpec(
+    "jobsight_source_last_success_timestamp_seconds",
+    "gauge",
+    "When the source was last polled successfully (Unix time).",
+    SOURCE,
+)
+SOURCE_DURATION = MetricSpec(
+    "jobsight_source_poll_duration_seconds",
+    "gauge",
+    "How long the source's last poll took.",
+    SOURCE,
+)
+STATE_READ_UP = MetricSpec(
+    "jobsight_state_read_up",
+    "gauge",
+    "Followers: 1 when the leader's published state was last read successfully.",
+)
+SELF_METRICS = (BUILD_INFO, LEADER, SOURCE_UP, SOURCE_LAST_SUCCESS, SOURCE_DURATION, STATE_READ_UP)
+
+
+class SidecarCollector(Collector):
+    def __init__(
+        self,
+        state: SidecarState,
+        sources: dict[str, Source],
+        settings: SidecarSettings,
+        version: str,
+    ) -> None:
+        self._state = state
+        self._sources = sources
+        self._settings = settings
+        self._version = version
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state
+        yield samples(BUILD_INFO, [((self._version, self._settings.instance), 1)])
+        yield single(LEADER, 1 if state.leader else 0)
+        statuses = [(name, view.status) for name, view in state.views.items() if view.status]
+        yield samples(SOURCE_UP, (((n,), 1 if s.up else 0) for n, s in statuses))
+        yield samples(
+            SOURCE_LAST_SUCCESS,
+            (((n,), s.last_success) for n, s in statuses if s.last_success is not None),
+        )
+        yield samples(
+            SOURCE_DURATION, (((n,), s.duration) for n, s in statuses if s.duration is not None)
+        )
+        yield single(STATE_READ_UP, None if state.leader else (1 if state.state_read.up else 0))
+        for name, view in state.views.items():
+            if view.snapshot is not None:
+                yield from self._sources[name].render(view.snapshot, self._settings)
+
+
+def registry_for(collector: SidecarCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry

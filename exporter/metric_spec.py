@@ -1,0 +1,80 @@
+"""A metric's description, declared once beside the source that fills it, and the helpers that
+turn descriptions plus values into prometheus_client metric families. The metrics reference
+(docs/metrics.md), the dashboards and the alert rules all read these descriptions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.samples import Exemplar
+
+KINDS = ("counter", "gauge", "histogram")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # as exposed; counters end in _total
+    kind: str
+    help: str
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: unknown kind {self.kind!r}")
+        if not self.name.startswith("jobsight_"):
+            raise ValueError(f"{self.name}: metric names start with jobsight_")
+        if (self.kind == "counter") != self.name.endswith("_total"):
+            raise ValueError(f"{self.name}: _total is for counters, and only for them")
+
+    def family(self) -> Metric:
+        if self.kind == "counter":
+            return CounterMetricFamily(
+                self.name.removesuffix("_total"), self.help, labels=self.labels
+            )
+        if self.kind == "histogram":
+            return HistogramMetricFamily(self.name, self.help, labels=self.labels)
+        return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+
+
+def samples(spec: MetricSpec, rows: Iterable[tuple[Sequence[str], float]]) -> Metric:
+    """A family of (label values, value) rows."""
+    family = spec.family()
+    for labels, value in rows:
+        family.add_metric(list(labels), value)
+    return family
+
+
+def single(spec: MetricSpec, value: float | None) -> Metric:
+    family = spec.family()
+    if value is not None:
+        family.add_metric([], value)
+    return family
+
+
+def histogram(
+    spec: MetricSpec,
+    bounds: Sequence[float],
+    rows: Iterable[tuple[Sequence[str], Sequence[int], float, Sequence[Exemplar | None]]],
+) -> Metric:
+    """Rows of (labels, per-bucket counts (not cumulative, + the +Inf bucket), sum, exemplars)."""
+    family = spec.family()
+    for labels, counts, total, exemplars in rows:
+        buckets = []
+        running = 0
+        for bound, count, exemplar in zip([*bounds, float("inf")], counts, exemplars, strict=True):
+            running += count
+            le = "+Inf" if bound == float("inf") else _le(bound)
+            buckets.append((le, running, exemplar) if exemplar else (le, running))
+        family.add_metric(list(labels), buckets, total)
+    return family
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))

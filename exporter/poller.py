@@ -1,0 +1,184 @@
+"""The poller: runs each source on its own interval while this sidecar leads, and serves the
+leader's published state while it follows.
+
+Leader, per source, in a loop that never overlaps itself:
+    poll (with JOBSIGHT_POLL_TIMEOUT) -> store the snapshot and status -> adopt them.
+A snapshot is adopted only once stored, so what every sidecar serves is what a next leader
+resumes from: counters neither double nor skip across leader changes. A failed poll keeps the last
+good snapshot and marks the source down with its last success time.
+
+Follower: every leader-check interval, reads the published state; when that fails, keeps the last
+state and marks the sources down (the data behind them can no longer be vouched for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from exporter import state_store
+from exporter.leadership import Leadership, NotLeader
+from exporter.settings import SidecarSettings
+from exporter.source_status import SourceStatus, SourceView, describe
+from exporter.sources.base import PollContext, Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SidecarState:
+    """Everything the collector and the HTTP handlers read; written only by the poller."""
+
+    views: dict[str, SourceView] = field(default_factory=dict)
+    leader: bool = False
+    leader_info: dict[str, Any] | None = None
+    state_read: SourceStatus = field(default_factory=SourceStatus)  # follower's reads
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def first_poll_done(self) -> bool:
+        return any(v.status is not None and v.status.last_attempt for v in self.views.values())
+
+
+class Poller:
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        sources: dict[str, Source],
+        leadership: Leadership,
+        pool: asyncpg.Pool,
+    ) -> None:
+        self.settings = settings
+        self.sources = sources
+        self.leadership = leadership
+        self.pool = pool
+        self.state = SidecarState(views={name: SourceView() for name in sources})
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._clients: dict[str, Any] = {}
+        self._types = {name: source.snapshot_type for name, source in sources.items()}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        interval = self.settings.leader_check_interval
+        try:
+            while not stop.is_set():
+                leading = await self.leadership.refresh()
+                if leading and not self._tasks:
+                    await self._lead()
+                elif not leading and self._tasks:
+                    await self._follow()
+                if not leading:
+                    await self._read_published()
+                await self._read_leader_info()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+        finally:
+            await self._stop_tasks()
+            await self.leadership.resign()
+            self.state.leader = False
+
+    async def _lead(self) -> None:
+        try:
+            stored = await state_store.load(self.pool, self.settings.instance, self._types)
+        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+            log.warning("cannot load the stored state; not leading yet: %s", exc)
+            await self.leadership.resign()
+            return
+        for name in self.sources:  # resume from what the previous leader stored
+            if name in stored and stored[name].snapshot is not None:
+                self.state.views[name] = SourceView(
+                    stored[name].snapshot, self.state.views[name].status
+                )
+        self.state.leader = True
+        for name in self.sources:
+            self._tasks[name] = asyncio.create_task(self._source_loop(name), name=f"poll-{name}")
+
+    async def _follow(self) -> None:
+        log.info("now a follower")
+        await self._stop_tasks()
+        self.state.leader = False
+
+    async def _stop_tasks(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    async def _source_loop(self, name: str) -> None:
+        source = self.sources[name]
+        interval = self.settings.interval(name)
+        while True:
+            began, wall = time.monotonic(), time.time()
+            view = self.state.views[name]
+            previous_status = view.status or SourceStatus()
+            ctx = PollContext(self.settings, self.pool, view.snapshot, self._clients)
+            snapshot = None
+            try:
+                snapshot = await asyncio.wait_for(source.poll(ctx), self.settings.poll_timeout)
+                status = SourceStatus(True, time.time(), wall, time.monotonic() - began)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a source's failure is reported, never fatal
+                status = SourceStatus(
+                    False,
+                    previous_status.last_success,
+                    wall,
+                    time.monotonic() - began,
+                    describe(exc),
+                )
+                log.warning("source %s is down: %s", name, status.error)
+            try:
+                await state_store.save(
+                    self.leadership, self.settings.instance, name, snapshot, status
+                )
+            except (NotLeader, asyncpg.PostgresError, OSError, TimeoutError) as exc:
+                # Not stored, so not served: a next leader would not resume from it.
+                snapshot = None
+                status = SourceStatus(
+                    False,
+                    previous_status.last_success,
+                    wall,
+                    time.monotonic() - began,
+                    f"cannot store the state: {describe(exc)}",
+                )
+            self.state.views[name] = SourceView(
+                snapshot if snapshot is not None else view.snapshot, status
+            )
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - began)))
+
+    async def _read_published(self) -> None:
+        wall, began = time.time(), time.monotonic()
+        try:
+            async with asyncio.timeout(self.settings.poll_timeout):
+                stored = await state_store.load(self.pool, self.settings.instance, self._types)
+        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+            error = f"cannot read the leader's state: {describe(exc)}"
+            self.state.state_read = SourceStatus(
+                False, self.state.state_read.last_success, wall, time.monotonic() - began, error
+            )
+            for name, view in self.state.views.items():
+                last = view.status.last_success if view.status else None
+                self.state.views[name] = SourceView(
+                    view.snapshot, SourceStatus(False, last, wall, None, error)
+                )
+            return
+        self.state.state_read = SourceStatus(True, time.time(), wall, time.monotonic() - began)
+        for name in self.sources:
+            if name in stored:
+                self.state.views[name] = stored[name]
+
+    async def _read_leader_info(self) -> None:
+        try:
+            async with asyncio.timeout(self.settings.poll_timeout):
+                self.state.leader_info = await state_store.leader_info(
+                    self.pool, self.settings.instance
+                )
+        except (asyncpg.PostgresError, OSError, TimeoutError):
+            pass  # shown as unknown on the status page; the sources carry the real status

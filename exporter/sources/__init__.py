@@ -1,0 +1,26 @@
+"""One module per polled system. Each holds its queries, its snapshot (plain data), the pure
+rows-to-snapshot step and the metrics it renders. `load_source` imports only the chosen ones,
+so the temporal source (and temporalio) is imported only when enabled."""
+
+from __future__ import annotations
+
+import importlib
+
+from exporter.sources.base import Source
+
+MODULES = {
+    "jobs": "exporter.sources.jobs",
+    "pgqueue": "exporter.sources.pgqueue",
+    "pgboss": "exporter.sources.pgboss",
+    "postgres": "exporter.sources.postgres",
+    "temporal": "exporter.sources.temporal",
+}
+
+
+def load_source(name: str) -> Source:
+    return importlib.import_module(MODULES[name]).SOURCE
+
+
+def all_modules():  # type: ignore[no-untyped-def]
+    """Every source module (for the metrics reference); imports no engine library."""
+    return [importlib.import_module(path) for path in MODULES.values()]

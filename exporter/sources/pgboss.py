@@ -1,0 +1,378 @@
+"""The pgboss source: read-only figures from the tables of a Node application's pg-boss.
+
+The schema version (`<schema>.version`) and the columns present decide how to read:
+- pg-boss 10 (schema 24): no cached counters; waiting, active and failed jobs are counted live
+  from the partitioned `job` table (`archive` holds completed jobs and is left alone).
+- pg-boss 11/12 (schema 25 and later): the counters pg-boss itself caches on `queue` at each
+  monitor pass (the figures its own getQueue() returns), the per-window completed / failed deltas
+  (accumulated here into counters, each window once), the wait / run latency bins where present,
+  and crash restarts from the `instance` table where present.
+Active jobs past their expiry are always counted live (few rows: active ones only).
+
+The schema name is a validated identifier (JOBSIGHT_PGBOSS_SCHEMA); column names come from the
+fixed lists below, never from the database or the user.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from exporter.labels import LabelCap
+from exporter.metric_spec import MetricSpec, samples, single
+from exporter.settings import SidecarSettings
+from exporter.sources.base import PollContext, table_exists
+
+OLDEST_SUPPORTED = 24  # pg-boss 10
+LATENCY_MIN_SECONDS = 0.01  # pg-boss's latency bins: slot k >= 1 starts at 0.01 * sqrt(2)^(k-1)
+QUEUE = ("queue",)
+
+JOBS = MetricSpec(
+    "jobsight_pgboss_jobs",
+    "gauge",
+    "pg-boss jobs by queue and state: ready, deferred (start time not reached), "
+    "blocked, active, failed (retained).",
+    ("queue", "state"),
+)
+OLDEST_READY = MetricSpec(
+    "jobsight_pgboss_oldest_ready_age_seconds",
+    "gauge",
+    "How long the oldest ready pg-boss job has waited.",
+    QUEUE,
+)
+EXPIRED = MetricSpec(
+    "jobsight_pgboss_expired_active_jobs", "gauge", "Active pg-boss jobs past their expiry.", QUEUE
+)
+COMPLETED = MetricSpec(
+    "jobsight_pgboss_jobs_completed_total",
+    "counter",
+    "pg-boss jobs completed, from pg-boss's monitor deltas (pg-boss >= 11).",
+    QUEUE,
+)
+FAILED = MetricSpec(
+    "jobsight_pgboss_jobs_failed_total",
+    "counter",
+    "pg-boss jobs failed, from pg-boss's monitor deltas (pg-boss >= 11).",
+    QUEUE,
+)
+WAIT_P95 = MetricSpec(
+    "jobsight_pgboss_wait_p95_seconds",
+    "gauge",
+    "p95 wait time of the jobs in pg-boss's latest monitor window.",
+    QUEUE,
+)
+RUN_P95 = MetricSpec(
+    "jobsight_pgboss_run_p95_seconds",
+    "gauge",
+    "p95 run time of the jobs in pg-boss's latest monitor window.",
+    QUEUE,
+)
+INSTANCES = MetricSpec(
+    "jobsight_pgboss_instances_alive",
+    "gauge",
+    "pg-boss instances heartbeating (pg-boss versions with an instance table).",
+)
+CRASH_RESTARTS = MetricSpec(
+    "jobsight_pgboss_crash_restarts", "gauge", "Crash restarts recorded by live pg-boss instances."
+)
+SCHEMA_VERSION = MetricSpec(
+    "jobsight_pgboss_schema_version", "gauge", "Schema version found in <schema>.version."
+)
+
+CACHED_COLUMNS = (
+    "deferred_count",
+    "queued_count",
+    "ready_count",
+    "blocked_count",
+    "active_count",
+    "failed_count",
+    "ready_oldest_seconds",
+    "completed_delta",
+    "failed_delta",
+    "delta_on",
+    "wait_bins",
+    "run_bins",
+)
+
+
+class PgBossError(Exception):
+    pass
+
+
+@dataclass
+class BossQueueRow:
+    queue: str
+    ready: int = 0
+    deferred: int = 0
+    blocked: int = 0
+    active: int = 0
+    failed: int = 0
+    oldest_ready: float | None = None
+    expired: int = 0
+
+    @property
+    def queued(self) -> int:
+        """Waiting jobs, as pg-boss counts them (queuedCount / getQueueSize)."""
+        return self.ready + self.deferred + self.blocked
+
+
+@dataclass
+class BossTotals:
+    queue: str
+    completed: int = 0
+    failed: int = 0
+    delta_on: str | None = None  # the monitor window last added
+
+
+@dataclass
+class BossLatency:
+    queue: str
+    wait_p95: float | None
+    run_p95: float | None
+
+
+@dataclass
+class PgBossSnapshot:
+    present: bool = True
+    schema_version: int | None = None
+    counting: str = "live"  # live (pg-boss 10) or cached (pg-boss's monitor counters)
+    queues: list[BossQueueRow] = field(default_factory=list)
+    totals: list[BossTotals] = field(default_factory=list)
+    latency: list[BossLatency] = field(default_factory=list)
+    instances_alive: int | None = None
+    crash_restarts: int | None = None
+
+
+def percentile(bins: Sequence[int] | None, p: float) -> float | None:
+    """pg-boss's estimate of the p-th percentile (1-100) of a latency histogram, in seconds."""
+    if not bins or sum(bins) == 0:
+        return None
+    target = p / 100 * sum(bins)
+    k, seen = 0, 0
+    while k < len(bins) - 1 and not (bins[k] > 0 and seen + bins[k] >= target):
+        seen += bins[k]
+        k += 1
+    if k == 0:
+        return LATENCY_MIN_SECONDS
+    low = LATENCY_MIN_SECONDS * math.sqrt(2) ** (k - 1)
+    if k == len(bins) - 1:
+        return low
+    return low * math.sqrt(2) ** ((target - seen) / bins[k])
+
+
+def add_deltas(previous: Iterable[BossTotals], rows: Iterable[dict[str, Any]]) -> list[BossTotals]:
+    """Adds each queue's monitor window once (a new delta_on); a queue's first window seen is
+    the baseline. Pure: returns new totals."""
+    totals = {t.queue: t for t in copy.deepcopy(list(previous))}
+    for row in rows:
+        stamp = row.get("delta_on")
+        stamp = stamp.isoformat() if stamp is not None else None
+        known = totals.get(row["queue"])
+        if known is None:
+            totals[row["queue"]] = BossTotals(row["queue"], delta_on=stamp)
+        elif stamp is not None and stamp != known.delta_on:
+            known.completed += row.get("completed_delta") or 0
+            known.failed += row.get("failed_delta") or 0
+            known.delta_on = stamp
+    return sorted(totals.values(), key=lambda t: t.queue)
+
+
+def fold_queues(rows: Iterable[BossQueueRow], cap: int) -> list[BossQueueRow]:
+    names = LabelCap(cap)
+    merged: dict[str, BossQueueRow] = {}
+    for row in sorted(rows, key=lambda r: r.queue):
+        name = names(row.queue)
+        into = merged.setdefault(name, BossQueueRow(name))
+        for attr in ("ready", "deferred", "blocked", "active", "failed", "expired"):
+            setattr(into, attr, getattr(into, attr) + getattr(row, attr))
+        ages = [a for a in (into.oldest_ready, row.oldest_ready) if a is not None]
+        into.oldest_ready = max(ages) if ages else None
+    return list(merged.values())
+
+
+def _q(schema: str) -> str:
+    return '"' + schema + '"'  # schema is a validated plain identifier (settings._identifier)
+
+
+def live_counts_sql(schema: str) -> str:
+    return f"""
+SELECT name AS queue,
+       count(*) FILTER (WHERE state < 'active' AND start_after <= now()) AS ready,
+       count(*) FILTER (WHERE state < 'active' AND start_after > now()) AS deferred,
+       count(*) FILTER (WHERE state = 'active') AS active,
+       count(*) FILTER (WHERE state = 'failed') AS failed,
+       extract(epoch FROM now() - min(start_after)
+                 FILTER (WHERE state < 'active' AND start_after <= now()))::float8 AS oldest_ready
+FROM {_q(schema)}.job
+GROUP BY 1
+"""  # noqa: S608 - identifier validated
+
+
+def cached_counts_sql(schema: str, columns: set[str]) -> str:
+    chosen = [f"{c}" if c in columns else f"NULL AS {c}" for c in CACHED_COLUMNS]
+    return f"SELECT name AS queue, {', '.join(chosen)} FROM {_q(schema)}.queue"  # noqa: S608
+
+
+def expired_sql(schema: str, job_columns: set[str]) -> str:
+    expiry = (
+        "expire_seconds * interval '1 second'" if "expire_seconds" in job_columns else "expire_in"
+    )
+    return f"""
+SELECT name AS queue, count(*) AS expired
+FROM {_q(schema)}.job
+WHERE state = 'active' AND started_on + {expiry} < now()
+GROUP BY 1
+"""  # noqa: S608 - identifier validated, expiry from a fixed pair
+
+
+def instances_sql(schema: str) -> str:
+    return f"""
+SELECT count(*) AS alive, coalesce(sum(crash_restarts), 0)::int AS crash_restarts
+FROM {_q(schema)}.instance
+WHERE stopped_on IS NULL AND heartbeat_on > now() - 3 * heartbeat_seconds * interval '1 second'
+"""  # noqa: S608 - identifier validated
+
+
+COLUMNS_SQL = """
+SELECT table_name, column_name FROM information_schema.columns
+WHERE table_schema = $1 AND table_name IN ('queue', 'job', 'instance')
+"""
+
+
+class PgBossSource:
+    name = "pgboss"
+    snapshot_type = PgBossSnapshot
+    metrics = (
+        JOBS,
+        OLDEST_READY,
+        EXPIRED,
+        COMPLETED,
+        FAILED,
+        WAIT_P95,
+        RUN_P95,
+        INSTANCES,
+        CRASH_RESTARTS,
+        SCHEMA_VERSION,
+    )
+
+    async def poll(self, ctx: PollContext) -> PgBossSnapshot:
+        assert ctx.pool is not None
+        schema = ctx.settings.pgboss_schema
+        previous: PgBossSnapshot | None = ctx.previous
+        async with ctx.pool.acquire() as conn:
+            if not await table_exists(conn, f"{_q(schema)}.version"):
+                return PgBossSnapshot(present=False)
+            version = await conn.fetchval(f"SELECT max(version) FROM {_q(schema)}.version")  # noqa: S608
+            if version is None or version < OLDEST_SUPPORTED:
+                raise PgBossError(
+                    f"pg-boss schema version {version} in {schema!r} is older "
+                    f"than {OLDEST_SUPPORTED} (pg-boss 10); not supported"
+                )
+            columns: dict[str, set[str]] = {}
+            for row in await conn.fetch(COLUMNS_SQL, schema):
+                columns.setdefault(row["table_name"], set()).add(row["column_name"])
+            expired = {
+                r["queue"]: r["expired"]
+                for r in await conn.fetch(expired_sql(schema, columns.get("job", set())))
+            }
+            instances = None
+            if {"crash_restarts", "heartbeat_on"} <= columns.get("instance", set()):
+                instances = await conn.fetchrow(instances_sql(schema))
+            if "queued_count" in columns.get("queue", set()):
+                cached = [
+                    dict(r) for r in await conn.fetch(cached_counts_sql(schema, columns["queue"]))
+                ]
+                return from_cached(
+                    cached, expired, instances, version, previous, ctx.settings.max_job_names
+                )
+            live = [BossQueueRow(**dict(r)) for r in await conn.fetch(live_counts_sql(schema))]
+        for row in live:
+            row.expired = expired.get(row.queue, 0)
+        return PgBossSnapshot(
+            True,
+            version,
+            "live",
+            fold_queues(live, ctx.settings.max_job_names),
+            instances_alive=instances["alive"] if instances else None,
+            crash_restarts=instances["crash_restarts"] if instances else None,
+        )
+
+    def render(self, snap: PgBossSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
+        states = ("ready", "deferred", "blocked", "active", "failed")
+        yield samples(JOBS, (((q.queue, s), getattr(q, s)) for q in snap.queues for s in states))
+        yield samples(
+            OLDEST_READY,
+            (((q.queue,), q.oldest_ready) for q in snap.queues if q.oldest_ready is not None),
+        )
+        yield samples(EXPIRED, (((q.queue,), q.expired) for q in snap.queues))
+        yield samples(COMPLETED, (((t.queue,), t.completed) for t in snap.totals))
+        yield samples(FAILED, (((t.queue,), t.failed) for t in snap.totals))
+        yield samples(
+            WAIT_P95, (((x.queue,), x.wait_p95) for x in snap.latency if x.wait_p95 is not None)
+        )
+        yield samples(
+            RUN_P95, (((x.queue,), x.run_p95) for x in snap.latency if x.run_p95 is not None)
+        )
+        yield single(INSTANCES, snap.instances_alive)
+        yield single(CRASH_RESTARTS, snap.crash_restarts)
+        yield single(SCHEMA_VERSION, snap.schema_version)
+
+
+def from_cached(
+    rows: list[dict[str, Any]],
+    expired: dict[str, int],
+    instances: Any,
+    version: int,
+    previous: PgBossSnapshot | None,
+    cap: int,
+) -> PgBossSnapshot:
+    """pg-boss >= 11: its cached per-queue counters -> a snapshot. Pure."""
+    queues = []
+    latency = []
+    for row in rows:
+        queued = row["queued_count"] or 0
+        deferred = row["deferred_count"] or 0
+        blocked = row["blocked_count"] or 0
+        ready = (
+            row["ready_count"] if row["ready_count"] is not None else (queued - deferred - blocked)
+        )
+        queues.append(
+            BossQueueRow(
+                row["queue"],
+                ready,
+                deferred,
+                blocked,
+                row["active_count"] or 0,
+                row["failed_count"] or 0,
+                row["ready_oldest_seconds"],
+                expired.get(row["queue"], 0),
+            )
+        )
+        if row["wait_bins"] is not None or row["run_bins"] is not None:
+            latency.append(
+                BossLatency(
+                    row["queue"], percentile(row["wait_bins"], 95), percentile(row["run_bins"], 95)
+                )
+            )
+    totals = add_deltas(
+        previous.totals if previous else [],
+        [r for r in rows if r["delta_on"] is not None or r["completed_delta"]],
+    )
+    return PgBossSnapshot(
+        True,
+        version,
+        "cached",
+        fold_queues(queues, cap),
+        totals,
+        latency,
+        instances["alive"] if instances else None,
+        instances["crash_restarts"] if instances else None,
+    )
+
+
+SOURCE = PgBossSource()

@@ -1,0 +1,196 @@
+"""The pgqueue source: jobsight's own queue tables (schema `pgqueue`) and its worker registry.
+
+Waiting and active jobs are read through the queue's partial indexes (waiting: job_fetch_idx,
+active: job_active_idx) and recent failures through job_finished_idx, so a poll never scans
+finished history. A database without the schema yields an empty snapshot (`present` false).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from prometheus_client.core import Metric
+
+from exporter.labels import LabelCap
+from exporter.metric_spec import MetricSpec, samples, single
+from exporter.settings import SidecarSettings
+from exporter.sources.base import PollContext, table_exists
+
+QUEUE = ("queue",)
+DEPTH = MetricSpec(
+    "jobsight_pgqueue_jobs",
+    "gauge",
+    "pgqueue jobs waiting or running, by queue (job name) and state (created, retry, active).",
+    ("queue", "state"),
+)
+READY = MetricSpec(
+    "jobsight_pgqueue_ready_jobs",
+    "gauge",
+    "pgqueue jobs ready to run now (created or retry, start time reached).",
+    QUEUE,
+)
+OLDEST_READY = MetricSpec(
+    "jobsight_pgqueue_oldest_ready_age_seconds",
+    "gauge",
+    "How long the oldest ready pgqueue job has been ready.",
+    QUEUE,
+)
+EXPIRED = MetricSpec(
+    "jobsight_pgqueue_expired_active_jobs",
+    "gauge",
+    "Active pgqueue jobs past their expiry, not yet recovered.",
+    QUEUE,
+)
+RECENT_FAILED = MetricSpec(
+    "jobsight_pgqueue_recent_failed_jobs",
+    "gauge",
+    "pgqueue jobs that failed for good within JOBSIGHT_RECENT_WINDOW.",
+    QUEUE,
+)
+RECENT_DEAD = MetricSpec(
+    "jobsight_pgqueue_recent_dead_lettered_jobs",
+    "gauge",
+    "Of those, jobs copied to a dead-letter queue.",
+    QUEUE,
+)
+WORKERS = MetricSpec(
+    "jobsight_pgqueue_workers_alive", "gauge", "pgqueue workers registered as running."
+)
+CRASHES = MetricSpec(
+    "jobsight_pgqueue_worker_crashes_recent",
+    "gauge",
+    "pgqueue workers found crashed within JOBSIGHT_RECENT_WINDOW.",
+)
+
+WAITING_AND_ACTIVE = """
+SELECT name AS queue, state::text AS state, count(*) AS count,
+       count(*) FILTER (WHERE start_after <= now()) AS ready,
+       extract(epoch FROM now() - min(start_after) FILTER (WHERE start_after <= now()))::float8
+         AS oldest_ready,
+       0::bigint AS expired
+FROM pgqueue.job WHERE state < 'active'
+GROUP BY 1, 2
+UNION ALL
+SELECT name, 'active', count(*), 0, NULL,
+       count(*) FILTER (WHERE expire_ms IS NOT NULL
+                          AND started_at + expire_ms * interval '1 millisecond' < now())
+FROM pgqueue.job WHERE state = 'active'
+GROUP BY 1
+"""
+
+# $1 recent window (seconds)
+RECENT = """
+SELECT name AS queue, count(*) FILTER (WHERE state = 'failed') AS failed,
+       count(*) FILTER (WHERE state = 'failed' AND dead_letter IS NOT NULL) AS dead_lettered
+FROM pgqueue.job
+WHERE state > 'active' AND completed_at > now() - $1 * interval '1 second'
+GROUP BY 1
+"""
+
+WORKERS_SQL = """
+SELECT count(*) FILTER (WHERE state = 'running') AS alive,
+       count(*) FILTER (WHERE state = 'crashed'
+                          AND stopped_at > now() - $1 * interval '1 second') AS crashes
+FROM pgqueue.worker
+WHERE state = 'running' OR stopped_at > now() - $1 * interval '1 second'
+"""
+
+
+@dataclass
+class QueueRow:
+    queue: str
+    state: str
+    count: int
+    ready: int = 0
+    oldest_ready: float | None = None
+    expired: int = 0
+
+
+@dataclass
+class RecentRow:
+    queue: str
+    failed: int
+    dead_lettered: int
+
+
+@dataclass
+class PgQueueSnapshot:
+    present: bool = True
+    queues: list[QueueRow] = field(default_factory=list)
+    recent: list[RecentRow] = field(default_factory=list)
+    workers_alive: int = 0
+    worker_crashes: int = 0
+
+
+def build_snapshot(
+    queues: Iterable[QueueRow], recent: Iterable[RecentRow], alive: int, crashes: int, cap: int
+) -> PgQueueSnapshot:
+    names = LabelCap(cap)
+    merged: dict[tuple[str, str], QueueRow] = {}
+    for row in sorted(queues, key=lambda r: (r.queue, r.state)):
+        key = (names(row.queue), row.state)
+        into = merged.setdefault(key, QueueRow(key[0], row.state, 0))
+        into.count += row.count
+        into.ready += row.ready
+        into.expired += row.expired
+        ages = [a for a in (into.oldest_ready, row.oldest_ready) if a is not None]
+        into.oldest_ready = max(ages) if ages else None
+    recent_merged: dict[str, RecentRow] = {}
+    for row in sorted(recent, key=lambda r: r.queue):
+        name = names(row.queue)
+        into_recent = recent_merged.setdefault(name, RecentRow(name, 0, 0))
+        into_recent.failed += row.failed
+        into_recent.dead_lettered += row.dead_lettered
+    return PgQueueSnapshot(
+        True, list(merged.values()), list(recent_merged.values()), alive, crashes
+    )
+
+
+class PgQueueSource:
+    name = "pgqueue"
+    snapshot_type = PgQueueSnapshot
+    metrics = (DEPTH, READY, OLDEST_READY, EXPIRED, RECENT_FAILED, RECENT_DEAD, WORKERS, CRASHES)
+
+    async def poll(self, ctx: PollContext) -> PgQueueSnapshot:
+        assert ctx.pool is not None
+        window = ctx.settings.recent_window
+        async with ctx.pool.acquire() as conn:
+            if not await table_exists(conn, "pgqueue.job"):
+                return PgQueueSnapshot(present=False)
+            queues = [QueueRow(**dict(r)) for r in await conn.fetch(WAITING_AND_ACTIVE)]
+            recent = [RecentRow(**dict(r)) for r in await conn.fetch(RECENT, window)]
+            workers = await conn.fetchrow(WORKERS_SQL, window)
+        return build_snapshot(
+            queues, recent, workers["alive"], workers["crashes"], ctx.settings.max_job_names
+        )
+
+    def render(self, snap: PgQueueSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
+        yield samples(DEPTH, (((r.queue, r.state), r.count) for r in snap.queues))
+        waiting = _by_queue(r for r in snap.queues if r.state != "active")
+        yield samples(READY, (((q,), sum(r.ready for r in rows)) for q, rows in waiting.items()))
+        yield samples(
+            OLDEST_READY,
+            (
+                ((q,), max(ages))
+                for q, rows in waiting.items()
+                if (ages := [r.oldest_ready for r in rows if r.oldest_ready is not None])
+            ),
+        )
+        yield samples(
+            EXPIRED, (((r.queue,), r.expired) for r in snap.queues if r.state == "active")
+        )
+        yield samples(RECENT_FAILED, (((r.queue,), r.failed) for r in snap.recent))
+        yield samples(RECENT_DEAD, (((r.queue,), r.dead_lettered) for r in snap.recent))
+        yield single(WORKERS, snap.workers_alive if snap.present else None)
+        yield single(CRASHES, snap.worker_crashes if snap.present else None)
+
+
+def _by_queue(rows: Iterable[QueueRow]) -> dict[str, list[QueueRow]]:
+    grouped: dict[str, list[QueueRow]] = {}
+    for row in rows:
+        grouped.setdefault(row.queue, []).append(row)
+    return grouped
+
+
+SOURCE = PgQueueSource()

@@ -1,0 +1,244 @@
+"""The temporal source: Temporal's visibility and task-queue APIs, for the namespace and the task
+queues in scope (TEMPORAL_NAMESPACE, JOBSIGHT_TEMPORAL_TASK_QUEUES).
+
+- workflow counts by execution status (`CountWorkflowExecutions ... GROUP BY ExecutionStatus`);
+- per task queue: backlog count and age and poller counts (`DescribeTaskQueue` with report_stats;
+  servers that ignore it are asked again in the enhanced mode, summing over build versions);
+- workflows running longer than JOBSIGHT_TEMPORAL_LONG_RUNNING_AFTER, and workflows that failed or
+  timed out within JOBSIGHT_RECENT_WINDOW.
+
+temporalio is imported inside poll(), so it loads only when this source is enabled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from exporter.metric_spec import MetricSpec, samples, single
+from exporter.settings import SidecarSettings
+from exporter.sources.base import PollContext
+
+TQ = ("task_queue",)
+WORKFLOWS = MetricSpec(
+    "jobsight_temporal_workflows",
+    "gauge",
+    "Workflows in scope by execution status (visibility counts).",
+    ("status",),
+)
+BACKLOG = MetricSpec(
+    "jobsight_temporal_task_queue_backlog",
+    "gauge",
+    "Approximate tasks waiting in a task queue (workflow + activity).",
+    TQ,
+)
+BACKLOG_AGE = MetricSpec(
+    "jobsight_temporal_task_queue_backlog_age_seconds",
+    "gauge",
+    "Age of the oldest task waiting in a task queue.",
+    TQ,
+)
+POLLERS = MetricSpec(
+    "jobsight_temporal_task_queue_pollers",
+    "gauge",
+    "Workers polling a task queue, by task type (workflow, activity).",
+    ("task_queue", "task_type"),
+)
+LONG_RUNNING = MetricSpec(
+    "jobsight_temporal_long_running_workflows",
+    "gauge",
+    "Workflows running longer than JOBSIGHT_TEMPORAL_LONG_RUNNING_AFTER.",
+)
+RECENT_CLOSED = MetricSpec(
+    "jobsight_temporal_recent_closed_workflows",
+    "gauge",
+    "Workflows that failed or timed out within JOBSIGHT_RECENT_WINDOW, by status.",
+    ("status",),
+)
+
+_TASK_QUEUE = re.compile(r"^[A-Za-z0-9_.:/@-]{1,200}$")
+
+
+class TemporalSourceError(Exception):
+    pass
+
+
+@dataclass
+class TaskQueueRow:
+    task_queue: str
+    backlog: int = 0
+    backlog_age: float = 0.0
+    workflow_pollers: int = 0
+    activity_pollers: int = 0
+
+
+@dataclass
+class TemporalSnapshot:
+    workflows: dict[str, int] = field(default_factory=dict)  # status -> count
+    task_queues: list[TaskQueueRow] = field(default_factory=list)
+    long_running: int = 0
+    recent_closed: dict[str, int] = field(default_factory=dict)
+
+
+def status_label(value: Any) -> str:
+    """'Running' / 'TimedOut' / 'ContinuedAsNew' -> running / timed_out / continued_as_new."""
+    text = str(value).strip('"')
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", text).lower()
+
+
+def scope_query(task_queues: Iterable[str]) -> str:
+    queues = list(task_queues)
+    for name in queues:
+        if not _TASK_QUEUE.match(name):
+            raise TemporalSourceError(f"JOBSIGHT_TEMPORAL_TASK_QUEUES: bad task queue {name!r}")
+    if not queues:
+        return ""
+    return "TaskQueue IN (" + ", ".join(f'"{name}"' for name in queues) + ")"
+
+
+def _and(*parts: str) -> str:
+    return " AND ".join(part for part in parts if part)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def grouped_counts(result: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for group in result.groups:
+        label = status_label(group.group_values[0]) if group.group_values else "unknown"
+        counts[label] = counts.get(label, 0) + int(group.count)
+    return counts
+
+
+class TemporalSource:
+    name = "temporal"
+    snapshot_type = TemporalSnapshot
+    metrics = (WORKFLOWS, BACKLOG, BACKLOG_AGE, POLLERS, LONG_RUNNING, RECENT_CLOSED)
+
+    async def poll(self, ctx: PollContext) -> TemporalSnapshot:
+        settings = ctx.settings
+        client = ctx.clients.get("temporal")
+        if client is None:
+            client = await connect(settings)
+            ctx.clients["temporal"] = client
+        timeout = timedelta(seconds=settings.poll_timeout)
+        scope = scope_query(settings.temporal_task_queues)
+        now = datetime.now(UTC)
+        by_status = await client.count_workflows(
+            (scope + " " if scope else "") + "GROUP BY ExecutionStatus", rpc_timeout=timeout
+        )
+        started_before = _iso(now - timedelta(seconds=settings.long_running_after))
+        long_running = await client.count_workflows(
+            _and(scope, 'ExecutionStatus = "Running"', f'StartTime < "{started_before}"'),
+            rpc_timeout=timeout,
+        )
+        closed_after = _iso(now - timedelta(seconds=settings.recent_window))
+        recent = await client.count_workflows(
+            _and(
+                scope, f'CloseTime > "{closed_after}"', 'ExecutionStatus IN ("Failed", "TimedOut")'
+            )
+            + " GROUP BY ExecutionStatus",
+            rpc_timeout=timeout,
+        )
+        queues = [
+            await describe_task_queue(client, settings, name, timeout)
+            for name in settings.temporal_task_queues
+        ]
+        return TemporalSnapshot(
+            grouped_counts(by_status), queues, int(long_running.count), grouped_counts(recent)
+        )
+
+    def render(self, snap: TemporalSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
+        yield samples(WORKFLOWS, (((status,), n) for status, n in sorted(snap.workflows.items())))
+        yield samples(BACKLOG, (((q.task_queue,), q.backlog) for q in snap.task_queues))
+        yield samples(BACKLOG_AGE, (((q.task_queue,), q.backlog_age) for q in snap.task_queues))
+        yield samples(
+            POLLERS,
+            [
+                row
+                for q in snap.task_queues
+                for row in (
+                    ((q.task_queue, "workflow"), q.workflow_pollers),
+                    ((q.task_queue, "activity"), q.activity_pollers),
+                )
+            ],
+        )
+        yield single(LONG_RUNNING, snap.long_running)
+        yield samples(
+            RECENT_CLOSED, (((status,), n) for status, n in sorted(snap.recent_closed.items()))
+        )
+
+
+async def connect(settings: SidecarSettings) -> Any:
+    from temporalio.client import Client
+
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key or None,
+        tls=settings.temporal_tls or bool(settings.temporal_api_key),
+        connect_timeout=timedelta(seconds=settings.poll_timeout),
+    )
+
+
+async def describe_task_queue(
+    client: Any, settings: SidecarSettings, name: str, rpc_timeout: timedelta
+) -> TaskQueueRow:
+    from temporalio.api.enums.v1 import DescribeTaskQueueMode, TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    row = TaskQueueRow(name)
+    service = client.workflow_service
+    kinds = (
+        (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "workflow_pollers"),
+        (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, "activity_pollers"),
+    )
+    for kind, pollers_attr in kinds:
+        response = await service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=settings.temporal_namespace,
+                task_queue=TaskQueue(name=name),
+                task_queue_type=kind,
+                report_stats=True,
+                report_pollers=True,
+            ),
+            timeout=rpc_timeout,
+        )
+        if response.HasField("stats"):
+            _add_stats(row, response.stats)
+            setattr(row, pollers_attr, getattr(row, pollers_attr) + len(response.pollers))
+            continue
+        # Older servers ignore report_stats outside the enhanced mode.
+        enhanced = await service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=settings.temporal_namespace,
+                task_queue=TaskQueue(name=name),
+                api_mode=DescribeTaskQueueMode.DESCRIBE_TASK_QUEUE_MODE_ENHANCED,
+                task_queue_types=[kind],
+                report_stats=True,
+                report_pollers=True,
+            ),
+            timeout=rpc_timeout,
+        )
+        for version in enhanced.versions_info.values():
+            for info in version.types_info.values():
+                _add_stats(row, info.stats)
+                setattr(row, pollers_attr, getattr(row, pollers_attr) + len(info.pollers))
+    return row
+
+
+def _add_stats(row: TaskQueueRow, stats: Any) -> None:
+    row.backlog += int(stats.approximate_backlog_count)
+    age = stats.approximate_backlog_age.ToTimedelta().total_seconds()
+    row.backlog_age = max(row.backlog_age, age)
+
+
+SOURCE = TemporalSource()
