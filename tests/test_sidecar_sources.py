@@ -53,8 +53,9 @@ def demo_registry() -> HandlerRegistry:
     async def invoice(ctx, data):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0.01)
 
-    @registry.handler("asset_import", retry=RetryPolicy(max_attempts=2,
-                                                        initial_interval=timedelta(0)))
+    @registry.handler(
+        "asset_import", retry=RetryPolicy(max_attempts=2, initial_interval=timedelta(0))
+    )
     async def asset_import(ctx, data):  # type: ignore[no-untyped-def]
         raise RuntimeError("bad asset file")
 
@@ -65,17 +66,24 @@ async def test_jobs_source_counts_runner_work_once(migrated_db: str, pool: async
     settings = settings_for(migrated_db)
     first = await poll(jobs.SOURCE, settings, pool)
     runner = PgQueueJobRunner(migrated_db, demo_registry(), PgQueueSettings(**FAST))
-    ids = [(await runner.schedule_job("generate-invoice", {"n": i}, tenant=TENANT)).job_id
-           for i in range(30)]
-    ids += [(await runner.schedule_job("asset_import", {}, tenant=TENANT)).job_id
-            for _ in range(10)]
+    ids = [
+        (await runner.schedule_job("generate-invoice", {"n": i}, tenant=TENANT)).job_id
+        for i in range(30)
+    ]
+    ids += [
+        (await runner.schedule_job("asset_import", {}, tenant=TENANT)).job_id for _ in range(10)
+    ]
     queued = await poll(jobs.SOURCE, settings, pool, first)
     assert {(r.job_name, r.status): r.count for r in queued.unfinished} == {
-        ("generate-invoice", "queued"): 30, ("asset_import", "queued"): 10}
+        ("generate-invoice", "queued"): 30,
+        ("asset_import", "queued"): 10,
+    }
     await runner.start()
     try:
-        await wait_for(lambda: pool.fetchval(
-            "SELECT count(*) = 40 FROM jobs WHERE finished_at IS NOT NULL"), 15)
+        await wait_for(
+            lambda: pool.fetchval("SELECT count(*) = 40 FROM jobs WHERE finished_at IS NOT NULL"),
+            15,
+        )
     finally:
         await runner.stop(grace=1)
     await asyncio.sleep(LAG + 0.1)
@@ -90,8 +98,12 @@ async def test_jobs_source_counts_runner_work_once(migrated_db: str, pool: async
     assert traced and traced <= {str(i).replace("-", "") for i in ids}
     assert invoice.last_completion is not None
     # The database agrees, and polling again adds nothing.
-    db_counts = {(r["type"], r["status"]): r["n"] for r in await pool.fetch(
-        "SELECT type, status::text, count(*) AS n FROM jobs GROUP BY 1, 2")}
+    db_counts = {
+        (r["type"], r["status"]): r["n"]
+        for r in await pool.fetch(
+            "SELECT type, status::text, count(*) AS n FROM jobs GROUP BY 1, 2"
+        )
+    }
     assert db_counts == {("generate-invoice", "completed"): 30, ("asset_import", "failed"): 10}
     again = await poll(jobs.SOURCE, settings, pool, done)
     assert totals_by_name(again) == totals_by_name(done) and again.newly_finished == 0
@@ -101,14 +113,16 @@ async def test_a_late_commit_is_counted_once_not_missed(migrated_db: str, pool: 
     """A transaction that stamps finished_at, stays open while a later job finishes and a poll
     runs, then commits: both jobs are counted, each once."""
     settings = settings_for(migrated_db)
-    insert = ("INSERT INTO jobs (tenant, job_id, type, status, user_id, runner_type, started_at)"
-              " VALUES ($1, $2, $3, 'processing', $1, 'temporal', now())")
+    insert = (
+        "INSERT INTO jobs (tenant, job_id, type, status, user_id, runner_type, started_at)"
+        " VALUES ($1, $2, $3, 'processing', $1, 'temporal', now())"
+    )
     slow, quick = uuid.uuid4(), uuid.uuid4()
     await pool.execute(insert, TENANT, slow, "import")
     await pool.execute(insert, TENANT, quick, "cleanup")
     first = await poll(jobs.SOURCE, settings, pool)
     await asyncio.sleep(0.05)
-    finish = ("UPDATE jobs SET status = 'completed', finished_at = now() WHERE job_id = $1")
+    finish = "UPDATE jobs SET status = 'completed', finished_at = now() WHERE job_id = $1"
     open_tx = await asyncpg.connect(migrated_db)
     try:
         tx = open_tx.transaction()
@@ -135,7 +149,9 @@ async def test_jobs_source_reads_a_bounded_batch_per_poll(migrated_db: str, pool
     first = await poll(jobs.SOURCE, settings, pool)
     await pool.execute(
         "INSERT INTO jobs (tenant, type, status, user_id, started_at, finished_at)"
-        " SELECT $1, 'cleanup', 'completed', $1, now(), now() FROM generate_series(1, 20)", TENANT)
+        " SELECT $1, 'cleanup', 'completed', $1, now(), now() FROM generate_series(1, 20)",
+        TENANT,
+    )
     await asyncio.sleep(LAG + 0.1)
     snap, seen = first, []
     for _ in range(4):
@@ -150,7 +166,9 @@ async def test_stuck_jobs_and_oldest_active_age(migrated_db: str, pool: asyncpg.
     await pool.execute(
         "INSERT INTO jobs (tenant, type, status, user_id, runner_type, started_at) VALUES"
         " ($1, 'import', 'processing', $1, 'temporal', now() - interval '2 hours'),"
-        " ($1, 'import', 'processing', $1, 'temporal', now() - interval '1 minute')", TENANT)
+        " ($1, 'import', 'processing', $1, 'temporal', now() - interval '1 minute')",
+        TENANT,
+    )
     snap = await poll(jobs.SOURCE, settings, pool)
     (row,) = snap.unfinished
     assert (row.job_name, row.runner, row.count, row.stuck) == ("import", "temporal", 2, 1)
@@ -175,32 +193,50 @@ async def test_pgqueue_source_over_runner_work(migrated_db: str, pool: asyncpg.P
     hung = await runner.schedule_job("expired-credits", {}, tenant=TENANT)
     await runner.start()
     try:
-        await wait_for(lambda: pool.fetchval(
-            "SELECT count(*) = 1 FROM pgqueue.job WHERE state = 'failed'"), 10)
-        await wait_for(lambda: pool.fetchval(
-            "SELECT state = 'active' FROM pgqueue.job WHERE id = $1", hung.job_id), 5)
+        await wait_for(
+            lambda: pool.fetchval("SELECT count(*) = 1 FROM pgqueue.job WHERE state = 'failed'"), 10
+        )
+        await wait_for(
+            lambda: pool.fetchval(
+                "SELECT state = 'active' FROM pgqueue.job WHERE id = $1", hung.job_id
+            ),
+            5,
+        )
         during = await poll(pgqueue.SOURCE, settings, pool)
         assert during.workers_alive == 1
         assert {(r.queue, r.state): r.count for r in during.queues} == {
-            ("generate-invoice", "created"): 1, ("expired-credits", "active"): 1}
-        assert {r.queue: r.failed for r in during.recent} == {"asset_import": 1,
-                                                              "generate-invoice": 0}
+            ("generate-invoice", "created"): 1,
+            ("expired-credits", "active"): 1,
+        }
+        assert {r.queue: r.failed for r in during.recent} == {
+            "asset_import": 1,
+            "generate-invoice": 0,
+        }
     finally:
         await runner.stop(grace=0.2)
     # A worker that vanished with its job still active, past its expiry: the job counts as
     # expired until recovered, and the maintainer records the crash.
     ghost = uuid.uuid4()
-    await pool.execute("INSERT INTO pgqueue.worker (id, host, pid, heartbeat_at) VALUES"
-                       " ($1, 'gone', 1, now() - interval '1 hour')", ghost)
-    await pool.execute("UPDATE pgqueue.job SET state = 'active', worker_id = $1, attempts = 1,"
-                       " started_at = now() - interval '1 minute', expire_ms = 1000,"
-                       " heartbeat_at = now() WHERE id = $2", ghost, hung.job_id)
+    await pool.execute(
+        "INSERT INTO pgqueue.worker (id, host, pid, heartbeat_at) VALUES"
+        " ($1, 'gone', 1, now() - interval '1 hour')",
+        ghost,
+    )
+    await pool.execute(
+        "UPDATE pgqueue.job SET state = 'active', worker_id = $1, attempts = 1,"
+        " started_at = now() - interval '1 minute', expire_ms = 1000,"
+        " heartbeat_at = now() WHERE id = $2",
+        ghost,
+        hung.job_id,
+    )
     expired = await poll(pgqueue.SOURCE, settings, pool)
     assert [(r.queue, r.expired) for r in expired.queues if r.state == "active"] == [
-        ("expired-credits", 1)]
+        ("expired-credits", 1)
+    ]
     maintainer_runner = PgQueueJobRunner(migrated_db, registry, PgQueueSettings(**FAST))
-    report = await Maintainer(await maintainer_runner.pool(), registry,
-                              maintainer_runner.settings).run_once()
+    report = await Maintainer(
+        await maintainer_runner.pool(), registry, maintainer_runner.settings
+    ).run_once()
     await maintainer_runner.stop()
     assert report is not None and report.crashed_workers == 1
     after = await poll(pgqueue.SOURCE, settings, pool)
@@ -215,8 +251,10 @@ async def test_pgqueue_source_without_the_schema(empty_db: str):
 
 
 async def test_postgres_source_counts_connections(migrated_db: str, pool: asyncpg.Pool):
-    extra = [await asyncpg.connect(migrated_db, server_settings={"application_name": "billing"})
-             for _ in range(3)]
+    extra = [
+        await asyncpg.connect(migrated_db, server_settings={"application_name": "billing"})
+        for _ in range(3)
+    ]
     try:
         snap = await poll(postgres.SOURCE, settings_for(migrated_db), pool)
     finally:
@@ -226,8 +264,10 @@ async def test_postgres_source_counts_connections(migrated_db: str, pool: asyncp
     for row in snap.connections:
         by_app[row.application] = by_app.get(row.application, 0) + row.count
     assert by_app["billing"] == 3
-    limits = await pool.fetchrow("SELECT current_setting('max_connections')::int AS m,"
-                                 " current_setting('superuser_reserved_connections')::int AS r")
+    limits = await pool.fetchrow(
+        "SELECT current_setting('max_connections')::int AS m,"
+        " current_setting('superuser_reserved_connections')::int AS r"
+    )
     assert snap.max_connections == limits["m"] and snap.available == limits["m"] - limits["r"]
     assert snap.in_use >= 4
 

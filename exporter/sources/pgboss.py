@@ -148,8 +148,10 @@ class PgBossSnapshot:
     crash_restarts: int | None = None
 
 
-def percentile(bins: Sequence[int] | None, p: float) -> float | None:
-    """pg-boss's estimate of the p-th percentile (1-100) of a latency histogram, in seconds."""
+def percentile(bins: Sequence[int | None] | None, p: float) -> float | None:
+    """pg-boss's estimate of the p-th percentile (1-100) of a latency histogram, in seconds.
+    Empty slots are stored as NULL; they count as zero, as in pg-boss's own reader."""
+    bins = [int(n or 0) for n in bins] if bins else None
     if not bins or sum(bins) == 0:
         return None
     target = p / 100 * sum(bins)
@@ -165,17 +167,24 @@ def percentile(bins: Sequence[int] | None, p: float) -> float | None:
     return low * math.sqrt(2) ** ((target - seen) / bins[k])
 
 
-def add_deltas(previous: Iterable[BossTotals], rows: Iterable[dict[str, Any]]) -> list[BossTotals]:
-    """Adds each queue's monitor window once (a new delta_on); a queue's first window seen is
-    the baseline. Pure: returns new totals."""
+def add_deltas(
+    previous: Iterable[BossTotals], rows: Iterable[dict[str, Any]], first_poll: bool
+) -> list[BossTotals]:
+    """Adds each queue's monitor window once (when its delta_on moves). At the sidecar's very
+    first poll the windows already there are the baseline, not counted. Pure: returns new totals.
+    pg-boss's windows are exact and contiguous, so nothing is missed as long as this source polls
+    at least as often as pg-boss's monitor runs."""
     totals = {t.queue: t for t in copy.deepcopy(list(previous))}
     for row in rows:
         stamp = row.get("delta_on")
         stamp = stamp.isoformat() if stamp is not None else None
         known = totals.get(row["queue"])
         if known is None:
-            totals[row["queue"]] = BossTotals(row["queue"], delta_on=stamp)
-        elif stamp is not None and stamp != known.delta_on:
+            known = totals[row["queue"]] = BossTotals(row["queue"])
+            if first_poll:
+                known.delta_on = stamp
+                continue
+        if stamp is not None and stamp != known.delta_on:
             known.completed += row.get("completed_delta") or 0
             known.failed += row.get("failed_delta") or 0
             known.delta_on = stamp
@@ -359,10 +368,7 @@ def from_cached(
                     row["queue"], percentile(row["wait_bins"], 95), percentile(row["run_bins"], 95)
                 )
             )
-    totals = add_deltas(
-        previous.totals if previous else [],
-        [r for r in rows if r["delta_on"] is not None or r["completed_delta"]],
-    )
+    totals = add_deltas(previous.totals if previous else [], rows, first_poll=previous is None)
     return PgBossSnapshot(
         True,
         version,

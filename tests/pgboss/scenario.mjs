@@ -1,0 +1,62 @@
+// Drives a real pg-boss (10 or 12) into a known state, then prints pg-boss's own counts as JSON:
+// queue sizes from getQueueSize (10) or the cached counters of getQueue (12), plus the numbers
+// this script produced itself. Used by tests/test_pgboss_source.py.
+import { pathToFileURL } from 'node:url'
+
+// phase: "state" (queues in known states) or "throughput" (pg-boss >= 11: two monitor passes
+// around finished jobs, so the queue row carries completed / failed deltas)
+const [url, bossModule, phase = 'state'] = process.argv.slice(2) // bossModule: <dir>/boss.mjs
+const mod = (await import(pathToFileURL(bossModule).href)).default
+const PgBoss = mod.PgBoss ?? mod.default
+const cached = typeof PgBoss.prototype.getQueueStats === 'function'
+
+const boss = new PgBoss({ connectionString: url, supervise: false, schedule: false,
+  monitorIntervalSeconds: 1, ...(phase === 'throughput' ? { persistQueueStats: true } : {}) })
+boss.on('error', (err) => console.error(err))
+await boss.start()
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+if (phase === 'throughput') {
+  await boss.createQueue('digest')
+  await boss.supervise()
+  for (let i = 0; i < 4; i++) await boss.send('digest', { i }, { retryLimit: 0 })
+  const jobs = await boss.fetch('digest', { batchSize: 4 })
+  for (const job of jobs.slice(0, 3)) await boss.complete('digest', job.id)
+  await boss.fail('digest', jobs[3].id, { reason: 'bad digest' })
+  await sleep(11500) // pg-boss counts a window that ends 10 s (DELTA_LAG_SECONDS) behind the pass
+  await boss.supervise()
+  const queue = await boss.getQueue('digest')
+  await boss.stop({ graceful: false, wait: true })
+  console.log(JSON.stringify({ own: { digest: queue } }))
+  process.exit(0)
+}
+
+for (const name of ['emails', 'reports', 'expiring']) await boss.createQueue(name)
+for (let i = 0; i < 6; i++) await boss.send('emails', { i })
+for (let i = 0; i < 2; i++) await boss.send('emails', { deferred: i }, { startAfter: 3600 })
+for (let i = 0; i < 3; i++) await boss.send('reports', { i }, { retryLimit: 0 })
+
+const taken = await boss.fetch('emails', { batchSize: 3 }) // 3 active
+await boss.complete('emails', taken[0].id) // 1 completed, 2 stay active
+const reports = await boss.fetch('reports', { batchSize: 3 })
+for (const job of reports) await boss.fail('reports', job.id, { reason: 'bad report' })
+await boss.send('expiring', {}, { expireInSeconds: 1 })
+await boss.fetch('expiring', { batchSize: 1 }) // active; expires in 1 s, nobody recovers it
+
+const expected = { emails: { ready: 3, deferred: 2, active: 2, failed: 0 },
+  reports: { ready: 0, deferred: 0, active: 0, failed: 3 },
+  expiring: { ready: 0, deferred: 0, active: 1, failed: 0 } }
+const own = {}
+if (cached) {
+  // One supervise pass runs pg-boss's monitor, which caches the counts on the queue table
+  // (the expiring job is not yet past its expiry, so the pass leaves it active).
+  await boss.supervise()
+  for (const name of Object.keys(expected)) own[name] = await boss.getQueue(name)
+} else {
+  for (const name of Object.keys(expected)) {
+    own[name] = { queuedCount: await boss.getQueueSize(name),
+      beforeCompleted: await boss.getQueueSize(name, { before: 'completed' }) }
+  }
+}
+await boss.stop({ graceful: false, wait: true })
+console.log(JSON.stringify({ cached, expected, own }))
