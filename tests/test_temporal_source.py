@@ -1,0 +1,98 @@
+"""The temporal source against the real Temporal dev server, over workflows of the Temporal
+runner: counts by status, task-queue backlog and pollers, long-running and recently failed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from exporter.settings import SidecarSettings
+from exporter.sources import temporal
+from exporter.sources.base import PollContext
+from runners import HandlerRegistry, RetryPolicy
+from runners.temporal import TemporalJobRunner, TemporalSettings
+
+TENANT = uuid.UUID("00000000-0000-4000-8000-0000000000cc")
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"src-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def runner(migrated_db: str, temporal_address: str,
+                 task_queue: str) -> AsyncIterator[tuple[TemporalJobRunner, asyncio.Event]]:
+    release = asyncio.Event()
+    registry = HandlerRegistry()
+
+    @registry.handler("import")
+    async def slow_import(ctx, data):  # type: ignore[no-untyped-def]
+        await release.wait()
+
+    @registry.handler("asset_import", retry=RetryPolicy(max_attempts=1))
+    async def broken(ctx, data):  # type: ignore[no-untyped-def]
+        raise ValueError("bad asset")
+
+    settings = TemporalSettings(address=temporal_address, task_queue=task_queue,
+                                heartbeat_timeout=timedelta(seconds=5))
+    made = TemporalJobRunner(migrated_db, registry, settings)
+    yield made, release
+    release.set()
+    await made.stop()
+
+
+async def poll_until(ctx: PollContext, check, within: float = 20.0):  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        snap = await temporal.SOURCE.poll(ctx)
+        if check(snap) or asyncio.get_running_loop().time() > deadline:
+            return snap
+        await asyncio.sleep(0.3)
+
+
+async def test_temporal_source_over_runner_workflows(
+    migrated_db: str, temporal_address: str, task_queue: str, runner
+):  # type: ignore[no-untyped-def]
+    made, release = runner
+    settings = SidecarSettings(database_url=migrated_db, temporal_address=temporal_address,
+                               temporal_task_queues=(task_queue,), long_running_after=1.0)
+    ctx = PollContext(settings, None)
+    # Scheduled with no worker polling: workflow tasks wait in the task queue.
+    for _ in range(3):
+        await made.schedule_job("import", {}, tenant=TENANT)
+    waiting = await poll_until(ctx, lambda s: s.task_queues[0].backlog >= 3)
+    (queue,) = waiting.task_queues
+    assert (queue.task_queue, queue.backlog) == (task_queue, 3)
+    assert queue.workflow_pollers == 0 and queue.backlog_age > 0
+    assert waiting.workflows == {"running": 3}
+
+    await made.start()
+    await made.schedule_job("asset_import", {}, tenant=TENANT)
+    busy = await poll_until(ctx, lambda s: s.recent_closed.get("failed") == 1
+                            and s.task_queues[0].workflow_pollers > 0
+                            and s.task_queues[0].activity_pollers > 0
+                            and s.long_running == 3)
+    assert busy.workflows == {"running": 3, "failed": 1}
+    assert busy.recent_closed == {"failed": 1}
+    assert busy.long_running == 3  # running for more than a second
+
+    release.set()
+    done = await poll_until(ctx, lambda s: s.workflows.get("completed") == 3
+                            and s.task_queues[0].backlog == 0, within=30)
+    assert done.workflows == {"completed": 3, "failed": 1} and done.long_running == 0
+    assert done.task_queues[0].backlog == 0  # the approximate count catches up
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in temporal.SOURCE.render(done, settings) for s in family.samples}
+    assert samples[("jobsight_temporal_workflows", (("status", "completed"),))] == 3
+
+
+async def test_temporal_down_is_an_error_not_a_hang(migrated_db: str):
+    settings = SidecarSettings(database_url=migrated_db, temporal_address="127.0.0.1:1",
+                               poll_timeout=2.0)
+    with pytest.raises(Exception):  # noqa: B017 - connect errors vary by temporalio version
+        await asyncio.wait_for(temporal.SOURCE.poll(PollContext(settings, None)), 10)
