@@ -60,6 +60,7 @@ class Poller:
         self.pool = pool
         self.state = SidecarState(views={name: SourceView() for name in sources})
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._finish = asyncio.Event()  # set on a clean stop: polls in flight finish first
         self._clients: dict[str, Any] = {}
         self._types = {name: source.snapshot_type for name, source in sources.items()}
 
@@ -78,7 +79,7 @@ class Poller:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), interval)
         finally:
-            await self._stop_tasks()
+            await self._stop_tasks(graceful=True)
             await self.leadership.resign()
             self.state.leader = False
 
@@ -96,14 +97,21 @@ class Poller:
                 )
         self.state.leader = True
         for name in self.sources:
-            self._tasks[name] = asyncio.create_task(self._source_loop(name), name=f"poll-{name}")
+            task = asyncio.create_task(self._source_loop(name), name=f"poll-{name}")
+            task.add_done_callback(_report_crash)
+            self._tasks[name] = task
 
     async def _follow(self) -> None:
         log.info("now a follower")
         await self._stop_tasks()
         self.state.leader = False
 
-    async def _stop_tasks(self) -> None:
+    async def _stop_tasks(self, graceful: bool = False) -> None:
+        """Graceful (a clean stop): polls in flight finish and store their results, so an export
+        that reached the collector is not sent again by the next leader."""
+        if graceful and self._tasks:
+            self._finish.set()
+            await asyncio.wait(self._tasks.values(), timeout=self.settings.poll_timeout + 1)
         for task in self._tasks.values():
             task.cancel()
         for task in self._tasks.values():
@@ -182,3 +190,8 @@ class Poller:
                 )
         except (asyncpg.PostgresError, OSError, TimeoutError):
             pass  # shown as unknown on the status page; the sources carry the real status
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %s", task.get_name(), describe(task.exception()))  # type: ignore[arg-type]

@@ -346,7 +346,7 @@ class SidecarSettings:
     log_level: str = "INFO"
 
     def interval(self, source: str) -> float:
-        own = getattr(self, f"{source}_interval")
+        own = getattr(self, f"{source}_interval", None)  # traces: the general interval
         return own if own is not None else self.poll_interval
 
     @property

@@ -207,7 +207,12 @@ class TracesSource:
             # Give up (and retry at the next poll) well before the poll itself times out, so an
             # abandoned export never races the next one.
             self._exporter = OTLPSpanExporter(timeout=settings.poll_timeout * 0.8)
-            self._resource = Resource.create({"service.name": "jobsight"})
+            # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES first; "jobsight" instead of the SDK's
+            # "unknown_service" when neither names one.
+            resource = Resource.create()
+            if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+                resource = Resource.create({"service.name": "jobsight"})
+            self._resource = resource
 
     async def poll(self, ctx: PollContext) -> TracesSnapshot:
         from opentelemetry.sdk.trace.export import SpanExportResult

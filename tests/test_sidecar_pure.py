@@ -64,20 +64,16 @@ def test_jobs_counters_grow_by_newly_finished_rows_only():
     assert metrics["jobsight_jobs_failed_total"][key] == 2
     assert metrics["jobsight_job_duration_seconds_count"][key] == 5
     assert (
-        metrics["jobsight_job_duration_seconds_bucket"][tuple(sorted(key + (("le", "0.25"),)))] == 5
+        metrics["jobsight_job_duration_seconds_bucket"][tuple(sorted((*key, ("le", "0.25"))))] == 5
     )
     assert (
-        metrics["jobsight_job_duration_seconds_bucket"][tuple(sorted(key + (("le", "0.1"),)))] == 0
+        metrics["jobsight_job_duration_seconds_bucket"][tuple(sorted((*key, ("le", "0.1"))))] == 0
     )
     second = jobs.build_snapshot(first, finished(1, run_s=40.0), [], T0, T0, 10)
     again = render(jobs.SOURCE, second)
     assert again["jobsight_jobs_completed_total"][key] == 4
-    assert (
-        again["jobsight_job_duration_seconds_bucket"][tuple(sorted(key + (("le", "30.0"),)))] == 5
-    )
-    assert (
-        again["jobsight_job_duration_seconds_bucket"][tuple(sorted(key + (("le", "60.0"),)))] == 6
-    )
+    assert again["jobsight_job_duration_seconds_bucket"][tuple(sorted((*key, ("le", "30.0"))))] == 5
+    assert again["jobsight_job_duration_seconds_bucket"][tuple(sorted((*key, ("le", "60.0"))))] == 6
     # the previous snapshot is left as it was (a poll that is not stored is not counted)
     assert render(jobs.SOURCE, first)["jobsight_jobs_completed_total"][key] == 3
     assert second.cursor.job_id == finished(1)[0].job_id
@@ -129,7 +125,7 @@ def test_jobs_stuck_and_oldest_active_by_series():
     key = (("job_name", "import"), ("runner", "temporal"))
     assert metrics["jobsight_jobs_stuck"][key] == 3
     assert metrics["jobsight_job_oldest_active_age_seconds"][key] == 9000.0
-    assert metrics["jobsight_jobs"][tuple(sorted(key + (("status", "queued"),)))] == 10
+    assert metrics["jobsight_jobs"][tuple(sorted((*key, ("status", "queued"))))] == 10
 
 
 def test_pgqueue_rows_to_metrics():

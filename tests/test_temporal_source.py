@@ -25,8 +25,9 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-async def runner(migrated_db: str, temporal_address: str,
-                 task_queue: str) -> AsyncIterator[tuple[TemporalJobRunner, asyncio.Event]]:
+async def runner(
+    migrated_db: str, temporal_address: str, task_queue: str
+) -> AsyncIterator[tuple[TemporalJobRunner, asyncio.Event]]:
     release = asyncio.Event()
     registry = HandlerRegistry()
 
@@ -38,8 +39,9 @@ async def runner(migrated_db: str, temporal_address: str,
     async def broken(ctx, data):  # type: ignore[no-untyped-def]
         raise ValueError("bad asset")
 
-    settings = TemporalSettings(address=temporal_address, task_queue=task_queue,
-                                heartbeat_timeout=timedelta(seconds=5))
+    settings = TemporalSettings(
+        address=temporal_address, task_queue=task_queue, heartbeat_timeout=timedelta(seconds=5)
+    )
     made = TemporalJobRunner(migrated_db, registry, settings)
     yield made, release
     release.set()
@@ -59,8 +61,12 @@ async def test_temporal_source_over_runner_workflows(
     migrated_db: str, temporal_address: str, task_queue: str, runner
 ):  # type: ignore[no-untyped-def]
     made, release = runner
-    settings = SidecarSettings(database_url=migrated_db, temporal_address=temporal_address,
-                               temporal_task_queues=(task_queue,), long_running_after=1.0)
+    settings = SidecarSettings(
+        database_url=migrated_db,
+        temporal_address=temporal_address,
+        temporal_task_queues=(task_queue,),
+        long_running_after=1.0,
+    )
     ctx = PollContext(settings, None)
     # Scheduled with no worker polling: workflow tasks wait in the task queue.
     for _ in range(3):
@@ -73,26 +79,38 @@ async def test_temporal_source_over_runner_workflows(
 
     await made.start()
     await made.schedule_job("asset_import", {}, tenant=TENANT)
-    busy = await poll_until(ctx, lambda s: s.recent_closed.get("failed") == 1
-                            and s.task_queues[0].workflow_pollers > 0
-                            and s.task_queues[0].activity_pollers > 0
-                            and s.long_running == 3)
+    busy = await poll_until(
+        ctx,
+        lambda s: (
+            s.recent_closed.get("failed") == 1
+            and s.task_queues[0].workflow_pollers > 0
+            and s.task_queues[0].activity_pollers > 0
+            and s.long_running == 3
+        ),
+    )
     assert busy.workflows == {"running": 3, "failed": 1}
     assert busy.recent_closed == {"failed": 1}
     assert busy.long_running == 3  # running for more than a second
 
     release.set()
-    done = await poll_until(ctx, lambda s: s.workflows.get("completed") == 3
-                            and s.task_queues[0].backlog == 0, within=30)
+    done = await poll_until(
+        ctx,
+        lambda s: s.workflows.get("completed") == 3 and s.task_queues[0].backlog == 0,
+        within=30,
+    )
     assert done.workflows == {"completed": 3, "failed": 1} and done.long_running == 0
     assert done.task_queues[0].backlog == 0  # the approximate count catches up
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in temporal.SOURCE.render(done, settings) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in temporal.SOURCE.render(done, settings)
+        for s in family.samples
+    }
     assert samples[("jobsight_temporal_workflows", (("status", "completed"),))] == 3
 
 
 async def test_temporal_down_is_an_error_not_a_hang(migrated_db: str):
-    settings = SidecarSettings(database_url=migrated_db, temporal_address="127.0.0.1:1",
-                               poll_timeout=2.0)
+    settings = SidecarSettings(
+        database_url=migrated_db, temporal_address="127.0.0.1:1", poll_timeout=2.0
+    )
     with pytest.raises(Exception):  # noqa: B017 - connect errors vary by temporalio version
         await asyncio.wait_for(temporal.SOURCE.poll(PollContext(settings, None)), 10)
