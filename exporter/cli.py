@@ -60,34 +60,64 @@ async def _migrate(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    """The demo stack: local Postgres and Temporal, migrations applied; Ctrl-C stops it."""
-    from exporter.localstack import LocalStack
-    from runners import migrator
+    """The demo: local Postgres and Temporal, migrations, workers on both engines with the sample
+    handlers under a steady load, and the sidecar on 127.0.0.1; Ctrl-C stops everything."""
+    import logging
 
+    from exporter.demo import demo_settings
+    from exporter.localstack import LocalStack
+    from exporter.settings import load_settings
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for name in ("temporalio", "temporalio.activity", "temporalio.workflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)  # failed demo jobs are expected
     stack = LocalStack(temporal=not args.no_temporal, temporal_ui=True)
     print("starting the local stack (PostgreSQL, Temporal dev server)...", flush=True)
-    stop = _stop_requested()
     with stack:
-
-        async def setup() -> None:
-            conn = await _connect(stack.database_url)
-            try:
-                await migrator.migrate(conn, "up")
-            finally:
-                await conn.close()
-
-        asyncio.run(setup())
-        print()
-        print(f"  database       {dburl.redact(stack.database_url)}")
+        env = {**os.environ, "DATABASE_URL": stack.database_url}
         if stack.temporal_address:
-            print(f"  temporal       {stack.temporal_address}")
-        if stack.temporal_server and stack.temporal_server.ui_url:
-            print(f"  temporal ui    {stack.temporal_server.ui_url}")
-        print("\nmigrations applied; press Ctrl-C to stop everything.", flush=True)
-        stop.wait()
-        print("\nstopping...", flush=True)
+            env["TEMPORAL_ADDRESS"] = stack.temporal_address
+        ui_url = stack.temporal_server.ui_url if stack.temporal_server else None
+        settings = demo_settings(load_settings(env), ui_url or "")
+        asyncio.run(_run_demo(stack, settings))
     print("stopped; nothing left behind.")
     return 0
+
+
+async def _run_demo(stack, settings) -> None:  # type: ignore[no-untyped-def]
+    from exporter.demo import Demo
+    from runners import migrator
+
+    conn = await _connect(stack.database_url)
+    try:
+        await migrator.migrate(conn, "up")
+    finally:
+        await conn.close()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    demo = asyncio.create_task(Demo(settings, temporal=bool(stack.temporal_address)).run(stop))
+    await asyncio.sleep(1.0)
+    if demo.done():
+        await demo  # a start-up error (e.g. the port is taken) surfaces here
+    base = f"http://{settings.host}:{settings.port}"
+    print()
+    print(f"  status page    {base}/")
+    print(f"  metrics        {base}/metrics")
+    if settings.temporal_ui_url:
+        print(f"  temporal ui    {settings.temporal_ui_url}")
+    print(f"  database       {dburl.redact(stack.database_url)}")
+    if stack.temporal_address:
+        print(f"  temporal       {stack.temporal_address}")
+    print("  handlers       runners/examples/demo_handlers.py")
+    print(
+        "\nworkers on pgqueue and Temporal are running a steady load; press Ctrl-C to stop.",
+        flush=True,
+    )
+    await demo
 
 
 async def _worker(args: argparse.Namespace) -> int:
@@ -181,15 +211,6 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_requested():  # type: ignore[no-untyped-def]
-    import threading
-
-    event = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: event.set())
-    return event
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobsight",
@@ -260,10 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser(
         "dev",
-        help="run the local demo stack (what `make run` starts)",
+        help="run the demo (what `make run` starts)",
         description="Starts a throwaway PostgreSQL and Temporal dev server on loopback ports, "
-        "applies the migrations and prints where to look. DATABASE_URL / TEMPORAL_ADDRESS "
-        "use existing services instead. Ctrl-C stops everything.",
+        "applies the migrations, runs workers on both engines with the sample handlers "
+        "(runners/examples/demo_handlers.py) under a steady load, and the sidecar on "
+        "127.0.0.1:$JOBSIGHT_PORT (default 9465); prints where to look. DATABASE_URL / "
+        "TEMPORAL_ADDRESS use existing services instead. Ctrl-C stops everything.",
     )
     dev.add_argument("--no-temporal", action="store_true", help="start PostgreSQL only")
     dev.set_defaults(run=_dev)

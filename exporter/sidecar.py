@@ -69,13 +69,16 @@ async def check_state_tables(settings: SidecarSettings) -> None:
         )
 
 
-async def serve(settings: SidecarSettings, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: SidecarSettings, stop: asyncio.Event | None = None, handle_signals: bool = True
+) -> None:
     from runners import __version__
 
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if handle_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     await check_state_tables(settings)
     pool = await asyncpg.create_pool(
         settings.database_url,

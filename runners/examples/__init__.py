@@ -1,0 +1,1 @@
+"""Examples to copy from: the demo's sample handlers (`demo_handlers`)."""
