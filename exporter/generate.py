@@ -1,24 +1,47 @@
-"""`jobsight generate`: writes every generated, committed file; `--check` only compares."""
+"""`jobsight generate`: writes every generated, committed file; `--check` only compares.
+
+Each entry turns the file's current text into what it must be: whole files are rendered anew;
+README.md keeps its prose and only the part between its `generated:NAME` markers is rewritten."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
-from exporter import metrics_doc
+from exporter import metrics_doc, settings_doc
 
-GENERATED: dict[str, Callable[[], str]] = {
-    "docs/metrics.md": metrics_doc.render,
+
+def whole(render: Callable[[], str]) -> Callable[[str], str]:
+    return lambda _old: render()
+
+
+def section(name: str, render: Callable[[], str]) -> Callable[[str], str]:
+    begin, end = f"<!-- generated:{name} begin -->", f"<!-- generated:{name} end -->"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+
+    def rewrite(old: str) -> str:
+        if not pattern.search(old):
+            raise ValueError(f"missing the {begin} ... {end} markers")
+        return pattern.sub(lambda _m: f"{begin}\n{render()}{end}", old, count=1)
+
+    return rewrite
+
+
+GENERATED: dict[str, Callable[[str], str]] = {
+    "docs/metrics.md": whole(metrics_doc.render),
+    "README.md": section("sidecar-settings", settings_doc.render_table),
 }
 
 
 def generate(root: Path, check: bool) -> list[str]:
     """Writes (or, with check, compares) each generated file; returns the stale/written paths."""
     changed = []
-    for relative, render in GENERATED.items():
+    for relative, rewrite in GENERATED.items():
         path = root / relative
-        content = render()
-        if path.exists() and path.read_text() == content:
+        old = path.read_text() if path.exists() else ""
+        content = rewrite(old)
+        if content == old:
             continue
         changed.append(relative)
         if not check:

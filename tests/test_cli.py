@@ -21,7 +21,7 @@ def jobsight(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
-@pytest.mark.parametrize("command", [[], ["migrate"], ["dev"], ["worker"]])
+@pytest.mark.parametrize("command", [[], ["migrate"], ["dev"], ["worker"], ["serve"], ["generate"]])
 def test_help(command: list[str]) -> None:
     done = jobsight(*command, "--help")
     assert done.returncode == 0 and "usage: jobsight" in done.stdout
@@ -32,12 +32,12 @@ def test_migrate_up_status_down(migrated_db: str, empty_db: str) -> None:
     assert up.returncode == 0, up.stderr
     assert "0001_jobs_tables" in up.stdout and "0002_runner_columns" in up.stdout
     status = jobsight("migrate", "status", "--database-url", empty_db)
-    assert status.stdout.count("applied") == 3
+    assert status.stdout.count("applied") == 4
     again = jobsight("migrate", "up", "--database-url", empty_db)
     assert "nothing to do" in again.stdout
     down = jobsight("migrate", "down", "--to", "0", "--database-url", empty_db)
     assert down.returncode == 0 and "0002" in down.stdout and "0001" in down.stdout
-    assert jobsight("migrate", "status", "--database-url", empty_db).stdout.count("pending") == 3
+    assert jobsight("migrate", "status", "--database-url", empty_db).stdout.count("pending") == 4
 
 
 @pytest.mark.parametrize(

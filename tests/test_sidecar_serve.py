@@ -312,3 +312,47 @@ async def test_unmigrated_database_is_refused(empty_db: str):
         "run `jobsight migrate up`" in result.stderr
         and len(result.stderr.strip().splitlines()) == 1
     )
+
+
+def readme_grants() -> str:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("**Database access.**", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+    return block.replace("PASSWORD '...'", "PASSWORD 'sidecar-secret'")
+
+
+async def test_runs_with_the_read_only_grants_of_the_readme(
+    migrated_db: str, tmp_path: Path, sidecars: list[SidecarProcess]
+):
+    conn = await asyncpg.connect(migrated_db)
+    try:
+        await conn.execute("CREATE SCHEMA IF NOT EXISTS pgboss")  # as if a Node app used it
+        await conn.execute("DROP ROLE IF EXISTS jobsight_sidecar")
+        await conn.execute(readme_grants())
+    finally:
+        await conn.close()
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(migrated_db)
+    netloc = f"jobsight_sidecar:sidecar-secret@{parts.hostname}:{parts.port}"
+    url = urlunsplit(parts._replace(netloc=netloc))
+    sidecar = SidecarProcess(url, tmp_path, JOBSIGHT_SOURCES="jobs,pgqueue,pgboss,postgres").start()
+    sidecars.append(sidecar)
+    for source in ("jobs", "pgqueue", "pgboss", "postgres"):
+        await eventually(
+            lambda s=source: _is(sidecar.value("jobsight_source_up", source=s), 1),
+            15,
+            f"{source} up as the read-only role",
+        )
+    assert "sidecar-secret" not in sidecar.log()
+    role = await asyncpg.connect(url)
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await role.execute("DELETE FROM jobs")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await role.execute("UPDATE pgqueue.job SET priority = 1")
+    finally:
+        await role.close()
+        await asyncio.to_thread(sidecar.stop)
+        admin = await asyncpg.connect(migrated_db)
+        await admin.execute("DROP OWNED BY jobsight_sidecar; DROP ROLE jobsight_sidecar")
+        await admin.close()
