@@ -50,6 +50,7 @@ class Demo:
                 TemporalSettings(
                     address=self.settings.temporal_address,
                     task_queue=self.settings.temporal_task_queues[0],
+                    shutdown_grace=grace,
                 ),
             )
             await self.temporal.start()

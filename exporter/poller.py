@@ -40,6 +40,10 @@ class SidecarState:
     leader_info: dict[str, Any] | None = None
     state_read: SourceStatus = field(default_factory=SourceStatus)  # follower's reads
     started_at: float = field(default_factory=time.time)
+    version: int = 0  # bumped on every change, so a rendering can be reused until the next
+
+    def touch(self) -> None:
+        self.version += 1
 
     @property
     def first_poll_done(self) -> bool:
@@ -82,6 +86,7 @@ class Poller:
             await self._stop_tasks(graceful=True)
             await self.leadership.resign()
             self.state.leader = False
+            self.state.touch()
 
     async def _lead(self) -> None:
         try:
@@ -96,6 +101,7 @@ class Poller:
                     stored[name].snapshot, self.state.views[name].status
                 )
         self.state.leader = True
+        self.state.touch()
         for name in self.sources:
             task = asyncio.create_task(self._source_loop(name), name=f"poll-{name}")
             task.add_done_callback(_report_crash)
@@ -105,6 +111,7 @@ class Poller:
         log.info("now a follower")
         await self._stop_tasks()
         self.state.leader = False
+        self.state.touch()
 
     async def _stop_tasks(self, graceful: bool = False) -> None:
         """Graceful (a clean stop): polls in flight finish and store their results, so an export
@@ -159,7 +166,12 @@ class Poller:
             self.state.views[name] = SourceView(
                 snapshot if snapshot is not None else view.snapshot, status
             )
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - began)))
+            self.state.touch()
+            with contextlib.suppress(TimeoutError):
+                pause = max(0.0, interval - (time.monotonic() - began))
+                await asyncio.wait_for(self._finish.wait(), pause)
+            if self._finish.is_set():
+                return
 
     async def _read_published(self) -> None:
         wall, began = time.time(), time.monotonic()
@@ -176,11 +188,13 @@ class Poller:
                 self.state.views[name] = SourceView(
                     view.snapshot, SourceStatus(False, last, wall, None, error)
                 )
+            self.state.touch()
             return
         self.state.state_read = SourceStatus(True, time.time(), wall, time.monotonic() - began)
         for name in self.sources:
             if name in stored:
                 self.state.views[name] = stored[name]
+        self.state.touch()
 
     async def _read_leader_info(self) -> None:
         try:

@@ -14,14 +14,23 @@ from exporter.poller import SidecarState
 from exporter.settings import SidecarSettings
 
 STATE = web.AppKey("state", SidecarState)
+RENDERED = web.AppKey("rendered", dict)  # (state version, content type) -> body
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 SETTINGS = web.AppKey("settings", SidecarSettings)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text, or OpenMetrics (with exemplars) when the scraper asks for it."""
+    """Prometheus text, or OpenMetrics (with exemplars) when the scraper asks for it. Rendered
+    once per change of the state (a poll), then served from memory to every scraper."""
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(request.app[REGISTRY])
+    rendered = request.app[RENDERED]
+    key = (request.app[STATE].version, content_type)
+    body = rendered.get(key)
+    if body is None:
+        body = encoder(request.app[REGISTRY])
+        for old in [k for k in rendered if k[0] != key[0]]:
+            del rendered[old]
+        rendered[key] = body
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -89,6 +98,7 @@ def build_app(
     app[STATE] = state
     app[REGISTRY] = registry
     app[SETTINGS] = settings
+    app[RENDERED] = {}
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
