@@ -224,6 +224,14 @@ def test_pgboss_cached_counters_to_snapshot():
     assert metrics["jobsight_pgboss_crash_restarts"][()] == 3
     assert metrics["jobsight_pgboss_run_p95_seconds"][(("queue", "emails"),)] == 0.01
     assert metrics["jobsight_pgboss_schema_version"][()] == 46
+    many = pgboss.PgBossSnapshot(totals=[pgboss.BossTotals(f"q{i}", 1, 1) for i in range(5)])
+    capped = pgboss.SOURCE.render(many, SidecarSettings(database_url="x", max_job_names=2))
+    counters = next(f for f in capped if f.name == "jobsight_pgboss_jobs_completed")
+    assert {s.labels["queue"]: s.value for s in counters.samples if s.name.endswith("_total")} == {
+        "q0": 1,
+        "q1": 1,
+        OTHER: 3,
+    }
 
 
 def test_temporal_labels_and_scope():

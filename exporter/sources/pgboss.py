@@ -319,14 +319,21 @@ class PgBossSource:
             (((q.queue,), q.oldest_ready) for q in snap.queues if q.oldest_ready is not None),
         )
         yield samples(EXPIRED, (((q.queue,), q.expired) for q in snap.queues))
-        yield samples(COMPLETED, (((t.queue,), t.completed) for t in snap.totals))
-        yield samples(FAILED, (((t.queue,), t.failed) for t in snap.totals))
+        # Totals are kept per queue (each has its own monitor window); rendered within the cap.
+        names = LabelCap(settings.max_job_names, [q.queue for q in snap.queues])
+        completed: dict[str, int] = {}
+        failed: dict[str, int] = {}
+        for t in snap.totals:
+            name = names(t.queue)
+            completed[name] = completed.get(name, 0) + t.completed
+            failed[name] = failed.get(name, 0) + t.failed
+        yield samples(COMPLETED, (((q,), n) for q, n in sorted(completed.items())))
+        yield samples(FAILED, (((q,), n) for q, n in sorted(failed.items())))
+        capped = [x for x in snap.latency if names(x.queue) == x.queue]  # p95s do not add up
         yield samples(
-            WAIT_P95, (((x.queue,), x.wait_p95) for x in snap.latency if x.wait_p95 is not None)
+            WAIT_P95, (((x.queue,), x.wait_p95) for x in capped if x.wait_p95 is not None)
         )
-        yield samples(
-            RUN_P95, (((x.queue,), x.run_p95) for x in snap.latency if x.run_p95 is not None)
-        )
+        yield samples(RUN_P95, (((x.queue,), x.run_p95) for x in capped if x.run_p95 is not None))
         yield single(INSTANCES, snap.instances_alive)
         yield single(CRASH_RESTARTS, snap.crash_restarts)
         yield single(SCHEMA_VERSION, snap.schema_version)
