@@ -101,7 +101,10 @@ async def live_work(conn: asyncpg.Connection) -> None:
 async def time_poll(pool: asyncpg.Pool, polls: int) -> tuple[float, int]:
     """Median ms of a jobs-source poll that reads the RECENT jobs since its cursor."""
     settings = SidecarSettings(database_url="postgresql://unused", commit_lag=1.0)
-    start_at = await pool.fetchval("SELECT now() - interval '1 minute'")
+    start_at = await pool.fetchval(  # just before the RECENT jobs, however long ago they finished
+        "SELECT min(finished_at) - interval '1 millisecond' FROM jobs"
+        " WHERE tenant = '00000000-0000-4000-8000-000000000003'"
+    )
     previous = jobs.JobsSnapshot(cursor=jobs.FinishedCursor(start_at))
     timings, seen = [], 0
     for _ in range(polls):

@@ -3,6 +3,7 @@ never touches a database."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from prometheus_client.core import Metric
@@ -12,6 +13,7 @@ from exporter.metric_spec import MetricSpec, samples, single
 from exporter.poller import SidecarState
 from exporter.settings import SidecarSettings
 from exporter.sources.base import Source
+from exporter.triggers import Health, Verdict
 
 SOURCE = ("source",)
 BUILD_INFO = MetricSpec(
@@ -50,6 +52,34 @@ STATE_READ_UP = MetricSpec(
 )
 SELF_METRICS = (BUILD_INFO, LEADER, SOURCE_UP, SOURCE_LAST_SUCCESS, SOURCE_DURATION, STATE_READ_UP)
 
+TRIGGER = ("trigger",)
+TRIGGER_VALUE = MetricSpec(
+    "jobsight_trigger_value",
+    "gauge",
+    "A rollback trigger's current value (ratio, jobs, crashes or seconds: see its unit).",
+    TRIGGER,
+)
+TRIGGER_THRESHOLD = MetricSpec(
+    "jobsight_trigger_threshold",
+    "gauge",
+    "A rollback trigger's configured threshold, by level (degraded, rollback).",
+    ("trigger", "level"),
+)
+TRIGGER_STATE = MetricSpec(
+    "jobsight_trigger_state",
+    "gauge",
+    "1 for a trigger's current state (ok, degraded, rollback, unknown, disabled), 0 for the rest.",
+    ("trigger", "state"),
+)
+VERDICT = MetricSpec(
+    "jobsight_verdict",
+    "gauge",
+    "1 for the current verdict (ok, degraded, rollback, unknown), 0 for the others.",
+    ("verdict",),
+)
+TRIGGER_METRICS = (TRIGGER_VALUE, TRIGGER_THRESHOLD, TRIGGER_STATE, VERDICT)
+TRIGGER_STATES = ("ok", "degraded", "rollback", "unknown", "disabled")
+
 
 class SidecarCollector(Collector):
     def __init__(
@@ -58,11 +88,13 @@ class SidecarCollector(Collector):
         sources: dict[str, Source],
         settings: SidecarSettings,
         version: str,
+        health: Health,
     ) -> None:
         self._state = state
         self._sources = sources
         self._settings = settings
         self._version = version
+        self._health = health
 
     def collect(self) -> Iterator[Metric]:
         state = self._state
@@ -81,6 +113,22 @@ class SidecarCollector(Collector):
         for name, view in state.views.items():
             if view.snapshot is not None:
                 yield from self._sources[name].render(view.snapshot, self._settings)
+        yield from render_verdict(
+            self._health.verdict(state.views, state.version, time.time(), leader=state.leader)
+        )
+
+
+def render_verdict(verdict: Verdict) -> Iterator[Metric]:
+    triggers = verdict.triggers
+    yield samples(TRIGGER_VALUE, (((t.name,), t.value) for t in triggers if t.value is not None))
+    thresholds = [((t.name, "degraded"), t.degraded) for t in triggers]
+    thresholds += [((t.name, "rollback"), t.rollback) for t in triggers if t.rollback is not None]
+    yield samples(TRIGGER_THRESHOLD, thresholds)
+    yield samples(
+        TRIGGER_STATE,
+        (((t.name, s), 1 if t.state == s else 0) for t in triggers for s in TRIGGER_STATES),
+    )
+    yield samples(VERDICT, (((s,), 1 if verdict.verdict == s else 0) for s in TRIGGER_STATES[:4]))
 
 
 def registry_for(collector: SidecarCollector) -> CollectorRegistry:

@@ -3,7 +3,7 @@ source, so a renamed or added metric changes the reference (and a stale one fail
 
 from __future__ import annotations
 
-from exporter.collector import SELF_METRICS
+from exporter.collector import SELF_METRICS, TRIGGER_METRICS
 from exporter.metric_spec import MetricSpec
 from exporter.sources import all_modules
 
@@ -21,7 +21,7 @@ Histograms carry exemplars (the job's trace id) in the OpenMetrics format
 def sections() -> list[tuple[str, tuple[MetricSpec, ...]]]:
     from exporter import tracing
 
-    found = [("sidecar", SELF_METRICS)]
+    found = [("sidecar", SELF_METRICS), ("rollback triggers and verdict", TRIGGER_METRICS)]
     for module in all_modules():
         found.append((module.SOURCE.name, module.SOURCE.metrics))
     found.append(("traces", tracing.TracesSource.metrics))

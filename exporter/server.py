@@ -1,35 +1,71 @@
-"""The sidecar's HTTP server (aiohttp): /metrics, /livez, /readyz and a small status page. The
-handlers read the poller's state in memory; none of them queries a database."""
+"""The sidecar's HTTP server (aiohttp). Every handler reads the poller's state in memory; none of
+them queries a database.
+
+    /metrics          Prometheus text, or OpenMetrics with exemplars
+    /livez            the process and its event loop answer
+    /readyz[/<check>] this sidecar can answer (Kubernetes' format: ?verbose, ?exclude=)
+    /verdict          the verdict and every trigger, JSON, always 200 (?version= for a canary)
+    /gate             deployment gate (Flagger webhooks): <= 202 passes, 412 halts
+    /rollback         Flagger's rollback hook: 200 means "roll back", 412 means "do not"
+    /                 the status page
+"""
 
 from __future__ import annotations
 
-import html
+import asyncio
+import contextlib
+import json
+import logging
 import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
+from exporter import codec, status_page
 from exporter.poller import SidecarState
 from exporter.settings import SidecarSettings
+from exporter.trigger_specs import SEVERITY
+from exporter.triggers import Health, Verdict
 
+log = logging.getLogger(__name__)
 STATE = web.AppKey("state", SidecarState)
-RENDERED = web.AppKey("rendered", dict)  # (state version, content type) -> body
+RENDERED = web.AppKey("rendered", dict)  # (state version, verdict key, content type) -> body
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 SETTINGS = web.AppKey("settings", SidecarSettings)
+HEALTH = web.AppKey("health", Health)
+MAX_VERSION_LENGTH = 128
+
+
+def current_verdict(request: web.Request, version: str | None = None) -> Verdict:
+    state = request.app[STATE]
+    return request.app[HEALTH].verdict(
+        state.views, state.version, time.time(), version, state.leader
+    )
+
+
+def requested_version(request: web.Request, payload: dict | None = None) -> str | None:
+    version = request.query.get("version")
+    if version is None and payload:
+        metadata = payload.get("metadata") or {}
+        version = metadata.get("version") if isinstance(metadata, dict) else None
+    if version is not None and (not isinstance(version, str) or len(version) > MAX_VERSION_LENGTH):
+        raise web.HTTPBadRequest(text="version: must be a string of at most 128 characters\n")
+    return version or None
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text, or OpenMetrics (with exemplars) when the scraper asks for it. Rendered
-    once per change of the state (a poll), then served from memory to every scraper."""
+    """Rendered once per change of the state or of the verdict, then served from memory."""
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    verdict = current_verdict(request)
+    verdict_key = tuple((t.name, t.state, t.value) for t in verdict.triggers)
     rendered = request.app[RENDERED]
-    key = (request.app[STATE].version, content_type)
+    key = (request.app[STATE].version, verdict_key, content_type)
     body = rendered.get(key)
     if body is None:
         body = encoder(request.app[REGISTRY])
-        for old in [k for k in rendered if k[0] != key[0]]:
-            del rendered[old]
+        rendered.clear()
         rendered[key] = body
     return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -38,7 +74,9 @@ async def livez(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-def readiness_checks(state: SidecarState) -> dict[str, str | None]:
+def readiness_checks(
+    state: SidecarState, settings: SidecarSettings, verdict: Verdict | None
+) -> dict[str, str | None]:
     """check name -> None when passing, else the reason."""
     checks: dict[str, str | None] = {"config": None}
     if state.leader:
@@ -48,59 +86,128 @@ def readiness_checks(state: SidecarState) -> dict[str, str | None]:
         read = state.state_read
         checks["first-poll"] = None if read.last_success else "the leader's state not read yet"
         checks["database"] = None if read.up else (read.error or "not reached yet")
+    if settings.readiness_fail_on != "never" and verdict is not None:
+        limit = SEVERITY[settings.readiness_fail_on]
+        failing = verdict.verdict in ("rollback", "degraded") and SEVERITY[verdict.verdict] >= limit
+        checks["verdict"] = f"verdict is {verdict.verdict}" if failing else None
     return checks
 
 
 async def readyz(request: web.Request) -> web.Response:
-    checks = readiness_checks(request.app[STATE])
-    failed = {name: reason for name, reason in checks.items() if reason}
-    lines = [f"[-]{n} failed: {r}" if r else f"[+]{n} ok" for n, r in checks.items()]
+    settings = request.app[SETTINGS]
+    verdict = current_verdict(request) if settings.readiness_fail_on != "never" else None
+    checks = readiness_checks(request.app[STATE], settings, verdict)
+    only = request.match_info.get("check")
+    if only is not None:
+        if only not in checks:
+            raise web.HTTPNotFound(text=f"no readiness check named {only!r}\n")
+        checks = {only: checks[only]}
+    for excluded in request.query.getall("exclude", []):
+        checks.pop(excluded, None)
+    failed = any(reason for reason in checks.values())
     status = 503 if failed else 200
     if "verbose" in request.query:
+        lines = [f"[-]{n} failed: {r}" if r else f"[+]{n} ok" for n, r in checks.items()]
         lines.append("readyz check failed" if failed else "readyz check passed")
         return web.Response(status=status, text="\n".join(lines) + "\n")
-    return web.Response(status=status, text="ok\n" if not failed else "readyz check failed\n")
+    if only is not None:
+        reason = checks[only]
+        return web.Response(status=status, text=f"{reason}\n" if reason else "ok\n")
+    return web.Response(status=status, text="readyz check failed\n" if failed else "ok\n")
+
+
+def verdict_body(verdict: Verdict) -> dict:
+    return codec.to_jsonable(verdict)
+
+
+async def verdict_handler(request: web.Request) -> web.Response:
+    """Always 200: Argo Rollouts' web provider treats a non-2xx answer as an error, not a
+    failed measurement; the verdict is in the body."""
+    verdict = current_verdict(request, requested_version(request))
+    return web.json_response(verdict_body(verdict))
+
+
+async def _flagger_payload(request: web.Request) -> dict | None:
+    """Flagger POSTs {name, namespace, phase, checksum, metadata}; GET has no body."""
+    if request.method != "POST" or not request.can_read_body:
+        return None
+    try:
+        payload = json.loads(await request.read() or b"null")
+    except ValueError:
+        raise web.HTTPBadRequest(text="body: not JSON\n") from None
+    if payload is not None and not isinstance(payload, dict):
+        raise web.HTTPBadRequest(text="body: must be a JSON object\n")
+    if payload:
+        log.info(
+            "webhook from Flagger: %s/%s phase %s",
+            payload.get("namespace"),
+            payload.get("name"),
+            payload.get("phase"),
+        )
+    return payload
+
+
+async def gate(request: web.Request) -> web.Response:
+    payload = await _flagger_payload(request)
+    verdict = current_verdict(request, requested_version(request, payload))
+    halt = verdict.verdict in request.app[SETTINGS].gate_halt_on
+    body = {
+        "verdict": verdict.verdict,
+        "halt": halt,
+        "version": verdict.version,
+        "triggers": {t.name: t.state for t in verdict.triggers},
+    }
+    return web.json_response(body, status=412 if halt else 200)
+
+
+async def rollback(request: web.Request) -> web.Response:
+    payload = await _flagger_payload(request)
+    verdict = current_verdict(request, requested_version(request, payload))
+    roll_back = verdict.verdict == "rollback"
+    body = {"verdict": verdict.verdict, "rollback": roll_back, "version": verdict.version}
+    return web.json_response(body, status=200 if roll_back else 412)
 
 
 async def index(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    settings = request.app[SETTINGS]
-    now = time.time()
-    rows = []
-    for name, view in sorted(state.views.items()):
-        status = view.status
-        up = "up" if status and status.up else "down"
-        age = f"{now - status.last_success:.0f}s ago" if status and status.last_success else "never"
-        error = html.escape(status.error or "") if status else "not polled yet"
-        rows.append(
-            f"<tr><td>{name}</td><td class={up}>{up}</td><td>{age}</td><td>{error}</td></tr>"
-        )
-    role = "leader" if state.leader else "follower"
-    temporal = (
-        f' · <a href="{html.escape(settings.temporal_ui_url)}">Temporal UI</a>'
-        if settings.temporal_ui_url
-        else ""
-    )
-    page = f"""<!doctype html><html><head><meta charset=utf-8><title>jobsight</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}
-.up{{color:#070}}.down{{color:#b00;font-weight:bold}}</style></head><body>
-<h1>jobsight sidecar</h1><p>{role} of group <b>{html.escape(settings.instance)}</b>
- · <a href="/metrics">/metrics</a>{temporal}</p>
-<table><tr><th>source</th><th>state</th><th>last success</th><th>last error</th></tr>
-{"".join(rows)}</table></body></html>"""
+    verdict = current_verdict(request, requested_version(request))
+    page = status_page.render(verdict, request.app[STATE], request.app[SETTINGS], time.time())
     return web.Response(text=page, content_type="text/html")
 
 
+async def _keep_evaluating(app: web.Application) -> AsyncIterator[None]:
+    """Evaluates the global verdict every second, so hold times run on the clock, not on
+    requests."""
+
+    async def loop() -> None:
+        while True:
+            state = app[STATE]
+            app[HEALTH].verdict(state.views, state.version, time.time(), None, state.leader)
+            await asyncio.sleep(1.0)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def build_app(
-    state: SidecarState, registry: CollectorRegistry, settings: SidecarSettings
+    state: SidecarState, registry: CollectorRegistry, settings: SidecarSettings, health: Health
 ) -> web.Application:
     app = web.Application()
     app[STATE] = state
     app[REGISTRY] = registry
     app[SETTINGS] = settings
+    app[HEALTH] = health
     app[RENDERED] = {}
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/readyz/{check}", readyz)
+    app.router.add_get("/verdict", verdict_handler)
+    for path, handler in (("/gate", gate), ("/rollback", rollback)):
+        app.router.add_get(path, handler)
+        app.router.add_post(path, handler)
     app.router.add_get("/", index)
+    app.cleanup_ctx.append(_keep_evaluating)
     return app

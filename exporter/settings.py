@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from exporter import dburl
+from exporter import dburl, trigger_specs
+from exporter.trigger_specs import TriggerConfig
 
 SOURCE_NAMES = ("jobs", "pgqueue", "pgboss", "postgres", "temporal")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -105,6 +106,146 @@ def _log_level(text: str) -> str:
     return value
 
 
+def _duration_or_zero(text: str) -> float:
+    return 0.0 if str(text).strip() in ("0", "0s") else parse_duration(text)
+
+
+def _readiness(text: str) -> str:
+    value = str(text).strip().lower()
+    if value not in ("never", "rollback", "degraded"):
+        raise ValueError("must be never, rollback or degraded")
+    return value
+
+
+def _verdicts(text: str | list[str]) -> tuple[str, ...]:
+    chosen = _list(text)
+    bad = [v for v in chosen if v not in trigger_specs.STATES]
+    if bad or not chosen:
+        raise ValueError(f"must name verdicts among {', '.join(trigger_specs.STATES)}")
+    return chosen
+
+
+def _ratio(text: str) -> float:
+    raw = str(text).strip()
+    value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("must be a ratio between 0 and 1 (or a percentage such as 5%)")
+    return value
+
+
+def _count(text: str) -> float:
+    value = float(str(text).strip())
+    if value < 0:
+        raise ValueError("must be a number >= 0")
+    return value
+
+
+def _overrides(text: str | dict[str, str]) -> tuple[tuple[str, float, float | None], ...]:
+    """'import=10m:30m,batch=2m' (YAML: a mapping name: "10m:30m") -> per-name thresholds."""
+    items = (
+        list(text.items())
+        if isinstance(text, dict)
+        else [part.split("=", 1) for part in str(text).split(",") if part.strip()]
+    )
+    result = []
+    for item in items:
+        if len(item) != 2 or not str(item[0]).strip():
+            raise ValueError("must be name=degraded[:rollback], comma-separated")
+        name, spec = str(item[0]).strip(), str(item[1]).strip()
+        degraded, _, rollback = spec.partition(":")
+        result.append(
+            (name, parse_duration(degraded), parse_duration(rollback) if rollback else None)
+        )
+    return tuple(result)
+
+
+_THRESHOLD_PARSERS = {"ratio": _ratio, "jobs": _count, "crashes": _count, "seconds": parse_duration}
+
+
+def _plain(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _shown(value: float | None, unit: str) -> str:
+    return f"{_plain(value)}s" if unit == "seconds" else _plain(value)
+
+
+def trigger_settings() -> list[Setting]:
+    """JOBSIGHT_<TRIGGER>_DEGRADED / _ROLLBACK / _WINDOW / _MIN_SAMPLE / _HOLD for every trigger,
+    defaults from exporter.trigger_specs."""
+    found = []
+    for spec in trigger_specs.TRIGGERS:
+        env = f"JOBSIGHT_{spec.name.upper()}"
+        parse = _THRESHOLD_PARSERS[spec.unit]
+        found.append(
+            Setting(
+                f"{spec.name}_degraded",
+                f"{env}_DEGRADED",
+                _shown(spec.degraded, spec.unit),
+                parse,
+                f"{spec.name}: degraded above this ({spec.help})",
+                group="triggers",
+            )
+        )
+        if spec.rollback is not None:
+            word = "at or above" if spec.rollback_inclusive else "above"
+            found.append(
+                Setting(
+                    f"{spec.name}_rollback",
+                    f"{env}_ROLLBACK",
+                    _shown(spec.rollback, spec.unit),
+                    parse,
+                    f"{spec.name}: rollback {word} this",
+                    group="triggers",
+                )
+            )
+        if spec.window is not None:
+            found.append(
+                Setting(
+                    f"{spec.name}_window",
+                    f"{env}_WINDOW",
+                    f"{_plain(spec.window)}s",
+                    parse_duration,
+                    f"{spec.name}: the window it looks back over",
+                    group="triggers",
+                )
+            )
+        if spec.min_sample is not None:
+            found.append(
+                Setting(
+                    f"{spec.name}_min_sample",
+                    f"{env}_MIN_SAMPLE",
+                    str(spec.min_sample),
+                    _positive_int,
+                    f"{spec.name}: finished jobs needed in the window before it judges (below: ok)",
+                    group="triggers",
+                )
+            )
+        found.append(
+            Setting(
+                f"{spec.name}_hold",
+                f"{env}_HOLD",
+                "",
+                _duration_or_zero,
+                f"{spec.name}: hold time (default JOBSIGHT_TRIGGER_HOLD)",
+                group="triggers",
+            )
+        )
+    found.append(
+        Setting(
+            "latency_p95_overrides",
+            "JOBSIGHT_LATENCY_P95_OVERRIDES",
+            "",
+            _overrides,
+            "latency_p95 per job name: name=degraded[:rollback], e.g. import=10m:30m,batch=2m",
+            group="triggers",
+        )
+    )
+    return found
+
+
 @dataclass(frozen=True)
 class Setting:
     field: str  # attribute of SidecarSettings, and the key in the YAML file
@@ -113,6 +254,7 @@ class Setting:
     parse: Callable[[Any], Any]
     help: str
     secret: bool = False
+    group: str = ""  # "triggers": collected into SidecarSettings.triggers
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -308,6 +450,29 @@ SETTINGS: tuple[Setting, ...] = (
         "finished jobs turned into traces per poll; the rest follow at the next poll",
     ),
     Setting("log_level", "JOBSIGHT_LOG_LEVEL", "info", _log_level, "debug, info, warning, error"),
+    Setting(
+        "readiness_fail_on",
+        "JOBSIGHT_READINESS_FAIL_ON",
+        "never",
+        _readiness,
+        "make /readyz fail on a verdict: never (the default; see 'Readiness and rollback'), "
+        "rollback, or degraded (degraded or worse)",
+    ),
+    Setting(
+        "gate_halt_on",
+        "JOBSIGHT_GATE_HALT_ON",
+        "rollback,unknown",
+        _verdicts,
+        "verdicts on which the deployment gate (/gate) halts a rollout",
+    ),
+    Setting(
+        "trigger_hold",
+        "JOBSIGHT_TRIGGER_HOLD",
+        "30s",
+        _duration_or_zero,
+        "how long a trigger's new state must persist before it takes effect (no flapping)",
+    ),
+    *trigger_settings(),
 )
 
 
@@ -344,6 +509,10 @@ class SidecarSettings:
     traces: bool = False
     max_traces_per_poll: int = 2000
     log_level: str = "INFO"
+    readiness_fail_on: str = "never"
+    gate_halt_on: tuple[str, ...] = ("rollback", "unknown")
+    trigger_hold: float = 30.0
+    triggers: dict[str, TriggerConfig] = field(default_factory=trigger_specs.default_configs)
 
     def interval(self, source: str) -> float:
         own = getattr(self, f"{source}_interval", None)  # traces: the general interval
@@ -376,9 +545,34 @@ def load_settings(environ: Mapping[str, str], config_path: str | None = None) ->
             raise SettingError(f"{where}: {exc} (got {shown})") from None
     values["sources"] = _resolve_sources(values["sources"], environ, from_file)
     values["traces"] = _resolve_traces(values["traces"], environ)
+    grouped = {st.field for st in SETTINGS if st.group == "triggers"}
+    trigger_values = {k: values.pop(k) for k in list(values) if k in grouped}
+    values["triggers"] = _trigger_configs(trigger_values, values.get("trigger_hold", 30.0))
     settings = SidecarSettings(**values)
     _check_together(settings)
     return settings
+
+
+def _trigger_configs(values: dict[str, Any], hold: float) -> dict[str, TriggerConfig]:
+    configs = {}
+    for spec in trigger_specs.TRIGGERS:
+        degraded = values.get(f"{spec.name}_degraded", spec.degraded)
+        rollback = values.get(f"{spec.name}_rollback", spec.rollback)
+        if rollback is not None and rollback < degraded:
+            raise SettingError(
+                f"JOBSIGHT_{spec.name.upper()}_ROLLBACK: must not be below "
+                f"JOBSIGHT_{spec.name.upper()}_DEGRADED ({degraded})"
+            )
+        overrides = values.get("latency_p95_overrides", ()) if spec.name == "latency_p95" else ()
+        configs[spec.name] = TriggerConfig(
+            degraded,
+            rollback,
+            values.get(f"{spec.name}_window", spec.window),
+            values.get(f"{spec.name}_min_sample", spec.min_sample),
+            values.get(f"{spec.name}_hold", hold),
+            overrides,
+        )
+    return configs
 
 
 def _read_yaml(path: str) -> dict[str, Any]:

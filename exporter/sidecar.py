@@ -18,6 +18,7 @@ from exporter.server import build_app
 from exporter.settings import SettingError, SidecarSettings
 from exporter.sources import load_source
 from exporter.sources.base import Source
+from exporter.triggers import Health
 
 log = logging.getLogger("jobsight.sidecar")
 CONNECT_TIMEOUT_S = 5.0
@@ -97,8 +98,9 @@ async def serve(
         server_settings(settings),
     )
     poller = Poller(settings, sources, leadership, pool)
-    collector = collector_mod.SidecarCollector(poller.state, sources, settings, __version__)
-    app = build_app(poller.state, collector_mod.registry_for(collector), settings)
+    health = Health(settings)
+    collector = collector_mod.SidecarCollector(poller.state, sources, settings, __version__, health)
+    app = build_app(poller.state, collector_mod.registry_for(collector), settings, health)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

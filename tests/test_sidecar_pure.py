@@ -20,6 +20,7 @@ from exporter.poller import SidecarState
 from exporter.settings import SETTINGS, SettingError, SidecarSettings, load_settings
 from exporter.source_status import SourceStatus, SourceView
 from exporter.sources import jobs, pgboss, pgqueue, postgres, temporal
+from exporter.triggers import Health
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +94,9 @@ def test_jobs_cursor_stays_when_nothing_finished_and_starts_at_the_horizon():
 def test_histograms_carry_the_job_trace_id_as_exemplar():
     snap = jobs.build_snapshot(None, finished(1, run_s=3.0), [], T0, T0, 10)
     state = SidecarState(views={"jobs": SourceView(snap, SourceStatus(True, 1.0))}, leader=True)
-    registry = registry_for(SidecarCollector(state, {"jobs": jobs.SOURCE}, SETTINGS_OBJ, "9"))
+    registry = registry_for(
+        SidecarCollector(state, {"jobs": jobs.SOURCE}, SETTINGS_OBJ, "9", Health(SETTINGS_OBJ))
+    )
     text = openmetrics(registry).decode()
     line = next(
         x
@@ -210,7 +213,9 @@ def test_pgboss_cached_counters_to_snapshot():
         "wait_bins": None,
         "run_bins": [1, 0],
     }
-    snap = pgboss.from_cached([row], {"emails": 1}, {"alive": 2, "crash_restarts": 3}, 46, None, 10)
+    snap = pgboss.from_cached(
+        [row], {"emails": (1, 0)}, {"alive": 2, "crash_restarts": 3}, 46, None, 10
+    )
     (queue,) = snap.queues
     assert (queue.ready, queue.deferred, queue.active, queue.failed, queue.queued) == (
         5,
@@ -386,7 +391,9 @@ def test_prometheus_text_output_parses():
     from prometheus_client.exposition import generate_latest
 
     text = generate_latest(
-        registry_for(SidecarCollector(state, {"jobs": jobs.SOURCE}, SETTINGS_OBJ, "9"))
+        registry_for(
+            SidecarCollector(state, {"jobs": jobs.SOURCE}, SETTINGS_OBJ, "9", Health(SETTINGS_OBJ))
+        )
     ).decode()
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {"jobsight_leader", "jobsight_source_up", "jobsight_jobs_completed"} <= names

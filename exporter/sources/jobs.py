@@ -129,6 +129,31 @@ ORDER BY finished_at, job_id
 LIMIT $4
 """
 
+# The jobs finished in the last $1 seconds, per job name and per (job name, worker version); the
+# finished_at index keeps it proportional to the window, not the history.
+WINDOW = """
+SELECT type AS job_name,
+       CASE WHEN grouping(worker_version) = 1 THEN NULL ELSE coalesce(worker_version, '') END
+         AS version,
+       count(*) AS finished, count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+         FILTER (WHERE started_at IS NOT NULL AND status <> 'cancelled') AS p95,
+       extract(epoch FROM max(finished_at) FILTER (WHERE status = 'completed'))::float8
+         AS last_completed
+FROM jobs
+WHERE finished_at > now() - $1 * interval '1 second'
+GROUP BY GROUPING SETS ((type), (type, worker_version))
+"""
+
+# $1 stuck after (seconds)
+STUCK_BY_VERSION = """
+SELECT coalesce(worker_version, '') AS version, count(*) AS stuck
+FROM jobs
+WHERE status IN ('processing', 'active') AND started_at < now() - $1 * interval '1 second'
+GROUP BY 1
+"""
+
 # $1 stuck after (seconds).
 UNFINISHED = """
 SELECT type AS job_name, runner_type AS runner, status::text AS status, count(*) AS count,
@@ -204,6 +229,25 @@ class FinishedRow:
 
 
 @dataclass
+class WindowRow:
+    """Jobs that finished within a window, per job name (version None) and per worker version."""
+
+    job_name: str
+    version: str | None
+    finished: int
+    failed: int
+    completed: int
+    p95: float | None  # run time, seconds
+    last_completed: float | None  # Unix time
+
+
+@dataclass
+class WindowStats:
+    seconds: float
+    rows: list[WindowRow] = field(default_factory=list)
+
+
+@dataclass
 class JobsSnapshot:
     cursor: FinishedCursor
     unfinished: list[UnfinishedRow] = field(default_factory=list)
@@ -211,6 +255,11 @@ class JobsSnapshot:
     job_names: list[str] = field(default_factory=list)  # the label cap's admitted names
     counting_lag: float = 0.0
     newly_finished: int = 0  # in the poll that made this snapshot
+    windows: list[WindowStats] = field(default_factory=list)  # for the rollback triggers
+    stuck_by_version: dict[str, int] = field(default_factory=dict)
+
+    def window(self, seconds: float) -> WindowStats | None:
+        return next((w for w in self.windows if w.seconds == seconds), None)
 
 
 def accumulate(
@@ -282,6 +331,23 @@ def build_snapshot(
     )
 
 
+def trigger_windows(settings: SidecarSettings) -> list[float]:
+    """The distinct look-back windows the rollback triggers need from this source."""
+    triggers = settings.triggers
+    stalled = triggers["stalled"]
+    wanted = {
+        triggers["error_rate"].window,
+        triggers["latency_p95"].window,
+        stalled_lookback(stalled.window, stalled.degraded),
+    }
+    return sorted(w for w in wanted if w)
+
+
+def stalled_lookback(window: float | None, degraded: float) -> float:
+    """How far back the stalled trigger looks for a completion: twice its threshold, at least."""
+    return max(window or 0.0, 2 * degraded)
+
+
 class JobsSource:
     name = "jobs"
     snapshot_type = JobsSnapshot
@@ -320,7 +386,22 @@ class JobsSource:
             unfinished = [
                 UnfinishedRow(**dict(r)) for r in await conn.fetch(UNFINISHED, settings.stuck_after)
             ]
-        return build_snapshot(previous, finished, unfinished, horizon, now, settings.max_job_names)
+            windows = [
+                WindowStats(
+                    seconds, [WindowRow(**dict(r)) for r in await conn.fetch(WINDOW, seconds)]
+                )
+                for seconds in trigger_windows(settings)
+            ]
+            stuck = {
+                r["version"]: r["stuck"]
+                for r in await conn.fetch(STUCK_BY_VERSION, settings.stuck_after)
+            }
+        snapshot = build_snapshot(
+            previous, finished, unfinished, horizon, now, settings.max_job_names
+        )
+        snapshot.windows = windows
+        snapshot.stuck_by_version = stuck
+        return snapshot
 
     def render(self, snap: JobsSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         yield samples(JOBS, (((r.job_name, r.runner, r.status), r.count) for r in snap.unfinished))

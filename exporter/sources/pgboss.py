@@ -114,6 +114,10 @@ class BossQueueRow:
     failed: int = 0
     oldest_ready: float | None = None
     expired: int = 0
+    stuck: int = 0  # active longer than JOBSIGHT_STUCK_AFTER
+    window_completed: int = 0  # in pg-boss's latest monitor window (pg-boss >= 11)
+    window_failed: int = 0
+    window_end: float | None = None  # Unix time the window ends
 
     @property
     def queued(self) -> int:
@@ -197,8 +201,20 @@ def fold_queues(rows: Iterable[BossQueueRow], cap: int) -> list[BossQueueRow]:
     for row in sorted(rows, key=lambda r: r.queue):
         name = names(row.queue)
         into = merged.setdefault(name, BossQueueRow(name))
-        for attr in ("ready", "deferred", "blocked", "active", "failed", "expired"):
+        for attr in (
+            "ready",
+            "deferred",
+            "blocked",
+            "active",
+            "failed",
+            "expired",
+            "stuck",
+            "window_completed",
+            "window_failed",
+        ):
             setattr(into, attr, getattr(into, attr) + getattr(row, attr))
+        ends = [e for e in (into.window_end, row.window_end) if e is not None]
+        into.window_end = max(ends) if ends else None
         ages = [a for a in (into.oldest_ready, row.oldest_ready) if a is not None]
         into.oldest_ready = max(ages) if ages else None
     return list(merged.values())
@@ -227,14 +243,16 @@ def cached_counts_sql(schema: str, columns: set[str]) -> str:
     return f"SELECT name AS queue, {', '.join(chosen)} FROM {_q(schema)}.queue"  # noqa: S608
 
 
-def expired_sql(schema: str, job_columns: set[str]) -> str:
+def active_sql(schema: str, job_columns: set[str]) -> str:
+    """Active jobs past their expiry, and active longer than $1 seconds (stuck)."""
     expiry = (
         "expire_seconds * interval '1 second'" if "expire_seconds" in job_columns else "expire_in"
     )
     return f"""
-SELECT name AS queue, count(*) AS expired
+SELECT name AS queue, count(*) FILTER (WHERE started_on + {expiry} < now()) AS expired,
+       count(*) FILTER (WHERE started_on < now() - $1 * interval '1 second') AS stuck
 FROM {_q(schema)}.job
-WHERE state = 'active' AND started_on + {expiry} < now()
+WHERE state = 'active'
 GROUP BY 1
 """  # noqa: S608 - identifier validated, expiry from a fixed pair
 
@@ -285,9 +303,11 @@ class PgBossSource:
             columns: dict[str, set[str]] = {}
             for row in await conn.fetch(COLUMNS_SQL, schema):
                 columns.setdefault(row["table_name"], set()).add(row["column_name"])
-            expired = {
-                r["queue"]: r["expired"]
-                for r in await conn.fetch(expired_sql(schema, columns.get("job", set())))
+            active = {
+                r["queue"]: (r["expired"], r["stuck"])
+                for r in await conn.fetch(
+                    active_sql(schema, columns.get("job", set())), ctx.settings.stuck_after
+                )
             }
             instances = None
             if {"crash_restarts", "heartbeat_on"} <= columns.get("instance", set()):
@@ -297,11 +317,11 @@ class PgBossSource:
                     dict(r) for r in await conn.fetch(cached_counts_sql(schema, columns["queue"]))
                 ]
                 return from_cached(
-                    cached, expired, instances, version, previous, ctx.settings.max_job_names
+                    cached, active, instances, version, previous, ctx.settings.max_job_names
                 )
             live = [BossQueueRow(**dict(r)) for r in await conn.fetch(live_counts_sql(schema))]
         for row in live:
-            row.expired = expired.get(row.queue, 0)
+            row.expired, row.stuck = active.get(row.queue, (0, 0))
         return PgBossSnapshot(
             True,
             version,
@@ -341,7 +361,7 @@ class PgBossSource:
 
 def from_cached(
     rows: list[dict[str, Any]],
-    expired: dict[str, int],
+    active: dict[str, tuple[int, int]],
     instances: Any,
     version: int,
     previous: PgBossSnapshot | None,
@@ -366,7 +386,10 @@ def from_cached(
                 row["active_count"] or 0,
                 row["failed_count"] or 0,
                 row["ready_oldest_seconds"],
-                expired.get(row["queue"], 0),
+                *active.get(row["queue"], (0, 0)),
+                row["completed_delta"] or 0,
+                row["failed_delta"] or 0,
+                row["delta_on"].timestamp() if row["delta_on"] is not None else None,
             )
         )
         if row["wait_bins"] is not None or row["run_bins"] is not None:

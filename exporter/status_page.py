@@ -1,0 +1,109 @@
+"""The status page: what a person on call reads in five seconds. The verdict first, then each
+trigger's value against its thresholds, the sources, and whether this sidecar leads. Pure: a
+verdict and the state in, HTML out."""
+
+from __future__ import annotations
+
+import html
+
+from exporter.poller import SidecarState
+from exporter.settings import SidecarSettings
+from exporter.triggers import TriggerResult, Verdict
+
+COLORS = {
+    "ok": "#1a7f37",
+    "degraded": "#9a6700",
+    "rollback": "#cf222e",
+    "unknown": "#6e7781",
+    "disabled": "#8c959f",
+}
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "ratio":
+        return f"{value * 100:.1f}%"
+    if unit == "seconds":
+        if value >= 120:
+            return f"{value / 60:.1f} min"
+        return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+    return f"{value:,.0f}"
+
+
+def ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def _trigger_row(t: TriggerResult, now: float) -> str:
+    rollback = fmt(t.rollback, t.unit) if t.rollback is not None else "-"
+    window = fmt(t.window, "seconds") if t.window else ""
+    return (
+        f'<tr class="trigger" data-trigger="{t.name}" data-state="{t.state}">'
+        f"<td>{t.name.replace('_', ' ')}</td>"
+        f'<td><span class="pill" style="background:{COLORS[t.state]}">{t.state}</span></td>'
+        f'<td class="num">{fmt(t.value, t.unit)}</td>'
+        f'<td class="num">{fmt(t.degraded, t.unit)}</td><td class="num">{rollback}</td>'
+        f"<td>{window}</td><td>{ago(now - t.since)}</td>"
+        f"<td>{html.escape(t.detail)}</td></tr>"
+    )
+
+
+def render(verdict: Verdict, state: SidecarState, settings: SidecarSettings, now: float) -> str:
+    color = COLORS[verdict.verdict]
+    scope = f" for version {html.escape(verdict.version)}" if verdict.version else ""
+    role = "leader" if state.leader else "follower"
+    leader = state.leader_info or {}
+    leader_text = (
+        f"{html.escape(str(leader.get('host', '?')))} (pid {leader.get('pid', '?')})"
+        if leader
+        else "unknown"
+    )
+    rows = "".join(_trigger_row(t, now) for t in verdict.triggers)
+    sources = []
+    for name, view in sorted(state.views.items()):
+        status = view.status
+        up = bool(status and status.up)
+        last = ago(now - status.last_success) if status and status.last_success else "never"
+        error = html.escape(status.error or "") if status else "not polled yet"
+        sources.append(
+            f'<tr class="source" data-source="{name}" data-up="{int(up)}">'
+            f'<td>{name}</td><td class="{"up" if up else "down"}">'
+            f"{'up' if up else 'DOWN'}</td><td>{last}</td><td>{error}</td></tr>"
+        )
+    temporal = (
+        f' · <a href="{html.escape(settings.temporal_ui_url)}">Temporal UI</a>'
+        if settings.temporal_ui_url
+        else ""
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
+<title>jobsight: {verdict.verdict}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem 2rem; color: #1f2328; }}
+#verdict {{ font-size: 2.4rem; font-weight: 700; color: #fff; background: {color};
+           padding: .6rem 1.2rem; border-radius: .5rem; display: inline-block; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ padding: .3rem .8rem; text-align: left; border-bottom: 1px solid #d0d7de; }}
+th {{ font-size: .8rem; text-transform: uppercase; color: #57606a; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.pill {{ color: #fff; border-radius: 1rem; padding: .1rem .6rem; font-size: .85rem; }}
+.up {{ color: #1a7f37; }} .down {{ color: #cf222e; font-weight: 700; }}
+.meta {{ color: #57606a; }}
+</style></head><body>
+<div id="verdict" data-verdict="{verdict.verdict}">{verdict.verdict.upper()}</div>
+<p class="meta">verdict{scope} · this sidecar is the <b id="role">{role}</b> of group
+<b>{html.escape(settings.instance)}</b> (leader: {leader_text}) ·
+<a href="/metrics">/metrics</a> · <a href="/verdict">/verdict</a>{temporal}</p>
+<h2>Triggers</h2>
+<table id="triggers"><tr><th>trigger</th><th>state</th><th>value</th><th>degraded above</th>
+<th>rollback above</th><th>window</th><th>since</th><th>detail</th></tr>{rows}</table>
+<h2>Sources</h2>
+<table id="sources"><tr><th>source</th><th>state</th><th>last success</th><th>last error</th></tr>
+{"".join(sources)}</table>
+</body></html>
+"""

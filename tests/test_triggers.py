@@ -1,0 +1,234 @@
+"""Triggers, hold times and the verdict as pure functions, fed canned snapshots. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from exporter.settings import SettingError, SidecarSettings, load_settings
+from exporter.source_status import SourceStatus, SourceView
+from exporter.sources import jobs, pgboss, pgqueue, postgres, temporal
+from exporter.triggers import Health, HeldState, compare, hold, measure, worst
+
+NOW = 1_800_000_000.0
+T0 = datetime(2026, 11, 23, tzinfo=UTC)
+BASE = load_settings({"DATABASE_URL": "postgresql://u@h/d", "TEMPORAL_ADDRESS": "t:1"})
+
+
+def up(snapshot) -> SourceView:  # type: ignore[no-untyped-def]
+    return SourceView(snapshot, SourceStatus(True, NOW - 1, NOW - 1, 0.01))
+
+
+def window_row(
+    name: str,
+    finished: int,
+    failed: int,
+    p95: float | None = 1.0,
+    version: str | None = None,
+    last: float | None = NOW - 10,
+) -> jobs.WindowRow:
+    return jobs.WindowRow(name, version, finished, failed, finished - failed, p95, last)
+
+
+def views(
+    rows=(),
+    unfinished=(),
+    stuck_by_version=None,
+    queue_rows=(),
+    crashes=0,  # type: ignore[no-untyped-def]
+    boss_queues=(),
+    backlog=0,
+    in_use=10,
+    max_connections=100,
+):
+    windows = [jobs.WindowStats(seconds, list(rows)) for seconds in (300.0, 600.0)]
+    return {
+        "jobs": up(
+            jobs.JobsSnapshot(
+                jobs.FinishedCursor(T0),
+                unfinished=list(unfinished),
+                windows=windows,
+                stuck_by_version=stuck_by_version or {},
+            )
+        ),
+        "pgqueue": up(pgqueue.PgQueueSnapshot(queues=list(queue_rows), worker_crashes=crashes)),
+        "pgboss": up(pgboss.PgBossSnapshot(queues=list(boss_queues))),
+        "postgres": up(
+            postgres.PostgresSnapshot(
+                [postgres.ConnectionRow("active", "app", in_use)], max_connections, 0
+            )
+        ),
+        "temporal": up(
+            temporal.TemporalSnapshot(task_queues=[temporal.TaskQueueRow("q", backlog)])
+        ),
+    }
+
+
+def states(v, settings: SidecarSettings = BASE, version: str | None = None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {name: m.state for name, m in measure(v, settings, NOW, version).items()}
+
+
+def test_compare_follows_the_design_table():
+    assert compare(0.01, 0.01, 0.05, False) == "ok"  # > 1%, not >=
+    assert compare(0.011, 0.01, 0.05, False) == "degraded"
+    assert compare(0.051, 0.01, 0.05, False) == "rollback"
+    assert compare(0.95, 0.80, 0.95, True) == "rollback"  # DB connections: >= 95%
+    assert compare(5.0, 0, None, False) == "degraded"  # stuck jobs only degrade
+
+
+def test_everything_ok_on_a_quiet_system():
+    assert set(states(views([window_row("a", 100, 0)]))) == {
+        "error_rate",
+        "queue_depth",
+        "worker_crashes",
+        "db_connections",
+        "latency_p95",
+        "stuck_jobs",
+        "stalled",
+    }
+    assert set(states(views([window_row("a", 100, 0)])).values()) == {"ok"}
+
+
+@pytest.mark.parametrize(("failed", "state"), [(1, "ok"), (2, "degraded"), (6, "rollback")])
+def test_error_rate(failed: int, state: str):
+    assert states(views([window_row("a", 100, failed)]))["error_rate"] == state
+
+
+def test_error_rate_needs_its_minimum_sample_and_counts_pg_boss():
+    assert states(views([window_row("a", 10, 5)]))["error_rate"] == "ok"  # 10 < 20
+    boss = pgboss.BossQueueRow("emails", window_completed=15, window_failed=5)
+    m = measure(views([window_row("a", 10, 0)], boss_queues=[boss]), BASE, NOW)["error_rate"]
+    assert (m.state, m.value, m.sample) == ("rollback", pytest.approx(5 / 30), 30)
+
+
+def test_queue_depth_adds_every_engine():
+    ready = [pgqueue.QueueRow("a", "created", 700, 600)]
+    boss = [pgboss.BossQueueRow("emails", ready=300)]
+    m = measure(views(queue_rows=ready, boss_queues=boss, backlog=200), BASE, NOW)["queue_depth"]
+    assert (m.value, m.state) == (1100, "degraded")
+    assert states(views(queue_rows=ready, backlog=5000))["queue_depth"] == "rollback"
+
+
+def test_worker_crashes_db_connections_stuck():
+    assert states(views(crashes=1))["worker_crashes"] == "degraded"
+    assert states(views(crashes=11))["worker_crashes"] == "rollback"
+    assert states(views(in_use=81))["db_connections"] == "degraded"
+    assert states(views(in_use=95))["db_connections"] == "rollback"
+    stuck = [jobs.UnfinishedRow("import", "temporal", "processing", 3, 1, 4000.0)]
+    assert states(views(unfinished=stuck))["stuck_jobs"] == "degraded"
+
+
+def test_latency_uses_the_worst_name_and_per_name_overrides():
+    rows = [window_row("import", 50, 0, p95=200.0), window_row("email", 50, 0, p95=40.0)]
+    m = measure(views(rows), BASE, NOW)["latency_p95"]
+    assert (m.state, m.value, m.detail) == ("rollback", 200.0, "worst: import")
+    relaxed = replace(
+        BASE,
+        triggers={
+            **BASE.triggers,
+            "latency_p95": replace(
+                BASE.triggers["latency_p95"], overrides=(("import", 600.0, 1800.0),)
+            ),
+        },
+    )
+    m = measure(views(rows), relaxed, NOW)["latency_p95"]
+    assert (m.state, m.value, m.detail) == ("degraded", 40.0, "worst: email")
+
+
+def test_stalled_when_work_is_ready_and_nothing_completes():
+    ready = [pgqueue.QueueRow("a", "created", 5, 5)]
+    fresh = views([window_row("a", 5, 0, last=NOW - 30)], queue_rows=ready)
+    assert measure(fresh, BASE, NOW)["stalled"].state == "ok"
+    stale = views([window_row("a", 5, 0, last=NOW - 400)], queue_rows=ready)
+    m = measure(stale, BASE, NOW)["stalled"]
+    assert (m.state, round(m.value)) == ("degraded", 400)
+    assert measure(views([], queue_rows=ready), BASE, NOW)["stalled"].value == 600.0
+    assert measure(views([]), BASE, NOW)["stalled"].state == "ok"  # nothing ready: not stalled
+
+
+def test_down_or_stale_source_makes_its_triggers_unknown():
+    v = views([window_row("a", 100, 0)])
+    v["postgres"] = SourceView(
+        v["postgres"].snapshot, SourceStatus(False, NOW - 5, NOW, 0.1, "OSError: refused")
+    )
+    v["pgboss"] = SourceView(v["pgboss"].snapshot, SourceStatus(True, NOW - 3600, NOW - 3600))
+    got = measure(v, BASE, NOW)
+    assert got["db_connections"].state == "unknown" and "refused" in got["db_connections"].detail
+    assert got["error_rate"].state == "unknown" and "stale" in got["error_rate"].detail
+    assert got["queue_depth"].state == "unknown"
+
+
+def test_triggers_without_an_enabled_source_are_disabled():
+    only_jobs = replace(BASE, sources=("jobs",))
+    got = states(views([window_row("a", 100, 0)]), only_jobs)
+    assert got["db_connections"] == "disabled" and got["worker_crashes"] == "disabled"
+    assert got["error_rate"] == "ok"
+
+
+def test_canary_scope_judges_the_versions_own_jobs():
+    rows = [
+        window_row("a", 200, 2),
+        window_row("a", 100, 0, version="1.0"),
+        window_row("a", 100, 2 * 10, version="1.1"),
+    ]
+    stuck = [jobs.UnfinishedRow("a", "pgqueue", "processing", 1, 1, 9000.0)]
+    v = views(rows, unfinished=stuck, stuck_by_version={"1.0": 1})
+    assert states(v)["error_rate"] == "ok"  # 1% overall
+    assert states(v, version="1.1")["error_rate"] == "rollback"  # 20% on the canary
+    assert states(v, version="1.0")["stuck_jobs"] == "degraded"
+    assert states(v, version="1.1")["stuck_jobs"] == "ok"
+
+
+def test_hold_time_prevents_flapping():
+    first = hold(None, "ok", 0, 30)
+    assert first == HeldState("ok", 0)
+    pending = hold(first, "rollback", 10, 30)
+    assert (pending.state, pending.candidate) == ("ok", "rollback")
+    assert hold(pending, "rollback", 39, 30).state == "ok"
+    promoted = hold(hold(pending, "rollback", 39, 30), "rollback", 40, 30)
+    assert (promoted.state, promoted.since) == ("rollback", 40)
+    blip = hold(hold(promoted, "ok", 50, 30), "rollback", 55, 30)  # back before the hold ran out
+    assert (blip.state, blip.since, blip.candidate) == ("rollback", 40, None)
+    assert hold(first, "degraded", 5, 0).state == "degraded"  # no hold
+
+
+def test_verdict_is_the_worst_state():
+    assert worst(["ok", "degraded", "disabled"]) == "degraded"
+    assert worst(["ok", "unknown", "degraded"]) == "unknown"
+    assert worst(["unknown", "rollback"]) == "rollback"
+    assert worst(["disabled"]) == "unknown"
+
+
+def test_health_applies_hold_per_scope():
+    settings = replace(BASE, triggers={k: replace(c, hold=30.0) for k, c in BASE.triggers.items()})
+    health = Health(settings)
+    calm, failing = views([window_row("a", 100, 0)]), views([window_row("a", 100, 50)])
+    assert health.verdict(calm, 1, NOW).verdict == "ok"
+    assert health.verdict(failing, 2, NOW + 5).verdict == "ok"  # held
+    assert health.verdict(failing, 3, NOW + 40).verdict == "rollback"
+    assert health.verdict(failing, 3, NOW + 41, version="9.9").verdict == "ok"  # no 9.9 jobs
+
+
+def test_threshold_settings_are_validated():
+    with pytest.raises(SettingError, match="JOBSIGHT_ERROR_RATE_DEGRADED: must be a ratio"):
+        load_settings({"DATABASE_URL": "postgresql://u@h/d", "JOBSIGHT_ERROR_RATE_DEGRADED": "7"})
+    with pytest.raises(SettingError, match="JOBSIGHT_QUEUE_DEPTH_ROLLBACK: must not be below"):
+        load_settings({"DATABASE_URL": "postgresql://u@h/d", "JOBSIGHT_QUEUE_DEPTH_ROLLBACK": "5"})
+    with pytest.raises(SettingError, match="JOBSIGHT_LATENCY_P95_OVERRIDES"):
+        load_settings(
+            {"DATABASE_URL": "postgresql://u@h/d", "JOBSIGHT_LATENCY_P95_OVERRIDES": "import"}
+        )
+    with pytest.raises(SettingError, match="JOBSIGHT_READINESS_FAIL_ON"):
+        load_settings({"DATABASE_URL": "postgresql://u@h/d", "JOBSIGHT_READINESS_FAIL_ON": "x"})
+    ok = load_settings(
+        {
+            "DATABASE_URL": "postgresql://u@h/d",
+            "JOBSIGHT_ERROR_RATE_ROLLBACK": "10%",
+            "JOBSIGHT_TRIGGER_HOLD": "0",
+            "JOBSIGHT_STALLED_HOLD": "2m",
+        }
+    )
+    assert ok.triggers["error_rate"].rollback == 0.1
+    assert ok.triggers["error_rate"].hold == 0 and ok.triggers["stalled"].hold == 120
