@@ -195,6 +195,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verdict(args: argparse.Namespace) -> int:
+    from exporter.settings import load_settings
+    from exporter.verdict_cli import run
+
+    return run(args.url, lambda: load_settings(os.environ, args.config), args.version, args.json)
+
+
 def _generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -304,6 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", help="YAML settings file (default: $JOBSIGHT_CONFIG)"
     )
     serve.set_defaults(run=_serve)
+
+    verdict = sub.add_parser(
+        "verdict",
+        help="print the rollback verdict and exit with its code (for CI/CD gates)",
+        description="Asks a running sidecar (--url) or, without --url, polls the database and "
+        "Temporal once with the sidecar's settings, and prints every trigger. Exit codes: "
+        "0 ok, 1 degraded, 3 rollback, 4 unknown (or no answer), 2 bad setting.",
+    )
+    verdict.add_argument("--url", help="a sidecar's base URL, e.g. http://127.0.0.1:9465")
+    verdict.add_argument("--version", help="judge one worker version (canary scope)")
+    verdict.add_argument("--json", action="store_true", help="print the /verdict JSON")
+    verdict.add_argument("--config", metavar="FILE", help="YAML settings (database mode)")
+    verdict.set_defaults(run=_verdict)
 
     gen = sub.add_parser(
         "generate",

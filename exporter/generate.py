@@ -32,6 +32,8 @@ GENERATED: dict[str, Callable[[str], str]] = {
     "docs/metrics.md": whole(metrics_doc.render),
     "README.md": section("sidecar-settings", settings_doc.render_table),
 }
+# Several sections of one file: applied in turn.
+SECTIONS = {"README.md": [section("triggers", settings_doc.render_triggers)]}
 
 
 def generate(root: Path, check: bool) -> list[str]:
@@ -41,6 +43,8 @@ def generate(root: Path, check: bool) -> list[str]:
         path = root / relative
         old = path.read_text() if path.exists() else ""
         content = rewrite(old)
+        for more in SECTIONS.get(relative, []):
+            content = more(content)
         if content == old:
             continue
         changed.append(relative)

@@ -11,3 +11,26 @@ def render_table() -> str:
         default = f"`{setting.default}`" if setting.default else "-"
         lines.append(f"| `{setting.env}` | `{setting.field}` | {default} | {setting.help} |")
     return "\n".join(lines) + "\n"
+
+
+def render_triggers() -> str:
+    from exporter.status_page import fmt
+    from exporter.trigger_specs import TRIGGERS
+
+    lines = [
+        "| trigger | measures | data from | degraded above | rollback | window | min. sample |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in TRIGGERS:
+        rollback = (
+            "-"
+            if t.rollback is None
+            else (("at or above " if t.rollback_inclusive else "above ") + fmt(t.rollback, t.unit))
+        )
+        window = fmt(t.window, "seconds") if t.window else "-"
+        lines.append(
+            f"| `{t.name}` | {t.help} | {', '.join(t.sources)} | "
+            f"{fmt(t.degraded, t.unit)} | {rollback} | {window} | "
+            f"{t.min_sample or '-'} |"
+        )
+    return "\n".join(lines) + "\n"

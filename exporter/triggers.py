@@ -101,10 +101,10 @@ def source_problem(
             continue
         view = views.get(name)
         status = view.status if view else None
+        if status is not None and not status.up:
+            return f"{name}: down ({status.error or 'no reason given'})"
         if status is None or view is None or view.snapshot is None:
             return f"{name}: not polled yet"
-        if not status.up:
-            return f"{name}: down ({status.error or 'no reason given'})"
         stale = STALE_AFTER_INTERVALS * settings.interval(name)
         if status.last_success is None or now - status.last_success > stale:
             return f"{name}: stale (no success in {stale:.0f} s)"

@@ -21,7 +21,9 @@ def jobsight(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
-@pytest.mark.parametrize("command", [[], ["migrate"], ["dev"], ["worker"], ["serve"], ["generate"]])
+@pytest.mark.parametrize(
+    "command", [[], ["migrate"], ["dev"], ["worker"], ["serve"], ["generate"], ["verdict"]]
+)
 def test_help(command: list[str]) -> None:
     done = jobsight(*command, "--help")
     assert done.returncode == 0 and "usage: jobsight" in done.stdout

@@ -1,0 +1,121 @@
+"""`jobsight verdict`: the rollback verdict for CI/CD gates, from a running sidecar (--url) or
+straight from the database (polling every enabled source once, no hold time).
+
+Exit codes: 0 ok, 1 degraded, 3 rollback, 4 unknown (also: the sidecar could not be reached);
+2 is a bad setting, as for every jobsight command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from exporter import codec
+from exporter.settings import SettingError, SidecarSettings
+from exporter.source_status import SourceStatus, SourceView, describe
+from exporter.status_page import fmt
+from exporter.triggers import Health, Verdict
+
+EXIT_CODES = {"ok": 0, "degraded": 1, "rollback": 3, "unknown": 4}
+HTTP_TIMEOUT_S = 10.0
+
+
+async def from_sidecar(url: str, version: str | None) -> dict[str, Any]:
+    params = {"version": version} if version else {}
+    timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.get(url.rstrip("/") + "/verdict", params=params) as response:
+            if response.status != 200:
+                raise ConnectionError(f"{url}/verdict answered {response.status}")
+            return await response.json()
+
+
+async def from_database(settings: SidecarSettings, version: str | None) -> dict[str, Any]:
+    from exporter.sidecar import build_sources, server_settings
+    from exporter.sources.base import PollContext
+
+    settings = replace(
+        settings,
+        traces=False,
+        triggers={name: replace(cfg, hold=0.0) for name, cfg in settings.triggers.items()},
+    )
+    views: dict[str, SourceView] = {}
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=0,
+        max_size=4,
+        timeout=10,
+        server_settings=server_settings(settings),
+    )
+    try:
+        for name, source in build_sources(settings).items():
+            began = time.time()
+            try:
+                snapshot = await asyncio.wait_for(
+                    source.poll(PollContext(settings, pool)), settings.poll_timeout
+                )
+                views[name] = SourceView(
+                    snapshot, SourceStatus(True, time.time(), began, time.time() - began)
+                )
+            except Exception as exc:  # a down source makes its triggers unknown
+                views[name] = SourceView(
+                    None, SourceStatus(False, None, began, time.time() - began, describe(exc))
+                )
+    finally:
+        await pool.close()
+    verdict = Health(settings).verdict(views, 0, time.time(), version)
+    return codec.to_jsonable(verdict)
+
+
+def table(body: dict[str, Any]) -> str:
+    scope = f" (version {body['version']})" if body.get("version") else ""
+    lines = [f"verdict: {body['verdict']}{scope}", ""]
+    header = ("trigger", "state", "value", "degraded", "rollback", "window", "detail")
+    rows = [header]
+    for t in body["triggers"]:
+        rows.append(
+            (
+                t["name"],
+                t["state"],
+                fmt(t["value"], t["unit"]),
+                fmt(t["degraded"], t["unit"]),
+                fmt(t["rollback"], t["unit"]) if t["rollback"] is not None else "-",
+                fmt(t["window"], "seconds") if t["window"] else "-",
+                t["detail"],
+            )
+        )
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header) - 1)]
+    for row in rows:
+        cells = [str(c).ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
+        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    return "\n".join(lines)
+
+
+def run(url: str | None, settings_loader, version: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    try:
+        if url:
+            body = asyncio.run(from_sidecar(url, version))
+        else:
+            body = asyncio.run(from_database(settings_loader(), version))
+    except SettingError:
+        raise
+    except (
+        OSError,
+        aiohttp.ClientError,
+        TimeoutError,
+        asyncpg.PostgresError,
+        ConnectionError,
+    ) as exc:
+        print(f"jobsight verdict: cannot get a verdict: {describe(exc)}")
+        return EXIT_CODES["unknown"]
+    print(json.dumps(body, indent=2) if as_json else table(body))
+    return EXIT_CODES[body["verdict"]]
+
+
+def verdict_of(body: dict[str, Any]) -> Verdict:
+    return codec.from_jsonable(Verdict, body)
