@@ -32,6 +32,7 @@ bench: install system-tools ## run the benchmarks; results land in bench/results
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(PY) -m bench.queue_throughput
 	$(PY) -m bench.poll_cost
+	$(PY) -m bench.endpoints
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -134,13 +134,15 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def start_sidecar(url: str, port: int, sources: str, temporal: str | None) -> subprocess.Popen:
+def start_sidecar(
+    url: str, port: int, sources: str, temporal: str | None, interval: str = "2s"
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "JOBSIGHT_PORT": str(port),
         "JOBSIGHT_HOST": "127.0.0.1",
-        "JOBSIGHT_POLL_INTERVAL": "2s",
+        "JOBSIGHT_POLL_INTERVAL": interval,
         "JOBSIGHT_SOURCES": sources,
     }
     env.pop("TEMPORAL_ADDRESS", None)

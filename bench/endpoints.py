@@ -1,0 +1,129 @@
+"""Endpoint latency of the health gateway under load, while the poller runs.
+
+A sidecar (every source but Temporal, polling every second) watches a database with live work:
+50 job names x every unfinished status x 2 runners, and finished jobs in the triggers' windows.
+wrk on loopback sends a paced load of about 500 requests/s (5 connections, each waiting about 9 ms
+between requests, wrk's delay() hook, less the ~1 ms an answer takes) to /readyz, then to /verdict, for 20 s each.
+
+Target (issue 6): p99 <= 5 ms for both at 500 requests/s.
+
+Usage: python -m bench.endpoints [--seconds S] [--rate R]
+Writes bench/results/endpoints.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+from bench.poll_cost import live_work, start_sidecar
+from exporter.localstack import LocalPostgres, free_port
+from runners import migrator
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "endpoints.json"
+CONNECTIONS = 5
+
+
+def wrk_run(url: str, seconds: int, rate: int) -> dict[str, float]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
+    # Each connection waits, then sends: aim the wait so that wait + a ~1 ms answer meets the rate.
+    pause_ms = max(0.0, 1000 * CONNECTIONS / rate - 1.0)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f"function delay()\n  return {pause_ms:.3f}\nend\n")
+    try:
+        text = subprocess.run(
+            [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+
+    def latency(pct: str) -> float:
+        match = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+        assert match, text
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {
+        "requests_per_s": rps,
+        "p50_ms": latency("50"),
+        "p90_ms": latency("90"),
+        "p99_ms": latency("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--rate", type=int, default=500)
+    args = parser.parse_args()
+    pg = LocalPostgres()
+    url = os.environ.get("DATABASE_URL") or pg.start()
+    try:
+        conn = await asyncpg.connect(url)
+        await migrator.migrate(conn, "up")
+        await conn.execute("TRUNCATE jobs CASCADE")
+        await live_work(conn)
+        await conn.close()
+        port = free_port()
+        proc = start_sidecar(url, port, "jobs,pgqueue,pgboss,postgres", None, interval="1s")
+        try:
+            await asyncio.sleep(5)
+            results = {}
+            for path in ("/readyz", "/verdict"):
+                results[path] = await asyncio.to_thread(
+                    wrk_run, f"http://127.0.0.1:{port}{path}", args.seconds, args.rate
+                )
+                print(path, json.dumps(results[path]), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    finally:
+        pg.stop()
+    targets = {f"{path} p99 <= 5 ms": r["p99_ms"] <= 5 for path, r in results.items()}
+    result = {
+        "benchmark": "endpoints",
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "load": {
+            "target_requests_per_s": args.rate,
+            "connections": CONNECTIONS,
+            "seconds": args.seconds,
+            "poll_interval_s": 1,
+        },
+        "endpoints": results,
+        "targets_met": targets,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n| endpoint | req/s | p50 ms | p99 ms |\n| --- | --- | --- | --- |")
+    for path, r in results.items():
+        print(f"| `{path}` | {r['requests_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} |")
+    print(json.dumps(targets, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
