@@ -2,8 +2,8 @@
 
 A sidecar (every source but Temporal, polling every second) watches a database with live work:
 50 job names x every unfinished status x 2 runners, and finished jobs in the triggers' windows.
-wrk on loopback sends a paced load of about 500 requests/s (5 connections, each waiting about 9 ms
-between requests, wrk's delay() hook, less the ~1 ms an answer takes) to /readyz, then to /verdict, for 20 s each.
+wrk on loopback sends a paced load of about 500 requests/s (5 connections, each waiting about
+9 ms between requests by wrk's delay() hook) to /readyz, then to /verdict, for 20 s each.
 
 Target (issue 6): p99 <= 5 ms for both at 500 requests/s.
 
@@ -18,15 +18,12 @@ import asyncio
 import json
 import os
 import platform
-import re
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
 
+from bench import wrk
 from bench.poll_cost import live_work, start_sidecar
 from exporter.localstack import LocalPostgres, free_port
 from runners import migrator
@@ -36,39 +33,10 @@ RESULTS = ROOT / "bench" / "results" / "endpoints.json"
 CONNECTIONS = 5
 
 
-def wrk_run(url: str, seconds: int, rate: int) -> dict[str, float]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
+def paced(url: str, seconds: int, rate: int) -> dict[str, float]:
     # Each connection waits, then sends: aim the wait so that wait + a ~1 ms answer meets the rate.
     pause_ms = max(0.0, 1000 * CONNECTIONS / rate - 1.0)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f"function delay()\n  return {pause_ms:.3f}\nend\n")
-    try:
-        text = subprocess.run(
-            [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", script.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(script.name)
-
-    def latency(pct: str) -> float:
-        match = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
-        assert match, text
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    return {
-        "requests_per_s": rps,
-        "p50_ms": latency("50"),
-        "p90_ms": latency("90"),
-        "p99_ms": latency("99"),
-        "non_2xx": int(errors.group(1)) if errors else 0,
-    }
+    return wrk.run(url, connections=CONNECTIONS, seconds=seconds, pause_ms=pause_ms)
 
 
 async def main() -> None:
@@ -91,7 +59,7 @@ async def main() -> None:
             results = {}
             for path in ("/readyz", "/verdict"):
                 results[path] = await asyncio.to_thread(
-                    wrk_run, f"http://127.0.0.1:{port}{path}", args.seconds, args.rate
+                    paced, f"http://127.0.0.1:{port}{path}", args.seconds, args.rate
                 )
                 print(path, json.dumps(results[path]), flush=True)
         finally:

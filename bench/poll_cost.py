@@ -24,8 +24,6 @@ import asyncio
 import json
 import os
 import platform
-import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -34,6 +32,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench import wrk
 from exporter.localstack import LocalPostgres, LocalTemporal, free_port
 from exporter.settings import SidecarSettings
 from exporter.sources import jobs
@@ -178,27 +177,9 @@ async def measure_sidecar(url: str, temporal: str | None) -> dict[str, float]:
 
 
 async def wrk_metrics(port: int) -> dict[str, float]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
-    text = await asyncio.to_thread(
-        lambda: (
-            subprocess.run(
-                [wrk, "-t2", "-c8", "-d15s", "--latency", f"http://127.0.0.1:{port}/metrics"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
+    load = await asyncio.to_thread(
+        wrk.run, f"http://127.0.0.1:{port}/metrics", threads=2, connections=8, seconds=15
     )
-
-    def latency(pct: str) -> float:
-        match = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
-        assert match, text
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
     import urllib.request
 
     def fetch() -> bytes:
@@ -208,9 +189,9 @@ async def wrk_metrics(port: int) -> dict[str, float]:
     body = await asyncio.to_thread(fetch)
     series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
     return {
-        "metrics_p50_ms": latency("50"),
-        "metrics_p99_ms": latency("99"),
-        "metrics_requests_per_s": rps,
+        "metrics_p50_ms": load["p50_ms"],
+        "metrics_p99_ms": load["p99_ms"],
+        "metrics_requests_per_s": load["requests_per_s"],
         "metrics_series": series,
         "metrics_bytes": len(body),
     }
