@@ -306,6 +306,13 @@ async def test_a_down_source_makes_the_verdict_unknown(migrated_db: str):
         TEMPORAL_ADDRESS="127.0.0.1:1",
         JOBSIGHT_POLL_TIMEOUT="1s",
     ) as base:
+
+        async def temporal_down() -> bool:  # every other source polled, Temporal refused
+            body = await verdict(base)
+            depth = next(t for t in body["triggers"] if t["name"] == "queue_depth")
+            return depth["detail"].startswith("temporal: down") and body["sources"]["jobs"]["up"]
+
+        await wait_for(temporal_down, 15, 0.1)
         await wait_for(lambda: _verdict_is(base, "unknown"), 15, 0.1)
         body = await verdict(base)
         depth = next(t for t in body["triggers"] if t["name"] == "queue_depth")
