@@ -19,8 +19,8 @@ SOURCE = ("source",)
 BUILD_INFO = MetricSpec(
     "jobsight_build_info",
     "gauge",
-    "Always 1; the sidecar's version and instance (group) as labels.",
-    ("version", "instance"),
+    "Always 1; the sidecar's version and its group (JOBSIGHT_INSTANCE) as labels.",
+    ("version", "group"),
 )
 LEADER = MetricSpec(
     "jobsight_leader",

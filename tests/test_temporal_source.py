@@ -89,7 +89,7 @@ async def test_temporal_source_over_runner_workflows(
         ),
     )
     assert busy.workflows == {"running": 3, "failed": 1}
-    assert busy.recent_closed == {"failed": 1}
+    assert busy.recent_closed == {"failed": 1, "timed_out": 0}
     assert busy.long_running == 3  # running for more than a second
 
     release.set()

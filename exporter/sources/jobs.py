@@ -406,7 +406,11 @@ class JobsSource:
     def render(self, snap: JobsSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         yield samples(JOBS, (((r.job_name, r.runner, r.status), r.count) for r in snap.unfinished))
         active = [r for r in snap.unfinished if r.status in ("processing", "active")]
-        yield samples(STUCK, _per_series(active, lambda r: r.stuck, sum))
+        # Every series the sidecar knows gets a stuck count, zero included: "none stuck" is data.
+        stuck = {(t.job_name, t.runner): 0 for t in snap.totals}
+        for (name, runner), count in _per_series(active, lambda r: r.stuck, sum):
+            stuck[(name, runner)] = count
+        yield samples(STUCK, sorted(stuck.items()))
         aged = [r for r in active if r.oldest_active is not None]
         yield samples(OLDEST_ACTIVE, _per_series(aged, lambda r: r.oldest_active, max))
         totals = snap.totals

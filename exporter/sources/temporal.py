@@ -152,7 +152,10 @@ class TemporalSource:
             for name in settings.temporal_task_queues
         ]
         return TemporalSnapshot(
-            grouped_counts(by_status), queues, int(long_running.count), grouped_counts(recent)
+            grouped_counts(by_status),
+            queues,
+            int(long_running.count),
+            {"failed": 0, "timed_out": 0, **grouped_counts(recent)},  # zero is an answer too
         )
 
     def render(self, snap: TemporalSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
