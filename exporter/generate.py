@@ -36,10 +36,20 @@ GENERATED: dict[str, Callable[[str], str]] = {
 SECTIONS = {"README.md": [section("triggers", settings_doc.render_triggers)]}
 
 
+def monitoring_files() -> dict[str, Callable[[str], str]]:
+    """Dashboards and alert rules (their builders import the exporter's metric names)."""
+    from alerts import rules
+    from dashboards import build
+
+    files = {f"dashboards/generated/{name}": text for name, text in build.render_all().items()}
+    files.update(rules.render_all())
+    return {path: (lambda _old, text=text: text) for path, text in files.items()}
+
+
 def generate(root: Path, check: bool) -> list[str]:
     """Writes (or, with check, compares) each generated file; returns the stale/written paths."""
     changed = []
-    for relative, rewrite in GENERATED.items():
+    for relative, rewrite in {**GENERATED, **monitoring_files()}.items():
         path = root / relative
         old = path.read_text() if path.exists() else ""
         content = rewrite(old)

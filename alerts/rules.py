@@ -1,0 +1,426 @@
+"""Prometheus alert rules as code: one description per alert (its rule, its runbook, and a firing
+and a quiet example for promtool), rendered to
+
+    alerts/generated/jobsight-rules.yaml        a plain Prometheus rules file
+    alerts/generated/prometheusrule.yaml        the same groups as a PrometheusRule (the chart)
+    alerts/generated/jobsight-rules.test.yaml   promtool tests: each alert fires, and stays quiet
+    docs/runbooks.md                            a section per alert
+
+Trigger alerts read the sidecar's trigger-state metrics, so thresholds are configured once (in
+the sidecar). Metric and trigger names come from the exporter. The SLO objective (30 days) is
+JOBSIGHT_SLO_OBJECTIVE at generation time (default 0.99).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from exporter import collector
+from exporter.sources import jobs
+from exporter.trigger_specs import TRIGGERS
+
+SCRAPE_JOB = "jobsight"  # the job label Prometheus gives the sidecar's targets
+RUNBOOK_BASE = os.environ.get(
+    "JOBSIGHT_RUNBOOK_BASE_URL", "https://github.com/jobsight/jobsight/blob/main/docs/runbooks.md"
+)
+SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+BY = "job, namespace"
+
+
+def slo_objective() -> float:
+    return float(os.environ.get("JOBSIGHT_SLO_OBJECTIVE", "0.99"))
+
+
+@dataclass(frozen=True)
+class Runbook:
+    meaning: str
+    confirm: str
+    act: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """Input series (promtool notation) and the labels the alert then carries (None: quiet)."""
+
+    series: tuple[tuple[str, str], ...]
+    labels: dict[str, str] | None
+    eval_time: str = "10m"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str
+    description: str
+    runbook: Runbook
+    firing: Example
+    quiet: Example
+    group: str = "jobsight-triggers"
+
+    def rule(self) -> dict[str, Any]:
+        return {
+            "alert": self.name,
+            "expr": self.expr,
+            "for": self.for_,
+            "labels": {"severity": self.severity},
+            "annotations": {
+                "summary": self.summary,
+                "description": self.description,
+                "runbook_url": f"{RUNBOOK_BASE}#{self.name.lower()}",
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Recording:
+    record: str
+    expr: str
+    group: str = "jobsight-slo"
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+TRIGGER_ACTIONS = {
+    "error_rate": "Find the failing job names (Overview: Failed jobs / s) and their errors "
+    "(`jobs.error`, the traces); if a new worker version brought them, roll back.",
+    "queue_depth": "Check that workers are running and fetching (pollers, workers alive); add "
+    "workers or find what blocks them.",
+    "worker_crashes": "Read the crashed workers' host and pid (pgqueue.worker, pg-boss "
+    "instance) and their logs: OOM kills and panics show there.",
+    "db_connections": "Find the applications holding connections (DB connection panel); lower "
+    "pool sizes or fix a leak before new connections are refused.",
+    "latency_p95": "Find the slow job name (the trigger's detail); check the dependency it "
+    "calls and recent deploys.",
+    "stuck_jobs": "List the jobs active for longer than JOBSIGHT_STUCK_AFTER and their workers; "
+    "cancel or fix the handler that hangs (timeouts, heartbeats).",
+    "stalled": "Work is ready but nothing completes: check that workers are alive and can "
+    "reach the database and Temporal.",
+}
+
+
+def trigger_alerts() -> list[Alert]:
+    state = collector.TRIGGER_STATE.name
+    found = []
+    for spec in TRIGGERS:
+        levels = [("degraded", "warning", "5m")]
+        if spec.rollback is not None:
+            levels.append(("rollback", "critical", "1m"))
+        for level, severity, for_ in levels:
+            series = f'{state}{{job="{SCRAPE_JOB}", trigger="{spec.name}", state="{level}"}}'
+            found.append(
+                Alert(
+                    name=f"Jobsight{_camel(spec.name)}{level.capitalize()}",
+                    expr=f'max by ({BY}, trigger) ({state}{{trigger="{spec.name}", '
+                    f'state="{level}"}}) == 1',
+                    for_=for_,
+                    severity=severity,
+                    summary=f"jobsight trigger {spec.name} is {level}",
+                    description=f"The sidecar's {spec.name} trigger ({spec.help}) is past its "
+                    f"{level} threshold. Thresholds are the sidecar's settings "
+                    f"(JOBSIGHT_{spec.name.upper()}_*).",
+                    runbook=Runbook(
+                        meaning=f"{spec.help.capitalize()} is past the {level} threshold "
+                        f"configured in the sidecar (data from: {', '.join(spec.sources)}).",
+                        confirm="`jobsight verdict --url http://<sidecar>:9465` shows the trigger's"
+                        " "
+                        "value, thresholds and detail; the Overview dashboard shows it "
+                        "against its threshold lines.",
+                        act=TRIGGER_ACTIONS[spec.name]
+                        + (
+                            " A rollback state is what deployment gates act on: if a rollout is in "
+                            "progress, let the gate stop it."
+                            if level == "rollback"
+                            else ""
+                        ),
+                    ),
+                    firing=Example(
+                        ((series, "1x20"),),
+                        {"severity": severity, "job": SCRAPE_JOB, "trigger": spec.name},
+                    ),
+                    quiet=Example(((series, "0x20"),), None),
+                )
+            )
+    return found
+
+
+def meta_alerts() -> list[Alert]:
+    up = f'up{{job="{SCRAPE_JOB}"}}'
+    source_up, leader = collector.SOURCE_UP.name, collector.LEADER.name
+    last = collector.SOURCE_LAST_SUCCESS.name
+    source_series = f'{source_up}{{job="{SCRAPE_JOB}", source="jobs"}}'
+    stale_series = f'{last}{{job="{SCRAPE_JOB}", source="jobs"}}'
+    return [
+        Alert(
+            "JobsightSidecarDown",
+            f"{up} == 0",
+            "5m",
+            "critical",
+            "a jobsight sidecar cannot be scraped",
+            "Prometheus cannot scrape a jobsight sidecar: its metrics, verdict and gates are "
+            "missing for that pod.",
+            Runbook(
+                "A sidecar target is down: the process, its pod or the network to it.",
+                "Prometheus' targets page; `kubectl get pods`; the sidecar's /livez.",
+                "Read the sidecar's logs and events (OOM, crash loop, bad setting: it "
+                "exits 2 with one line naming it).",
+            ),
+            Example(((up, "0x20"),), {"severity": "critical", "job": SCRAPE_JOB}),
+            Example(((up, "1x20"),), None),
+            group="jobsight-meta",
+        ),
+        Alert(
+            "JobsightSidecarAbsent",
+            f"absent({up})",
+            "10m",
+            "critical",
+            "no jobsight sidecar is scraped at all",
+            "Prometheus has no jobsight target: nothing watches the jobs, and gates have no "
+            "verdict.",
+            Runbook(
+                'No target with job="jobsight" exists (service discovery, monitors).',
+                "Prometheus' targets and service-discovery pages; the ServiceMonitor or "
+                "PodMonitor of the chart.",
+                "Re-enable the monitor or the scrape config; check the job label.",
+            ),
+            Example(
+                (('up{job="other"}', "1x20"),), {"severity": "critical", "job": SCRAPE_JOB}, "15m"
+            ),
+            Example(((up, "1x20"),), None, "15m"),
+            group="jobsight-meta",
+        ),
+        Alert(
+            "JobsightSourceDown",
+            f"min by ({BY}, source) ({source_up}) == 0",
+            "10m",
+            "warning",
+            "a jobsight source has been down for 10 minutes",
+            "The sidecar cannot poll one of its sources; triggers that draw on it are unknown.",
+            Runbook(
+                "A source (database, pg-boss schema, Temporal) fails to answer.",
+                "The status page's sources table shows the last error and last success; "
+                "the Sidecar dashboard shows when it started.",
+                "Fix the dependency (credentials, network, statement timeouts); the "
+                "sidecar recovers on its own at the next poll.",
+            ),
+            Example(
+                ((source_series, "0x20"),),
+                {"severity": "warning", "job": SCRAPE_JOB, "source": "jobs"},
+                "15m",
+            ),
+            Example(((source_series, "1x20"),), None, "15m"),
+            group="jobsight-meta",
+        ),
+        Alert(
+            "JobsightNoLeader",
+            f"sum by ({BY}) ({leader}) == 0",
+            "5m",
+            "critical",
+            "no jobsight sidecar is the leader",
+            "Sidecars are scraped, but none holds the leader lock: nothing polls, every "
+            "figure is frozen.",
+            Runbook(
+                "Every sidecar of a group is a follower: the database is unreachable for "
+                "the lock, or the sidecars' tables are missing.",
+                "`jobsight_state_read_up` and the sidecars' logs ('leader election').",
+                "Restore database access; run `jobsight migrate up` if the tables are missing.",
+            ),
+            Example(
+                ((f'{leader}{{job="{SCRAPE_JOB}"}}', "0x20"),),
+                {"severity": "critical", "job": SCRAPE_JOB},
+            ),
+            Example(((f'{leader}{{job="{SCRAPE_JOB}"}}', "1x20"),), None),
+            group="jobsight-meta",
+        ),
+        Alert(
+            "JobsightPollsStale",
+            f"time() - max by ({BY}, source) ({last}) > 600",
+            "5m",
+            "warning",
+            "a jobsight source has not been polled successfully for 10 minutes",
+            "The last successful poll of a source is old, though the sidecar is scraped.",
+            Runbook(
+                "Polls are failing or not running (a stuck leader, timeouts).",
+                "Sidecar dashboard: time since last successful poll, poll duration.",
+                "Restart the leader pod if its polls hang; raise JOBSIGHT_POLL_TIMEOUT "
+                "only if the queries are legitimately slow.",
+            ),
+            Example(
+                ((stale_series, "0x30"),),
+                {"severity": "warning", "job": SCRAPE_JOB, "source": "jobs"},
+                "20m",
+            ),
+            Example(((stale_series, "0+60x30"),), None, "20m"),
+            group="jobsight-meta",
+        ),
+    ]
+
+
+def slo_recordings() -> list[Recording]:
+    completed, failed = jobs.COMPLETED.name, jobs.FAILED.name
+    found = []
+    for window in SLO_WINDOWS:
+        # Several sidecar pods expose the same counters: one per series (max), then the sum.
+        done = f"sum by ({BY}) (max by ({BY}, job_name, runner) (rate({completed}[{window}])))"
+        bad = f"sum by ({BY}) (max by ({BY}, job_name, runner) (rate({failed}[{window}])))"
+        found.append(
+            Recording(f"jobsight:job_error_ratio:rate{window}", f"{bad} / ({done} + {bad})")
+        )
+    return found
+
+
+def slo_alerts() -> list[Alert]:
+    objective = slo_objective()
+    budget = round(1 - objective, 6)
+
+    def burn(long: str, short: str, factor: float) -> str:
+        threshold = round(factor * budget, 6)
+        return (
+            f"(jobsight:job_error_ratio:rate{long} > {threshold} and "
+            f"jobsight:job_error_ratio:rate{short} > {threshold})"
+        )
+
+    completed = f'{jobs.COMPLETED.name}{{job="{SCRAPE_JOB}", job_name="import", runner="temporal"}}'
+    failed = f'{jobs.FAILED.name}{{job="{SCRAPE_JOB}", job_name="import", runner="temporal"}}'
+    runbook = Runbook(
+        f"Jobs fail faster than the {objective:.2%} 30-day objective allows: at this rate the "
+        "error budget runs out early.",
+        "Overview dashboard: error ratio and failed jobs / s by job name.",
+        "Find the failing job names and what changed; the error_rate trigger and the rollback "
+        "gates act on the same counters over a shorter window.",
+    )
+    heavy = ((completed, "0+100x4400"), (failed, "0+20x4400"))
+    clean = ((completed, "0+100x4400"), (failed, "0+0x4400"))
+    return [
+        Alert(
+            "JobsightErrorBudgetBurnFast",
+            f"{burn('1h', '5m', 14.4)} or {burn('6h', '30m', 6)}",
+            "2m",
+            "critical",
+            "jobs are burning the error budget fast",
+            f"Job error ratio above 14.4x (1 h) or 6x (6 h) the budget of a {objective:.2%} "
+            "objective.",
+            runbook,
+            Example(heavy, {"severity": "critical", "job": SCRAPE_JOB}, "7h"),
+            Example(clean, None, "7h"),
+            group="jobsight-slo",
+        ),
+        Alert(
+            "JobsightErrorBudgetBurnSlow",
+            f"{burn('1d', '2h', 3)} or {burn('3d', '6h', 1)}",
+            "15m",
+            "warning",
+            "jobs are burning the error budget",
+            f"Job error ratio above 3x (1 d) or 1x (3 d) the budget of a {objective:.2%} "
+            "objective.",
+            runbook,
+            Example(heavy, {"severity": "warning", "job": SCRAPE_JOB}, "3d"),
+            Example(clean, None, "3d"),
+            group="jobsight-slo",
+        ),
+    ]
+
+
+def all_alerts() -> list[Alert]:
+    return trigger_alerts() + meta_alerts() + slo_alerts()
+
+
+def groups() -> list[dict[str, Any]]:
+    ordered: dict[str, list[dict[str, Any]]] = {}
+    for rec in slo_recordings():
+        ordered.setdefault(rec.group, []).append({"record": rec.record, "expr": rec.expr})
+    for alert in all_alerts():
+        ordered.setdefault(alert.group, []).append(alert.rule())
+    return [{"name": name, "rules": rules} for name, rules in ordered.items()]
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True)
+
+
+def rules_file() -> str:
+    return "# Generated by `jobsight generate` from alerts/rules.py; do not edit.\n" + _dump(
+        {"groups": groups()}
+    )
+
+
+def prometheus_rule() -> str:
+    manifest = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "jobsight", "labels": {"app.kubernetes.io/name": "jobsight"}},
+        "spec": {"groups": groups()},
+    }
+    return "# Generated by `jobsight generate` from alerts/rules.py; do not edit.\n" + _dump(
+        manifest
+    )
+
+
+def _case(alert: Alert, example: Example) -> dict[str, Any]:
+    expected = []
+    if example.labels is not None:
+        rule = alert.rule()
+        expected = [{"exp_labels": example.labels, "exp_annotations": rule["annotations"]}]
+    return {
+        "interval": "1m",
+        "input_series": [{"series": s, "values": v} for s, v in example.series],
+        "alert_rule_test": [
+            {"eval_time": example.eval_time, "alertname": alert.name, "exp_alerts": expected}
+        ],
+    }
+
+
+def rules_tests() -> str:
+    tests = []
+    for alert in all_alerts():
+        tests.append(_case(alert, alert.firing))
+        tests.append(_case(alert, alert.quiet))
+    body = {"rule_files": ["jobsight-rules.yaml"], "evaluation_interval": "1m", "tests": tests}
+    return "# Generated by `jobsight generate`: a firing and a quiet case for every alert.\n" + (
+        _dump(body)
+    )
+
+
+def runbooks() -> str:
+    lines = [
+        "# Runbooks",
+        "",
+        "Generated by `jobsight generate` from alerts/rules.py; do not edit. One section per "
+        "alert: what it means, how to confirm it, what to do.",
+        "",
+    ]
+    for alert in all_alerts():
+        lines += [
+            f"## {alert.name}",
+            "",
+            f"*Severity:* {alert.severity} · *for:* {alert.for_} · {alert.summary}.",
+            "",
+            f"**What it means.** {alert.runbook.meaning}",
+            "",
+            f"**How to confirm.** {alert.runbook.confirm}",
+            "",
+            f"**What to do.** {alert.runbook.act}",
+            "",
+            "```promql",
+            alert.expr,
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def render_all() -> dict[str, str]:
+    return {
+        "alerts/generated/jobsight-rules.yaml": rules_file(),
+        "alerts/generated/prometheusrule.yaml": prometheus_rule(),
+        "alerts/generated/jobsight-rules.test.yaml": rules_tests(),
+        "docs/runbooks.md": runbooks(),
+    }
