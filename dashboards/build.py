@@ -25,6 +25,7 @@ JOB_SEL = f'{SEL}, job_name=~"$job_name", runner=~"$runner"'
 QUEUE_SEL = f'{SEL}, queue=~"$queue"'
 RATE = "$__rate_interval"
 TEMPORAL_UI_DEFAULT = "http://localhost:8233"
+INTERVAL_ONLY = ("auto", "auto_min", "auto_count")
 
 
 def _sdk() -> Any:
@@ -649,8 +650,12 @@ def render_all() -> dict[str, str]:
 
     files = {}
     for uid, build in BUILDERS.items():
-        model = build().build()
-        files[f"{uid}.json"] = json.dumps(model, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+        model = json.loads(json.dumps(build().build(), cls=JSONEncoder))
+        for variable in model.get("templating", {}).get("list", []):
+            if variable.get("type") != "interval":  # the SDK adds interval-only fields to all
+                for key in INTERVAL_ONLY:
+                    variable.pop(key, None)
+        files[f"{uid}.json"] = json.dumps(model, indent=2, sort_keys=True) + "\n"
     return files
 
 
