@@ -297,8 +297,12 @@ def slo_alerts() -> list[Alert]:
         "Find the failing job names and what changed; the error_rate trigger and the rollback "
         "gates act on the same counters over a shorter window.",
     )
-    heavy = ((completed, "0+100x4400"), (failed, "0+20x4400"))
-    clean = ((completed, "0+100x4400"), (failed, "0+0x4400"))
+
+    def series(minutes: int, failures: int) -> tuple[tuple[str, str], ...]:
+        return ((completed, f"0+100x{minutes}"), (failed, f"0+{failures}x{minutes}"))
+
+    # Long enough for the first window pair of each alert (1 h / 5 min; 1 d / 2 h).
+    fast, slow = 80, 26 * 60 + 10
     return [
         Alert(
             "JobsightErrorBudgetBurnFast",
@@ -309,8 +313,8 @@ def slo_alerts() -> list[Alert]:
             f"Job error ratio above 14.4x (1 h) or 6x (6 h) the budget of a {objective:.2%} "
             "objective.",
             runbook,
-            Example(heavy, {"severity": "critical", "job": SCRAPE_JOB}, "7h"),
-            Example(clean, None, "7h"),
+            Example(series(fast, 20), {"severity": "critical", "job": SCRAPE_JOB}, "75m"),
+            Example(series(fast, 0), None, "75m"),
             group="jobsight-slo",
         ),
         Alert(
@@ -322,8 +326,8 @@ def slo_alerts() -> list[Alert]:
             f"Job error ratio above 3x (1 d) or 1x (3 d) the budget of a {objective:.2%} "
             "objective.",
             runbook,
-            Example(heavy, {"severity": "warning", "job": SCRAPE_JOB}, "3d"),
-            Example(clean, None, "3d"),
+            Example(series(slow, 20), {"severity": "warning", "job": SCRAPE_JOB}, "26h"),
+            Example(series(slow, 0), None, "26h"),
             group="jobsight-slo",
         ),
     ]
