@@ -40,9 +40,15 @@ def monitoring_files() -> dict[str, Callable[[str], str]]:
     """Dashboards and alert rules (their builders import the exporter's metric names)."""
     from alerts import rules
     from dashboards import build
+    from exporter import chart_schema
 
-    files = {f"dashboards/generated/{name}": text for name, text in build.render_all().items()}
+    dashboards = build.render_all()
+    files = {f"dashboards/generated/{name}": text for name, text in dashboards.items()}
     files.update(rules.render_all())
+    # The chart packages its own copies (a chart cannot read outside its folder).
+    files.update({f"helm/jobsight/files/dashboards/{n}": t for n, t in dashboards.items()})
+    files["helm/jobsight/files/prometheusrule.yaml"] = files["alerts/generated/prometheusrule.yaml"]
+    files["helm/jobsight/values.schema.json"] = chart_schema.render()
     return {path: (lambda _old, text=text: text) for path, text in files.items()}
 
 

@@ -1,0 +1,121 @@
+{{/* Names and labels. */}}
+{{- define "jobsight.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "jobsight.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jobsight.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/name: {{ include "jobsight.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "jobsight.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "jobsight.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "jobsight.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "jobsight.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The sidecar container. Include it in your own chart's pod spec:
+
+  containers:
+    - name: worker
+      ...
+    - {{- include "jobsight.sidecar" . | nindent 6 }}
+
+and add the volumes of "jobsight.volumes" to the pod.
+*/}}
+{{- define "jobsight.sidecar" -}}
+name: jobsight
+image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+args: ["serve", "--config", "/etc/jobsight/jobsight.yaml"]
+ports:
+  - name: jobsight
+    containerPort: {{ .Values.sidecar.port }}
+    protocol: TCP
+env:
+  - name: DATABASE_URL
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.database.existingSecret }}
+        key: {{ .Values.database.key }}
+  - name: JOBSIGHT_HOST
+    value: "0.0.0.0"
+  - name: JOBSIGHT_PORT
+    value: {{ .Values.sidecar.port | quote }}
+  - name: JOBSIGHT_INSTANCE
+    value: {{ include "jobsight.fullname" . | quote }}
+  {{- if .Values.temporal.enabled }}
+  - name: TEMPORAL_ADDRESS
+    value: {{ .Values.temporal.address | quote }}
+  - name: TEMPORAL_NAMESPACE
+    value: {{ .Values.temporal.namespace | quote }}
+  - name: JOBSIGHT_TEMPORAL_TASK_QUEUES
+    value: {{ join "," .Values.temporal.taskQueues | quote }}
+  - name: TEMPORAL_TLS
+    value: {{ .Values.temporal.tls | quote }}
+  {{- with .Values.temporal.uiUrl }}
+  - name: TEMPORAL_UI_URL
+    value: {{ . | quote }}
+  {{- end }}
+  {{- if .Values.temporal.apiKey.existingSecret }}
+  - name: TEMPORAL_API_KEY
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.temporal.apiKey.existingSecret }}
+        key: {{ .Values.temporal.apiKey.key }}
+  {{- end }}
+  {{- end }}
+  {{- with .Values.sidecar.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+livenessProbe:
+  httpGet: {path: /livez, port: jobsight}
+  {{- toYaml .Values.sidecar.livenessProbe | nindent 2 }}
+readinessProbe:
+  httpGet: {path: /readyz, port: jobsight}
+  {{- toYaml .Values.sidecar.readinessProbe | nindent 2 }}
+resources:
+  {{- toYaml .Values.sidecar.resources | nindent 2 }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+volumeMounts:
+  - name: jobsight-config
+    mountPath: /etc/jobsight
+    readOnly: true
+  - name: jobsight-tmp
+    mountPath: /tmp
+{{- end -}}
+
+{{/* The volumes the sidecar mounts (its settings; /tmp on a read-only root filesystem). */}}
+{{- define "jobsight.volumes" -}}
+- name: jobsight-config
+  configMap:
+    name: {{ include "jobsight.fullname" . }}-config
+- name: jobsight-tmp
+  emptyDir: {}
+{{- end -}}
+
+{{/* The sidecar as a Kubernetes native sidecar: an init container that keeps running. */}}
+{{- define "jobsight.nativeSidecar" -}}
+{{ include "jobsight.sidecar" . }}
+restartPolicy: Always
+{{- end -}}
