@@ -28,7 +28,7 @@ from prometheus_client.core import Metric
 from exporter.metric_spec import MetricSpec, single
 from exporter.settings import SidecarSettings
 from exporter.sources.base import PollContext
-from exporter.sources.jobs import HORIZON, FinishedCursor
+from exporter.sources.jobs import FinishedCursor, commit_horizon
 
 EXPORTED = MetricSpec(
     "jobsight_traces_exported_total", "counter", "Finished jobs exported as traces over OTLP."
@@ -222,7 +222,7 @@ class TracesSource:
         previous: TracesSnapshot | None = ctx.previous
         assert ctx.pool is not None
         async with ctx.pool.acquire() as conn:
-            horizon, _ = await conn.fetchrow(HORIZON, settings.commit_lag, settings.max_commit_lag)
+            horizon, _ = await commit_horizon(conn, settings)
             if previous is None:  # first start: from now on, never the whole history
                 return TracesSnapshot(FinishedCursor(horizon))
             cursor = previous.cursor

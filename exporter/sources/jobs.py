@@ -331,6 +331,12 @@ def build_snapshot(
     )
 
 
+async def commit_horizon(conn: Any, settings: SidecarSettings) -> tuple[datetime, datetime]:
+    """(horizon, now): finished jobs older than the horizon can all be counted (see above)."""
+    row = await conn.fetchrow(HORIZON, settings.commit_lag, settings.max_commit_lag)
+    return row["horizon"], row["now"]
+
+
 def trigger_windows(settings: SidecarSettings) -> list[float]:
     """The distinct look-back windows the rollback triggers need from this source."""
     triggers = settings.triggers
@@ -369,9 +375,7 @@ class JobsSource:
         previous: JobsSnapshot | None = ctx.previous
         assert ctx.pool is not None
         async with ctx.pool.acquire() as conn:
-            horizon, now = await conn.fetchrow(
-                HORIZON, settings.commit_lag, settings.max_commit_lag
-            )
+            horizon, now = await commit_horizon(conn, settings)
             cursor = previous.cursor if previous else FinishedCursor(horizon)
             finished = [
                 FinishedRow(**dict(r))
