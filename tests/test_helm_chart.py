@@ -314,3 +314,12 @@ def test_the_chart_readme_documents_every_value():
         ):
             missing.append(path)
     assert missing == []
+
+
+def test_notes_say_where_to_look_and_warn_about_readiness():
+    with helm.Chart.load(str(CHART)) as chart:
+        calm = chart.render({}, name="billing", namespace="prod")
+        warned = chart.render(EVERYTHING, name="billing", namespace="prod")
+    notes = next(text for name, text in calm.items() if name.endswith("NOTES.txt"))
+    assert "/verdict" in notes and "jobsight-database" in notes and "WARNING" not in notes
+    assert "WARNING" in next(text for name, text in warned.items() if name.endswith("NOTES.txt"))
