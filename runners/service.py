@@ -201,6 +201,21 @@ class JobService:
         current = await self.get_job(job, tenant=tenant_id, conn=conn)
         raise IllegalTransitionError(job, current.status, target)
 
+    async def set_external_run_id(
+        self,
+        job_id: uuid.UUID | str,
+        run_id: str,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> None:
+        """Records the engine's run id without touching the status: the run may already have
+        moved the job on (started, even finished) by the time its scheduler hears back."""
+        await self._conn(conn).execute(
+            "UPDATE jobs SET external_run_id = coalesce(external_run_id, $2) WHERE job_id = $1",
+            check_uuid("job_id", job_id),
+            run_id,
+        )
+
     async def set_progress(
         self,
         job_id: uuid.UUID | str,

@@ -230,3 +230,32 @@ async def test_status_and_progress_queries_and_cancel_signal(
     await handle.signal(t.CANCEL_SIGNAL)
     await asyncio.wait_for(cancelled.wait(), 20)
     await wait_for(lambda: _is(conn, result.job_id, "cancelled"), 20)
+
+
+async def test_jobs_started_before_their_scheduler_hears_back_end_completed(
+    conn: asyncpg.Connection, make_runner: MakeRunner, monkeypatch: pytest.MonkeyPatch
+):
+    """A busy worker may start, even finish, a job before schedule_job records the run id: that
+    must not put the row back to queued (it once did, leaving completed jobs 'queued'). The
+    scheduler's last write is held back here until the job has finished."""
+    from runners.service import JobService
+
+    record = JobService.set_external_run_id
+
+    async def after_the_job_finished(self, job_id, run_id, **kw):  # type: ignore[no-untyped-def]
+        done = "SELECT finished_at IS NOT NULL FROM jobs WHERE job_id = $1"
+        await wait_for(lambda: conn.fetchval(done, job_id), 30)
+        await record(self, job_id, run_id, **kw)
+
+    monkeypatch.setattr(JobService, "set_external_run_id", after_the_job_finished)
+    registry = HandlerRegistry()
+    registry.handler("cleanup")(_noop)
+    runner = make_runner(registry)
+    await runner.start()
+    ids = [(await runner.schedule_job("cleanup", {}, tenant=TENANT)).job_id for _ in range(3)]
+    rows = await conn.fetch(
+        "SELECT status::text AS status, external_run_id FROM jobs WHERE job_id = ANY($1::uuid[])",
+        ids,
+    )
+    assert [r["status"] for r in rows] == ["completed"] * 3
+    assert all(r["external_run_id"] for r in rows)

@@ -78,8 +78,7 @@ class JobActivities:
             tenant=inp.tenant, job_name=inp.job_name, metadata=inp.data, runner_type="temporal",
             user_id=inp.user_id or None, job_id=inp.job_id, external_id=inp.workflow_id,
         )  # fmt: skip
-        await self._service.update_status(row.job_id, JobStatus.QUEUED,
-                                          external_run_id=inp.run_id)  # fmt: skip
+        await self._service.set_external_run_id(row.job_id, inp.run_id)
 
     @activity.defn(name=t.RUN_ACTIVITY)
     async def run_handler(self, inp: t.RunInput) -> None:

@@ -50,7 +50,7 @@ from runners.interface import HandlerConfig, ScheduleOptions, ScheduleResult
 from runners.recurrence import parse_recurrence
 from runners.registry import HandlerRegistry
 from runners.service import SYSTEM_USER, JobService
-from runners.status import JobStatus, is_finished
+from runners.status import is_finished
 from runners.temporal import types as t
 from runners.temporal.activities import JobActivities
 from runners.temporal.settings import TemporalSettings
@@ -214,7 +214,8 @@ class TemporalJobRunner(RunnerBase):
         except (RPCError, RuntimeError, TimeoutError) as exc:
             await self._forget(job_id)
             raise TemporalUnavailableError(f"Temporal refused the job: {exc}") from None
-        await service.update_status(job_id, JobStatus.QUEUED, external_run_id=handle.result_run_id)
+        # Not a status change: a worker may already have started (or finished) the job.
+        await service.set_external_run_id(job_id, handle.result_run_id)
         return ScheduleResult(job_id, workflow_id)
 
     async def _forget(self, job_id: uuid.UUID) -> None:
