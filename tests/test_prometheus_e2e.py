@@ -25,11 +25,12 @@ from dashboards.build import expressions
 from exporter.localstack import free_port
 from exporter.settings import load_settings
 from exporter.sidecar import serve
-from runners import HandlerRegistry, RetryPolicy
+from runners import HandlerRegistry
 from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from runners.temporal import TemporalJobRunner, TemporalSettings
 from tests.conftest import require_tool
 from tests.pgqueue_helpers import wait_for
+from tests.test_health_gateway import registry as gateway_registry
 from tests.test_pgboss_source import pgboss_installs, run_scenario  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,21 +48,14 @@ VARIABLES = {
 
 
 def handlers() -> HandlerRegistry:
-    registry = HandlerRegistry()
+    """The health-gateway tests' handlers (a quick job, a failing one), plus a Temporal job."""
+    reg = gateway_registry()
 
-    @registry.handler("generate-invoice")
-    async def invoice(ctx, data):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.05)
-
-    @registry.handler("asset_import", retry=RetryPolicy(max_attempts=1))
-    async def broken(ctx, data):  # type: ignore[no-untyped-def]
-        raise ValueError("corrupt asset")
-
-    @registry.handler("import")
+    @reg.handler("import")
     async def temporal_import(ctx, data):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0.05)
 
-    return registry
+    return reg
 
 
 @contextlib.asynccontextmanager
