@@ -58,20 +58,21 @@ class Peer:
 
 
 def peers() -> list[Peer]:
-    jobsight_done = "SELECT count(*) FROM pgqueue.job WHERE state = 'completed'"
+    # Completed jobsight jobs leave the queue table: what remains there is the work left.
+    jobsight_left = "SELECT count(*) FROM pgqueue.job"
     found = [
         Peer("jobsight", "concurrency 1000, batch 500", [PY, "-m", "bench.peers.jobsight_peer"],
              [PY, "-m", "exporter.cli", "worker", "--handlers",
               "bench.peers.jobsight_peer:registry", "--concurrency", "1000", "--batch-size", "500",
               "--database-url", "{url}"],
-             jobsight_done),
+             jobsight_left, remaining=True),
     ]  # fmt: skip
     for loops in (1, 2, 4):
         found.append(
             Peer("raw-sql ceiling", f"{loops} loop(s), batch 500",
                  [PY, "-m", "bench.peers.raw_sql_peer"],
                  [PY, "-m", "bench.peers.raw_sql_peer", "worker", "{url}", str(loops)],
-                 jobsight_done)
+                 jobsight_left, remaining=True)
         )  # fmt: skip
     for batch in (10, 100, 250):
         found.append(

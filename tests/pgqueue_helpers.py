@@ -32,17 +32,28 @@ async def wait_for(
 
 
 async def disagreements(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Queue jobs whose `jobs` row is missing or says something else."""
+    """Queue jobs whose `jobs` row is missing or says something else, and pgqueue `jobs` rows
+    without a queue job that are not completed exactly once (a completed job leaves the queue in
+    the statement that completes its `jobs` row, unless it came from a schedule or a retry)."""
     rows = await conn.fetch(
-        """SELECT q.id, q.state::text AS state, j.status::text AS status, q.attempts,
-                  j.attempts AS row_attempts, j.external_id, j.runner_type
-           FROM pgqueue.job q LEFT JOIN jobs j ON j.job_id = q.id AND j.tenant = q.tenant"""
+        """SELECT coalesce(q.id, j.job_id) AS id, q.state::text AS state, j.status::text AS status,
+                  q.attempts, j.attempts AS row_attempts, j.external_id, j.runner_type,
+                  (SELECT count(*) FROM job_details d WHERE d.tenant = j.tenant
+                     AND d.job_id = j.job_id AND d.status = 'completed') AS completions
+           FROM pgqueue.job q
+           FULL JOIN (SELECT * FROM jobs WHERE runner_type = 'pgqueue') j
+             ON j.job_id = q.id AND j.tenant = q.tenant"""
     )
-    return [
-        r
-        for r in rows
-        if r["status"] != STATE_TO_STATUS[r["state"]]
-        or r["external_id"] != str(r["id"])
+    return [r for r in rows if _disagrees(r)]
+
+
+def _disagrees(r: asyncpg.Record) -> bool:
+    if r["external_id"] != str(r["id"]):
+        return True
+    if r["state"] is None:  # no queue job: it must have completed
+        return r["status"] != "completed" or r["completions"] != 1
+    return (
+        r["status"] != STATE_TO_STATUS[r["state"]]
         or r["runner_type"] != "pgqueue"
         or (r["state"] in ("active", "completed") and r["row_attempts"] != r["attempts"])
-    ]
+    )

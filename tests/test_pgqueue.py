@@ -86,6 +86,8 @@ async def test_send_now_runs_and_mirrors_rows(conn: asyncpg.Connection, make_run
     details = await conn.fetch("SELECT * FROM job_details WHERE job_id = $1", result.job_id)
     assert [(d["status"], d["attempt"]) for d in details] == [("completed", 1)]
     assert seen == [{"invoice": 1}]
+    # A completed job has left the queue; its jobs and job_details rows are its record.
+    assert await count(conn, "SELECT count(*) FROM pgqueue.job WHERE id = $1", result.job_id) == 0
 
 
 async def test_send_at_time_waits_until_due(conn: asyncpg.Connection, make_runner: MakeRunner):
@@ -370,19 +372,32 @@ async def test_retention_removes_old_finished_rows_in_batches(
     registry = HandlerRegistry()
     registry.handler("cleanup-ai-session-keys")(_noop)
     runner = make_runner(registry, retention=timedelta(hours=1), retention_batch=10)
-    results = await runner.schedule_many("cleanup-ai-session-keys", [{}] * 40, tenant=TENANT)
+    results = await runner.schedule_many("cleanup-ai-session-keys", [{}] * 42, tenant=TENANT)
     old = [r.job_id for r in results[:35]]
+    recent = [r.job_id for r in results[35:37]]
+    # Failed and cancelled rows stay in the queue until retention (most completed ones leave at
+    # once).
     await conn.execute(
-        """WITH t AS (UPDATE pgqueue.job SET state = 'completed', attempts = 1,
-                        completed_at = now() - interval '2 hours' WHERE id = ANY($1) RETURNING id)
-           UPDATE jobs SET status = 'completed', attempts = 1, finished_at = now() FROM t
+        """WITH t AS (UPDATE pgqueue.job SET state = 'failed', attempts = 1,
+                        completed_at = now() - $2 * interval '1 hour' WHERE id = ANY($1)
+                        RETURNING id)
+           UPDATE jobs SET status = 'failed', attempts = 1, finished_at = now() FROM t
            WHERE jobs.job_id = t.id""",
-        old,
-    )
+        old, 2,
+    )  # fmt: skip
+    await conn.execute(
+        """WITH t AS (UPDATE pgqueue.job SET state = 'failed', attempts = 1,
+                        completed_at = now() - $2 * interval '1 hour' WHERE id = ANY($1)
+                        RETURNING id)
+           UPDATE jobs SET status = 'failed', attempts = 1, finished_at = now() FROM t
+           WHERE jobs.job_id = t.id""",
+        recent, 0.5,
+    )  # fmt: skip
     removed = await Maintainer(await runner.pool(), registry, runner.settings).purge()
     assert removed == 35
-    assert await count(conn, "SELECT count(*) FROM pgqueue.job") == 5  # waiting ones untouched
-    assert await count(conn, "SELECT count(*) FROM jobs") == 40  # history stays
+    # Waiting ones and the recently failed ones untouched.
+    assert await count(conn, "SELECT count(*) FROM pgqueue.job") == 7
+    assert await count(conn, "SELECT count(*) FROM jobs") == 42  # history stays
     await conn.execute("DELETE FROM jobs WHERE job_id = ANY($1)", old)  # for the final check
 
 

@@ -61,10 +61,8 @@ async def test_sigkilled_workers_lose_no_job(migrated_db: str) -> None:
         await wait_for(lambda: conn.fetchval(crashed, KILLS), within=10, interval=0.2)
 
         assert await disagreements(conn) == []
-        assert (
-            await conn.fetchval("SELECT count(*) FROM pgqueue.job WHERE state = 'completed'")
-            == JOBS
-        )
+        # Every job completed, so every one has left the queue (jobs rows are the record).
+        assert await conn.fetchval("SELECT count(*) FROM pgqueue.job") == 0
         once = await conn.fetchval(
             "SELECT count(*) FROM (SELECT job_id FROM job_details WHERE status = 'completed'"
             " GROUP BY job_id HAVING count(*) = 1) t"

@@ -1,7 +1,8 @@
 """Housekeeping shared by all workers, done by one at a time (advisory transaction locks):
 workers that stopped heartbeating are marked crashed; active jobs past their timeout or without
 a heartbeat fail that attempt (and retry while attempts remain); due recurring schedules fire
-once each; finished queue rows older than the retention age are removed in small batches."""
+once each; finished queue rows older than the retention age are removed in small batches (most
+completed jobs leave the queue when they complete: see sql.COMPLETE)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,9 @@ SINGLETON_HOLDER = """
 SELECT id FROM pgqueue.job WHERE name = $1 AND singleton_key = $2 AND state <= 'active'
 """
 
-# $1 name, $2 limit, $3 worker id, $4 worker version.
+# $1 name, $2 limit, $3 worker id, $4 worker version. Both updates find their rows through
+# `= ANY(ARRAY(...))` index lookups: joined to `next` instead, the planner (told to expect LIMIT
+# rows) hashes a scan of each whole table, which cost 48 against 28 us per job at 20,000 queued.
 FETCH = """
 WITH next AS (
   SELECT id FROM pgqueue.job
@@ -61,17 +63,26 @@ WITH next AS (
   UPDATE pgqueue.job j
   SET state = 'active', started_at = now(), heartbeat_at = now(), attempts = j.attempts + 1,
       worker_id = $3
-  FROM next WHERE j.id = next.id
+  WHERE j.id = ANY(ARRAY(SELECT id FROM next))
   RETURNING j.id, j.tenant, j.data, j.attempts, j.expire_ms, j.started_at
 ), mirrored AS (
   UPDATE jobs
   SET status = 'processing', started_at = coalesce(jobs.started_at, t.started_at),
       attempts = t.attempts, worker_version = $4, updated_at = now()
-  FROM taken t WHERE jobs.tenant = t.tenant AND jobs.job_id = t.id
+  FROM taken t
+  WHERE jobs.job_id = ANY(ARRAY(SELECT id FROM taken)) AND jobs.tenant = t.tenant
+    AND jobs.job_id = t.id
 )
 SELECT id, tenant, data::text AS data, attempts, expire_ms FROM taken
 """
 
+# A completed job leaves the queue: its row is deleted in the statement that marks its `jobs` row
+# completed and adds its `job_details` row, which are its record from then on (kept as
+# `completed` until retention, the row would repeat them; deleting it writes no new row version
+# and no index entries: 13% more jobs/s in the drain benchmark). A row that records where its job
+# came from (the schedule that fired it, the failed job it re-runs), which nothing else records,
+# is kept as `completed` until retention instead. Failed and cancelled rows stay until retention
+# too, for retry_job and the sidecar's recent-failure counts.
 # Finish times are the attempt's start (database clock) plus the run time the worker measured on
 # its monotonic clock, so durations are exact and immune to clock skew between hosts.
 # $1 ids, $2 run times (ms), $3 attempt numbers, $4 worker id, $5 worker version. Only the
@@ -79,14 +90,25 @@ SELECT id, tenant, data::text AS data, attempts, expire_ms FROM taken
 COMPLETE = """
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::float8[], $3::int[]) AS t(id, elapsed_ms, attempt)
-), done AS (
+), removed AS (
+  DELETE FROM pgqueue.job j
+  USING input i
+  WHERE j.id = i.id AND j.id = ANY($1::uuid[])  -- lets the planner use the primary key
+    AND j.state = 'active' AND j.worker_id = $4 AND j.attempts = i.attempt
+    AND j.schedule_id IS NULL AND j.retry_of IS NULL
+  RETURNING j.id, j.tenant, j.attempts, j.started_at,
+            j.started_at + i.elapsed_ms * interval '1 millisecond' AS completed_at
+), kept AS (
   UPDATE pgqueue.job j
   SET state = 'completed', heartbeat_at = NULL,
       completed_at = j.started_at + i.elapsed_ms * interval '1 millisecond'
   FROM input i
-  WHERE j.id = i.id AND j.id = ANY($1::uuid[])  -- lets the planner use the primary key
+  WHERE j.id = i.id AND j.id = ANY($1::uuid[])
     AND j.state = 'active' AND j.worker_id = $4 AND j.attempts = i.attempt
+    AND (j.schedule_id IS NOT NULL OR j.retry_of IS NOT NULL)
   RETURNING j.id, j.tenant, j.attempts, j.started_at, j.completed_at
+), done AS (
+  SELECT * FROM removed UNION ALL SELECT * FROM kept
 ), mirrored AS (
   UPDATE jobs SET status = 'completed', finished_at = d.completed_at, updated_at = now()
   FROM done d WHERE jobs.tenant = d.tenant AND jobs.job_id = d.id
@@ -277,7 +299,8 @@ INSERT INTO pgqueue.schedule (id, name, tenant, user_id, data, spec, next_run_at
 VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
 """
 
-# $1 age (seconds), $2 batch size. Finished queue rows only; `jobs` keeps the history.
+# $1 age (seconds), $2 batch size. Finished queue rows (failed, cancelled, and completed ones kept
+# for their schedule or retry link); `jobs` keeps the history.
 PURGE_FINISHED = """
 DELETE FROM pgqueue.job WHERE id IN (
   SELECT id FROM pgqueue.job
