@@ -7,6 +7,8 @@ Each gets fresh databases on the same server and its worker in its own process. 
   steady     a producer sends batches of 100 for a fixed time while the worker consumes
   latency    single sends one after another on an idle queue (p50 / p99)
   start-up   worker process spawn -> consuming; RSS: the worker's peak resident memory
+  CPU        during the drain, CPU time per job of the worker process and of the PostgreSQL
+             server (all its processes; only when the benchmark started the server itself)
 
 The machine is noisy, so every variant is measured in several interleaved rounds and the median
 of each figure is reported (procrastinate, some 40 times slower than the rest, gets one round).
@@ -119,6 +121,8 @@ class Result:
     enqueue_p99_ms: float = 0.0
     worker_startup_ms: float = 0.0
     worker_rss_mb: float = 0.0
+    worker_cpu_us_per_job: float = 0.0
+    db_cpu_us_per_job: float = 0.0
     errors: list[str] = field(default_factory=list)
 
 
@@ -183,6 +187,9 @@ class Worker:
         except psutil.Error:
             pass
 
+    def cpu_s(self) -> float:
+        return process_tree_cpu_s(self.ps)
+
     async def __aexit__(self, *exc: object) -> None:
         if self.proc.returncode is None:
             self.proc.terminate()
@@ -193,12 +200,33 @@ class Worker:
                 await self.proc.wait()
 
 
+def process_tree_cpu_s(root: psutil.Process | None) -> float:
+    """User + system CPU seconds of a process and its children alive now (a child that already
+    exited is not counted, so figures are a slight underestimate)."""
+    if root is None:
+        return 0.0
+    total = 0.0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 async def completed(conn: asyncpg.Connection, peer: Peer, expected: int) -> int:
     value = await conn.fetchval(peer.completed_sql)
     return expected - value if peer.remaining else value
 
 
-async def measure(server: str, peer: Peer, jobs: int, steady_s: float) -> Result:
+async def measure(
+    server: str, peer: Peer, jobs: int, steady_s: float, db: psutil.Process | None
+) -> Result:
     result = Result(peer.name, peer.variant)
     # Latency: single sends on an idle queue.
     url = await fresh_db(server, peer)
@@ -211,6 +239,7 @@ async def measure(server: str, peer: Peer, jobs: int, steady_s: float) -> Result
     conn = await asyncpg.connect(url)
     try:
         async with Worker(peer.worker_cmd(url)) as worker:
+            worker_cpu, db_cpu = worker.cpu_s(), process_tree_cpu_s(db)
             started = time.perf_counter()
             deadline = started + DRAIN_TIMEOUT_S
             while await completed(conn, peer, jobs) < jobs:
@@ -219,11 +248,14 @@ async def measure(server: str, peer: Peer, jobs: int, steady_s: float) -> Result
                 worker.sample()
                 await asyncio.sleep(0.02)
             drain_s = time.perf_counter() - started
+            worker_cpu, db_cpu = worker.cpu_s() - worker_cpu, process_tree_cpu_s(db) - db_cpu
             worker.sample()
         result.drain_jobs_per_s = jobs / drain_s
         result.end_to_end_jobs_per_s = jobs / (enqueue["seconds"] + drain_s)
         result.worker_startup_ms = worker.startup_ms
         result.worker_rss_mb = worker.peak_rss / 2**20
+        result.worker_cpu_us_per_job = worker_cpu / jobs * 1e6
+        result.db_cpu_us_per_job = db_cpu / jobs * 1e6 if db is not None else 0.0
     finally:
         await conn.close()
     # Steady: producer and consumer together.
@@ -317,15 +349,17 @@ def summarise(results: list[Result], start_call_ms: float) -> dict:
 def table(results: list[Result]) -> str:
     head = (
         "| peer | variant | end to end jobs/s | drain jobs/s | steady jobs/s"
-        " | enqueue p50 / p99 ms | worker start-up ms | worker RSS MB |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|"
+        " | enqueue p50 / p99 ms | worker start-up ms | worker RSS MB"
+        " | drain CPU us/job: worker + PostgreSQL |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     rows = [
         f"| {r.name} | {r.variant} | {r.end_to_end_jobs_per_s:,.0f} | {r.drain_jobs_per_s:,.0f} | "
         f"{r.steady_jobs_per_s:,.0f} | {r.enqueue_p50_ms:.2f} / {r.enqueue_p99_ms:.2f} | "
-        f"{r.worker_startup_ms:,.0f} | {r.worker_rss_mb:.0f} |"
+        f"{r.worker_startup_ms:,.0f} | {r.worker_rss_mb:.0f} | "
+        f"{r.worker_cpu_us_per_job:.0f} + {r.db_cpu_us_per_job:.0f} |"
         if not r.errors
-        else f"| {r.name} | {r.variant} | failed: {r.errors[0][:80]} | | | | | |"
+        else f"| {r.name} | {r.variant} | failed: {r.errors[0][:80]} | | | | | | |"
         for r in results
     ]
     return "\n".join([head, *rows])
@@ -345,6 +379,8 @@ async def main() -> None:
     if not server:
         pg = LocalPostgres(database="bench")
         server = pg.start()
+    server_pid = pg.server_pid() if pg is not None else None
+    db = psutil.Process(server_pid) if server_pid else None
     try:
         admin = await asyncpg.connect(server)
         pg_version = await admin.fetchval("SHOW server_version")
@@ -356,7 +392,7 @@ async def main() -> None:
                     continue
                 print(f"-- round {round_no}: {peer.name} ({peer.variant})", flush=True)
                 try:
-                    result = await measure(server, peer, args.jobs, args.steady_seconds)
+                    result = await measure(server, peer, args.jobs, args.steady_seconds, db)
                 except Exception as exc:  # a failing peer is recorded, not fatal to the run
                     result = Result(peer.name, peer.variant, errors=[str(exc)])
                 rounds.setdefault((peer.name, peer.variant), []).append(result)

@@ -179,6 +179,15 @@ class LocalPostgres:
         """Starts a paused server again, on the same port with the same data."""
         self._pg_ctl_start()
 
+    def server_pid(self) -> int | None:
+        """The postmaster's process id (from postmaster.pid), None when not running."""
+        if self._dir is None:
+            return None
+        try:
+            return int((self._dir / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
     def _start_pgserver(self) -> None:
         assert self._dir is not None
         try:

@@ -35,6 +35,7 @@ async def main() -> None:
     async def send_one() -> None:
         await runner.schedule_job("noop", {}, tenant=TENANT)
 
+    await runner.pool()  # connected before timing starts, as the other peers are
     await common.run_client(command, rest, send_batch, send_one)
     await runner.stop()
 
