@@ -67,7 +67,8 @@ async def main() -> None:
     elif command == "worker":
         stop = asyncio.Event()
         loops_n = int(rest[0]) if rest else 1
-        conns = [await asyncpg.connect(url) for _ in range(loops_n)]
+        # As jobsight's: unnamed statements, planned for each call's arrays.
+        conns = [await asyncpg.connect(url, statement_cache_size=0) for _ in range(loops_n)]
         loops = [asyncio.create_task(work(c, stop)) for c in conns]
         common.ready()
         await common.until_sigterm()
