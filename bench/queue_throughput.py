@@ -63,20 +63,22 @@ def peers() -> list[Peer]:
     # Completed jobsight jobs leave the queue table: what remains there is the work left.
     jobsight_left = "SELECT count(*) FROM pgqueue.job"
     found = [
-        Peer("jobsight", "concurrency 1000, batch 500", [PY, "-m", "bench.peers.jobsight_peer"],
+        Peer("jobsight", f"concurrency {concurrency}, batch {batch}",
+             [PY, "-m", "bench.peers.jobsight_peer"],
              [PY, "-m", "exporter.cli", "worker", "--handlers",
-              "bench.peers.jobsight_peer:registry", "--concurrency", "1000", "--batch-size", "500",
-              "--database-url", "{url}"],
-             jobsight_left, remaining=True),
+              "bench.peers.jobsight_peer:registry", "--concurrency", str(concurrency),
+              "--batch-size", str(batch), "--database-url", "{url}"],
+             jobsight_left, remaining=True)
+        for concurrency, batch in ((1000, 500), (2000, 1000))
     ]  # fmt: skip
-    for loops in (1, 2, 4):
+    for loops, batch in ((1, 500), (2, 500), (1, 1000), (2, 1000)):
         found.append(
-            Peer("raw-sql ceiling", f"{loops} loop(s), batch 500",
+            Peer("raw-sql ceiling", f"{loops} loop(s), batch {batch}",
                  [PY, "-m", "bench.peers.raw_sql_peer"],
-                 [PY, "-m", "bench.peers.raw_sql_peer", "worker", "{url}", str(loops)],
+                 [PY, "-m", "bench.peers.raw_sql_peer", "worker", "{url}", str(loops), str(batch)],
                  jobsight_left, remaining=True)
         )  # fmt: skip
-    for batch in (10, 100, 250):
+    for batch in (100, 250, 500, 1000):
         found.append(
             Peer(
                 "PgQueuer",

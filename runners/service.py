@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from runners.errors import IllegalTransitionError, JobNotFoundError, ValidationError
+from runners.ids import new_job_id
 from runners.interface import JobStatusInfo
 from runners.status import RUNNING, JobStatus, allowed_from, is_finished
 from runners.validation import (
@@ -127,7 +128,7 @@ class JobService:
         name = check_job_name(job_name)
         payload = encode_payload(metadata, "metadata", self.max_metadata_bytes)
         user = SYSTEM_USER if user_id is None else check_uuid("user_id", user_id)
-        new_id = uuid.uuid4() if job_id is None else check_uuid("job_id", job_id)
+        new_id = new_job_id() if job_id is None else check_uuid("job_id", job_id)
         check_job_name(runner_type, "runner_type")
         if JobStatus(status) not in allowed_from(JobStatus.PROCESSING):
             raise ValidationError("status", f"a new job starts waiting, not {status!r}")

@@ -15,18 +15,21 @@ from bench.peers import common
 from runners import migrator
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000ba5e0")
-FETCH_BATCH = 500
+# Time-ordered ids, as jobsight's (UUIDv7: Unix milliseconds, then random bits).
+UUID7 = """encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing
+             substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+             FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"""
+
+
+INSERT = """
+WITH q AS (INSERT INTO pgqueue.job (id, name, tenant)
+           SELECT UUID7, 'noop', $2 FROM generate_series(1, $1) RETURNING id)
+INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, external_id)
+SELECT $2, id, 'noop', '{}', 'queued', $2, id::text FROM q""".replace("UUID7", UUID7)
 
 
 async def insert(conn: asyncpg.Connection, n: int) -> None:
-    await conn.execute(
-        """WITH q AS (INSERT INTO pgqueue.job (id, name, tenant)
-                      SELECT gen_random_uuid(), 'noop', $2 FROM generate_series(1, $1)
-                      RETURNING id)
-           INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, external_id)
-           SELECT $2, id, 'noop', '{}', 'queued', $2, id::text FROM q""",
-        n, TENANT,
-    )  # fmt: skip
+    await conn.execute(INSERT, n, TENANT)
 
 
 FETCH = """
@@ -50,9 +53,9 @@ INSERT INTO job_details (tenant, job_id, step_name, status, attempt)
 SELECT tenant, id, 'attempt', 'completed', 1 FROM done"""
 
 
-async def work(conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+async def work(conn: asyncpg.Connection, stop: asyncio.Event, batch: int) -> None:
     while not stop.is_set():
-        ids = [r["id"] for r in await conn.fetch(FETCH, FETCH_BATCH)]
+        ids = [r["id"] for r in await conn.fetch(FETCH, batch)]
         if not ids:
             await asyncio.sleep(0.01)
             continue
@@ -67,9 +70,10 @@ async def main() -> None:
     elif command == "worker":
         stop = asyncio.Event()
         loops_n = int(rest[0]) if rest else 1
+        batch = int(rest[1]) if len(rest) > 1 else 500
         # As jobsight's: unnamed statements, planned for each call's arrays.
         conns = [await asyncpg.connect(url, statement_cache_size=0) for _ in range(loops_n)]
-        loops = [asyncio.create_task(work(c, stop)) for c in conns]
+        loops = [asyncio.create_task(work(c, stop, batch)) for c in conns]
         common.ready()
         await common.until_sigterm()
         stop.set()

@@ -51,39 +51,46 @@ class PgQueueJobRunner(RunnerBase):
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._worker: Worker | None = None
+        self._worker_connections: asyncpg.Pool | None = None
 
     # --- connections ------------------------------------------------------------------------
 
     async def _connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(
-            self._url,
-            timeout=CONNECT_TIMEOUT_S,
-            server_settings=self._server_settings(),
-            statement_cache_size=0,
+            self._url, timeout=CONNECT_TIMEOUT_S, server_settings=self._server_settings()
         )
 
     def _server_settings(self) -> dict[str, str]:
         timeout_ms = int(self.settings.statement_timeout.total_seconds() * 1000)
         return {"statement_timeout": str(timeout_ms), "application_name": "jobsight-pgqueue"}
 
+    async def _create_pool(self, **options: Any) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            self._url,
+            min_size=1,
+            max_size=self.settings.pool_size,
+            timeout=CONNECT_TIMEOUT_S,
+            server_settings=self._server_settings(),
+            **options,
+        )
+
     async def pool(self) -> asyncpg.Pool:
-        """Connections that plan every statement for its own arguments (statement_cache_size=0:
-        unnamed statements). The statements take arrays of 1 to thousands of ids, and a generic
-        plan, which cannot see how many, joins them to whole-table scans. Forcing custom plans
-        for the session instead (plan_cache_mode) would also re-plan the foreign-key check that
-        each job_details row runs, which cost about a sixth of the server's time per job."""
+        """Connections for sending, cancelling and reading jobs (prepared statements, reused)."""
         if self._pool is None:
             async with self._pool_lock:
                 if self._pool is None:
-                    self._pool = await asyncpg.create_pool(
-                        self._url,
-                        min_size=1,
-                        max_size=self.settings.pool_size,
-                        timeout=CONNECT_TIMEOUT_S,
-                        server_settings=self._server_settings(),
-                        statement_cache_size=0,
-                    )
+                    self._pool = await self._create_pool()
         return self._pool
+
+    async def _worker_pool(self) -> asyncpg.Pool:
+        """The worker's connections, which plan every statement for its own arguments
+        (statement_cache_size=0: unnamed statements). Its statements take arrays of 1 to
+        thousands of ids, and a generic plan, which cannot see how many, joins them to scans of
+        whole tables. Forcing custom plans for the session instead (plan_cache_mode) would also
+        re-plan the foreign-key check each job_details row runs, about a sixth of the server's
+        time per job; unnamed statements on every connection would add a round trip and a
+        parse to each single send."""
+        return await self._create_pool(statement_cache_size=0)
 
     # --- JobRunner --------------------------------------------------------------------------
 
@@ -180,18 +187,25 @@ class PgQueueJobRunner(RunnerBase):
 
     async def start(self) -> None:
         """Starts a worker for every registered handler (unless built with work=False)."""
-        pool = await self.pool()
+        await self.pool()
         if self._work and len(self.registry) and self._worker is None:
-            self._worker = Worker(pool, self._connect, self.registry, self.settings)
-            await self._worker.start()
+            pool = await self._worker_pool()
+            worker = Worker(pool, self._connect, self.registry, self.settings)
+            try:
+                await worker.start()
+            except BaseException:
+                await pool.close()
+                raise
+            self._worker, self._worker_connections = worker, pool
 
     async def stop(self, grace: float | None = None) -> None:
         if self._worker is not None:
             await self._worker.stop(grace)
             self._worker = None
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        for pool in (self._worker_connections, self._pool):
+            if pool is not None:
+                await pool.close()
+        self._worker_connections = self._pool = None
 
     @property
     def worker(self) -> Worker | None:

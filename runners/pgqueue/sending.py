@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from runners.ids import new_job_ids
 from runners.interface import HandlerConfig, RetryPolicy, ScheduleOptions, ScheduleResult
 from runners.pgqueue import sql
 from runners.registry import HandlerRegistry
@@ -51,7 +52,7 @@ async def send(
     encoded = [encode_payload(p, "data", max_payload_bytes) for p in payloads]
     if not encoded:
         return []
-    ids = [uuid.uuid4() for _ in encoded]
+    ids = new_job_ids(len(encoded))
     args = (
         ids, encoded, name, tenant_id, opts.priority, opts.singleton_key, opts.run_at,
         retry.max_attempts, _ms(retry.initial_interval.total_seconds()), retry.backoff_coefficient,

@@ -46,6 +46,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from runners.base import RunnerBase
 from runners.errors import JobNotFoundError, JobsightError
+from runners.ids import new_job_id
 from runners.interface import HandlerConfig, ScheduleOptions, ScheduleResult
 from runners.recurrence import parse_recurrence
 from runners.registry import HandlerRegistry
@@ -171,7 +172,7 @@ class TemporalJobRunner(RunnerBase):
         encode_payload(data, "data", self.settings.max_payload_bytes)
         client = await self.client()
         await self.ensure_search_attributes()
-        job_id = uuid.uuid4()
+        job_id = new_job_id()
         workflow_id = (f"jobsight-{job_name}-key-{opts.singleton_key}" if opts.singleton_key
                        else f"jobsight-{job_name}-{job_id}")  # fmt: skip
         service = JobService(await self.pool(), max_metadata_bytes=self.settings.max_payload_bytes)
