@@ -155,6 +155,23 @@ def test_pgqueue_rows_to_metrics():
     assert "jobsight_pgqueue_workers_alive" not in empty
 
 
+def test_pgqueue_queues_in_use_report_zero_recent_failures():
+    snap = pgqueue.build_snapshot(
+        [pgqueue.QueueRow("waiting", "created", 1)],
+        [pgqueue.RecentRow("failing", 2, 0)],
+        alive=1,
+        crashes=0,
+        cap=10,
+        served=["served", "failing"],
+    )
+    failed = render(pgqueue.SOURCE, snap)["jobsight_pgqueue_recent_failed_jobs"]
+    assert failed == {
+        (("queue", "failing"),): 2,
+        (("queue", "served"),): 0,
+        (("queue", "waiting"),): 0,
+    }
+
+
 def test_pgboss_percentile_matches_pg_boss_bins():
     assert pgboss.percentile(None, 95) is None and pgboss.percentile([0, 0], 95) is None
     assert pgboss.percentile([5, 0, 0], 95) == pgboss.LATENCY_MIN_SECONDS

@@ -88,10 +88,14 @@ WHERE state > 'active' AND completed_at > now() - $1 * interval '1 second'
 GROUP BY 1
 """
 
+# `served`: the job names running workers take, which get a recent-failures series (0 when
+# none failed), since completed jobs leave the queue table and give no row of their own.
 WORKERS_SQL = """
 SELECT count(*) FILTER (WHERE state = 'running') AS alive,
        count(*) FILTER (WHERE state = 'crashed'
-                          AND stopped_at > now() - $1 * interval '1 second') AS crashes
+                          AND stopped_at > now() - $1 * interval '1 second') AS crashes,
+       coalesce((SELECT array_agg(DISTINCT q ORDER BY q) FROM pgqueue.worker r, unnest(r.queues) q
+                 WHERE r.state = 'running'), '{}') AS served
 FROM pgqueue.worker
 WHERE state = 'running' OR stopped_at > now() - $1 * interval '1 second'
 """
@@ -124,8 +128,16 @@ class PgQueueSnapshot:
 
 
 def build_snapshot(
-    queues: Iterable[QueueRow], recent: Iterable[RecentRow], alive: int, crashes: int, cap: int
+    queues: Iterable[QueueRow],
+    recent: Iterable[RecentRow],
+    alive: int,
+    crashes: int,
+    cap: int,
+    served: Iterable[str] = (),
 ) -> PgQueueSnapshot:
+    """Merges the rows under the job-name cap. Every queue with waiting or active jobs or a
+    running worker gets a recent-failures row (0 when none failed), so its series stays."""
+    queues = list(queues)
     names = LabelCap(cap)
     merged: dict[tuple[str, str], QueueRow] = {}
     for row in sorted(queues, key=lambda r: (r.queue, r.state)):
@@ -137,7 +149,8 @@ def build_snapshot(
         ages = [a for a in (into.oldest_ready, row.oldest_ready) if a is not None]
         into.oldest_ready = max(ages) if ages else None
     recent_merged: dict[str, RecentRow] = {}
-    for row in sorted(recent, key=lambda r: r.queue):
+    known = [RecentRow(name, 0, 0) for name in {*served, *(r.queue for r in queues)}]
+    for row in sorted([*recent, *known], key=lambda r: r.queue):
         name = names(row.queue)
         into_recent = recent_merged.setdefault(name, RecentRow(name, 0, 0))
         into_recent.failed += row.failed
@@ -162,8 +175,9 @@ class PgQueueSource:
             recent = [RecentRow(**dict(r)) for r in await conn.fetch(RECENT, window)]
             workers = await conn.fetchrow(WORKERS_SQL, window)
         return build_snapshot(
-            queues, recent, workers["alive"], workers["crashes"], ctx.settings.max_job_names
-        )
+            queues, recent, workers["alive"], workers["crashes"], ctx.settings.max_job_names,
+            workers["served"],
+        )  # fmt: skip
 
     def render(self, snap: PgQueueSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         yield samples(DEPTH, (((r.queue, r.state), r.count) for r in snap.queues))
