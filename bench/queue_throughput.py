@@ -371,7 +371,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--steady-seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median kept)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median kept)")
     parser.add_argument("--peers", help="comma-separated peer names (default: all)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
