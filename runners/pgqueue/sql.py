@@ -64,7 +64,8 @@ WITH next AS (
   SET state = 'active', started_at = now(), heartbeat_at = now(), attempts = j.attempts + 1,
       worker_id = $3
   WHERE j.id = ANY(ARRAY(SELECT id FROM next))
-  RETURNING j.id, j.tenant, j.data, j.attempts, j.expire_ms, j.started_at
+  RETURNING j.id, j.tenant, j.data, j.attempts, j.expire_ms, j.started_at, j.schedule_id,
+            j.retry_of
 ), mirrored AS (
   UPDATE jobs
   SET status = 'processing', started_at = coalesce(jobs.started_at, t.started_at),
@@ -73,42 +74,33 @@ WITH next AS (
   WHERE jobs.job_id = ANY(ARRAY(SELECT id FROM taken)) AND jobs.tenant = t.tenant
     AND jobs.job_id = t.id
 )
-SELECT id, tenant, data::text AS data, attempts, expire_ms FROM taken
+SELECT id, tenant, data::text AS data, attempts, expire_ms,
+       schedule_id IS NOT NULL OR retry_of IS NOT NULL AS linked
+FROM taken
 """
 
 # A completed job leaves the queue: its row is deleted in the statement that marks its `jobs` row
 # completed and adds its `job_details` row, which are its record from then on (kept as
 # `completed` until retention, the row would repeat them; deleting it writes no new row version
 # and no index entries: 13% more jobs/s in the drain benchmark). A row that records where its job
-# came from (the schedule that fired it, the failed job it re-runs), which nothing else records,
-# is kept as `completed` until retention instead. Failed and cancelled rows stay until retention
-# too, for retry_job and the sidecar's recent-failure counts.
+# came from (the schedule that fired it, the failed job it re-runs: `linked` in FETCH), which
+# nothing else records, is kept as `completed` until retention instead (COMPLETE_LINKED).
+# Failed and cancelled rows stay until retention too, for retry_job and the sidecar's
+# recent-failure counts.
 # Finish times are the attempt's start (database clock) plus the run time the worker measured on
 # its monotonic clock, so durations are exact and immune to clock skew between hosts.
 # $1 ids, $2 run times (ms), $3 attempt numbers, $4 worker id, $5 worker version. Only the
 # attempt this worker ran and still owns: a late outcome never lands on a later attempt.
-COMPLETE = """
+_COMPLETE_TEMPLATE = """
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::float8[], $3::int[]) AS t(id, elapsed_ms, attempt)
-), removed AS (
-  DELETE FROM pgqueue.job j
-  USING input i
+), done AS (
+  {change}
   WHERE j.id = i.id AND j.id = ANY($1::uuid[])  -- lets the planner use the primary key
     AND j.state = 'active' AND j.worker_id = $4 AND j.attempts = i.attempt
-    AND j.schedule_id IS NULL AND j.retry_of IS NULL
+    AND (j.schedule_id IS NOT NULL OR j.retry_of IS NOT NULL) = {linked}
   RETURNING j.id, j.tenant, j.attempts, j.started_at,
             j.started_at + i.elapsed_ms * interval '1 millisecond' AS completed_at
-), kept AS (
-  UPDATE pgqueue.job j
-  SET state = 'completed', heartbeat_at = NULL,
-      completed_at = j.started_at + i.elapsed_ms * interval '1 millisecond'
-  FROM input i
-  WHERE j.id = i.id AND j.id = ANY($1::uuid[])
-    AND j.state = 'active' AND j.worker_id = $4 AND j.attempts = i.attempt
-    AND (j.schedule_id IS NOT NULL OR j.retry_of IS NOT NULL)
-  RETURNING j.id, j.tenant, j.attempts, j.started_at, j.completed_at
-), done AS (
-  SELECT * FROM removed UNION ALL SELECT * FROM kept
 ), mirrored AS (
   UPDATE jobs SET status = 'completed', finished_at = d.completed_at, updated_at = now()
   FROM done d WHERE jobs.tenant = d.tenant AND jobs.job_id = d.id
@@ -119,6 +111,16 @@ SELECT tenant, id, 'attempt', 'completed', now(), attempts - 1, attempts, starte
        completed_at, $5
 FROM done
 """
+COMPLETE = _COMPLETE_TEMPLATE.format(
+    change="DELETE FROM pgqueue.job j USING input i", linked="false"
+)
+COMPLETE_LINKED = _COMPLETE_TEMPLATE.format(
+    change="""UPDATE pgqueue.job j
+  SET state = 'completed', heartbeat_at = NULL,
+      completed_at = j.started_at + i.elapsed_ms * interval '1 millisecond'
+  FROM input i""",
+    linked="true",
+)
 
 # A failed attempt: retry after the backoff delay while attempts remain, else fail for good and
 # copy the payload to the dead-letter job name, if any. $1 ids, $2 errors, $3 run times (ms; NULL:

@@ -77,6 +77,7 @@ class _Outcomes:
     ok_ids: list[uuid.UUID] = field(default_factory=list)
     ok_ms: list[float] = field(default_factory=list)
     ok_attempts: list[int] = field(default_factory=list)
+    ok_linked: list[bool] = field(default_factory=list)  # keep the queue row (sql.COMPLETE_LINKED)
     fail_ids: list[uuid.UUID] = field(default_factory=list)
     fail_errors: list[str] = field(default_factory=list)
     fail_ms: list[float] = field(default_factory=list)
@@ -97,6 +98,24 @@ class _Outcomes:
 
 
 _OUTCOME_FIELDS = tuple(_Outcomes.__dataclass_fields__)
+
+
+def _completions(
+    batch: _Outcomes,
+) -> list[tuple[str, list[uuid.UUID], list[float], list[int]]]:
+    """The batch's completions as one statement per kind of row: deleted (the usual) or kept
+    for its schedule or retry link. Split here, so that neither statement looks up the other's
+    rows (rewriting a completion is harmless: a row already done no longer matches)."""
+    if not any(batch.ok_linked):
+        return [(sql.COMPLETE, batch.ok_ids, batch.ok_ms, batch.ok_attempts)]
+    parts = []
+    for statement, linked in ((sql.COMPLETE, False), (sql.COMPLETE_LINKED, True)):
+        picked = [i for i, flag in enumerate(batch.ok_linked) if flag is linked]
+        if picked:
+            parts.append((statement, [batch.ok_ids[i] for i in picked],
+                          [batch.ok_ms[i] for i in picked],
+                          [batch.ok_attempts[i] for i in picked]))  # fmt: skip
+    return parts
 
 
 class Worker:
@@ -298,20 +317,23 @@ class Worker:
             finished = True
         finally:
             if finished:
-                self._record(job_id, row["attempts"], started, error)
+                self._record(job_id, row["attempts"], started, error, row["linked"])
             self._release(job_id, run)
 
     def _expire(self, watchdog: _Watchdog) -> None:
         for run in watchdog.runs:
             run.abort("timeout")
 
-    def _record(self, job_id: uuid.UUID, attempt: int, started: float, error: str | None) -> None:
+    def _record(
+        self, job_id: uuid.UUID, attempt: int, started: float, error: str | None, linked: bool
+    ) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000
         self._unwritten += 1
         if error is None:
             self._outcomes.ok_ids.append(job_id)
             self._outcomes.ok_ms.append(elapsed_ms)
             self._outcomes.ok_attempts.append(attempt)
+            self._outcomes.ok_linked.append(linked)
         else:
             self._outcomes.fail_ids.append(job_id)
             self._outcomes.fail_errors.append(error[:8000])
@@ -374,10 +396,10 @@ class Worker:
         try:
             async with self._pool.acquire() as conn:
                 if batch.ok_ids:
-                    await conn.execute(sql.COMPLETE, batch.ok_ids, batch.ok_ms, batch.ok_attempts,
-                                       self.id, version)  # fmt: skip
+                    for statement, ids, ms, attempts in _completions(batch):
+                        await conn.execute(statement, ids, ms, attempts, self.id, version)
                     self._written(len(batch.ok_ids))
-                    batch.ok_ids, batch.ok_ms, batch.ok_attempts = [], [], []
+                    batch.ok_ids, batch.ok_ms, batch.ok_attempts, batch.ok_linked = [], [], [], []
                 if batch.fail_ids:
                     await conn.execute(sql.FAIL, batch.fail_ids, batch.fail_errors, batch.fail_ms,
                                        batch.fail_attempts, self.id, version)  # fmt: skip
