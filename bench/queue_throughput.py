@@ -189,8 +189,8 @@ class Worker:
         except psutil.Error:
             pass
 
-    def cpu_s(self) -> float:
-        return process_tree_cpu_s(self.ps)
+    def cpu(self) -> dict[int, float]:
+        return process_tree_cpu(self.ps)
 
     async def __aexit__(self, *exc: object) -> None:
         if self.proc.returncode is None:
@@ -202,23 +202,28 @@ class Worker:
                 await self.proc.wait()
 
 
-def process_tree_cpu_s(root: psutil.Process | None) -> float:
-    """User + system CPU seconds of a process and its children alive now (a child that already
-    exited is not counted, so figures are a slight underestimate)."""
+def process_tree_cpu(root: psutil.Process | None) -> dict[int, float]:
+    """User + system CPU seconds of a process and of each of its children alive now, by pid."""
     if root is None:
-        return 0.0
-    total = 0.0
+        return {}
     try:
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0.0
+        return {}
+    seconds = {}
     for proc in procs:
         try:
             times = proc.cpu_times()
         except psutil.Error:
             continue
-        total += times.user + times.system
-    return total
+        seconds[proc.pid] = times.user + times.system
+    return seconds
+
+
+def cpu_used_s(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two readings by the processes alive at the second (one that
+    exited in between is not counted, so figures are a slight underestimate, never negative)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 async def completed(conn: asyncpg.Connection, peer: Peer, expected: int) -> int:
@@ -241,7 +246,7 @@ async def measure(
     conn = await asyncpg.connect(url)
     try:
         async with Worker(peer.worker_cmd(url)) as worker:
-            worker_cpu, db_cpu = worker.cpu_s(), process_tree_cpu_s(db)
+            worker_cpu, db_cpu = worker.cpu(), process_tree_cpu(db)
             started = time.perf_counter()
             deadline = started + DRAIN_TIMEOUT_S
             while await completed(conn, peer, jobs) < jobs:
@@ -250,14 +255,15 @@ async def measure(
                 worker.sample()
                 await asyncio.sleep(0.02)
             drain_s = time.perf_counter() - started
-            worker_cpu, db_cpu = worker.cpu_s() - worker_cpu, process_tree_cpu_s(db) - db_cpu
+            worker_s = cpu_used_s(worker_cpu, worker.cpu())
+            db_s = cpu_used_s(db_cpu, process_tree_cpu(db))
             worker.sample()
         result.drain_jobs_per_s = jobs / drain_s
         result.end_to_end_jobs_per_s = jobs / (enqueue["seconds"] + drain_s)
         result.worker_startup_ms = worker.startup_ms
         result.worker_rss_mb = worker.peak_rss / 2**20
-        result.worker_cpu_us_per_job = worker_cpu / jobs * 1e6
-        result.db_cpu_us_per_job = db_cpu / jobs * 1e6 if db is not None else 0.0
+        result.worker_cpu_us_per_job = worker_s / jobs * 1e6
+        result.db_cpu_us_per_job = db_s / jobs * 1e6 if db is not None else 0.0
     finally:
         await conn.close()
     # Steady: producer and consumer together.
