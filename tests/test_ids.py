@@ -17,6 +17,8 @@ def test_layout_is_rfc_9562_version_7():
     ids = [new_job_id(), *new_job_ids(50)]
     after = time.time_ns() // 1_000_000
     for value in ids:
+        assert isinstance(value, uuid.UUID) and uuid.UUID(str(value)) == value
+        assert hash(value) == hash(uuid.UUID(str(value)))
         assert value.version == 7
         assert value.variant == uuid.RFC_4122
         assert before <= _ms(value) <= after
