@@ -590,6 +590,33 @@ async def test_expiry_leaves_the_owner_a_grace_period(
     assert error == "expired: no result within 200 ms"
 
 
+async def test_fetch_takes_the_index_order_even_with_stale_statistics(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    """Statistics taken while the queue was empty, then a burst: a session that trusts them
+    expects a handful of waiting jobs and reads and sorts every one of them on each fetch. The
+    worker's connections take the first rows of the fetch index instead."""
+    from runners.pgqueue import sql
+
+    await conn.execute("ALTER TABLE pgqueue.job SET (autovacuum_enabled = off)")
+    await conn.execute("ANALYZE pgqueue.job")  # while empty
+    registry = HandlerRegistry()
+    registry.handler("burst")(_noop)
+    runner = make_runner(registry)
+    await runner.schedule_many("burst", [{}] * 3000, tenant=TENANT)
+    explain = "EXPLAIN (COSTS OFF) " + sql.FETCH
+    args = ("burst", 500, uuid.uuid4(), "v1")
+    default_plan = "\n".join(row[0] for row in await conn.fetch(explain, *args))
+    assert "Sort" in default_plan  # the trap is real on a default session
+    pool = await runner._worker_pool()
+    try:
+        worker_plan = "\n".join(row[0] for row in await pool.fetch(explain, *args))
+    finally:
+        await pool.close()
+    assert "Sort" not in worker_plan
+    assert "Index Scan using job_fetch_idx" in worker_plan
+
+
 async def test_fetching_pauses_while_outcomes_wait_to_be_written(
     conn: asyncpg.Connection, make_runner: MakeRunner, migrated_db: str
 ):
