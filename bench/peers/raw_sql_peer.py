@@ -71,8 +71,14 @@ async def main() -> None:
         stop = asyncio.Event()
         loops_n = int(rest[0]) if rest else 1
         batch = int(rest[1]) if len(rest) > 1 else 500
-        # As jobsight's: unnamed statements, planned for each call's arrays.
-        conns = [await asyncpg.connect(url, statement_cache_size=0) for _ in range(loops_n)]
+        # As jobsight's: unnamed statements, planned for each call's arrays, and no sorts (FETCH
+        # reads the fetch index in order even before the queue table has statistics).
+        conns = [
+            await asyncpg.connect(
+                url, statement_cache_size=0, server_settings={"enable_sort": "off"}
+            )
+            for _ in range(loops_n)
+        ]
         loops = [asyncio.create_task(work(c, stop, batch)) for c in conns]
         common.ready()
         await common.until_sigterm()
