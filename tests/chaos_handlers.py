@@ -16,3 +16,10 @@ registry = HandlerRegistry()
 )
 async def chaos(ctx, data):  # type: ignore[no-untyped-def]
     await asyncio.sleep(random.uniform(0.1, 0.3))
+
+
+@registry.handler("event-loop")
+async def event_loop(ctx, data):  # type: ignore[no-untyped-def]
+    """Reports, as its progress, whether it runs on uvloop (1) or not (0)."""
+    on_uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+    await ctx.report_progress(1.0 if on_uvloop else 0.0)

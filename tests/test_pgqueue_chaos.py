@@ -86,3 +86,23 @@ async def test_sigkilled_workers_lose_no_job(migrated_db: str) -> None:
         stopped = await conn.fetchval("SELECT count(*) FROM pgqueue.worker WHERE state = 'stopped'")
         await conn.close()
     assert stopped == WORKERS  # the survivors stopped cleanly
+
+
+async def test_the_cli_worker_runs_on_uvloop(migrated_db: str) -> None:
+    """`jobsight worker --runner pgqueue` runs its handlers on uvloop (a dependency on Linux)."""
+    producer = PgQueueJobRunner(migrated_db, registry, work=False)
+    job = await producer.schedule_job(
+        "event-loop", {}, tenant="4b1d5e7a-0000-4000-8000-000000000c4b"
+    )
+    await producer.stop()
+    worker = _start_worker(migrated_db)
+    conn = await asyncpg.connect(migrated_db)
+    try:
+        done = "SELECT status = 'completed' FROM jobs WHERE job_id = $1"
+        await wait_for(lambda: conn.fetchval(done, job.job_id), within=30, interval=0.2)
+        progress = await conn.fetchval("SELECT progress FROM jobs WHERE job_id = $1", job.job_id)
+        assert progress == 1.0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        await conn.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import asyncpg
+import uvloop
 from pgqueuer import PgQueuer
 from pgqueuer.db import AsyncpgDriver
 from pgqueuer.models import Job
@@ -46,4 +48,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # The worker on uvloop, as PgQueuer's own CLI runs it (pgqueuer.adapters.cli.cli.asyncio_run)
+    # whenever uvloop is installed, and as `jobsight worker` runs; producers on asyncio, as
+    # jobsight's peer's.
+    (uvloop.run if sys.argv[1:2] == ["worker"] else asyncio.run)(main())
