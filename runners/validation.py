@@ -47,7 +47,7 @@ def encode_json(value: Any, field: str, max_bytes: int = DEFAULT_MAX_METADATA_BY
         raise ValidationError(field, f"is not JSON-serialisable: {exc}") from None
     if "\\u0000" in text:
         raise ValidationError(field, "must not contain NUL characters (Postgres rejects them)")
-    size = len(text) if text.isascii() else len(text.encode())
+    size = len(text)  # the encoder escapes everything outside ASCII: one byte per character
     if size > max_bytes:
         raise ValidationError(field, f"is {size} bytes as JSON; the limit is {max_bytes}")
     return text

@@ -380,22 +380,15 @@ async def test_retention_removes_old_finished_rows_in_batches(
     recent = [r.job_id for r in results[35:37]]
     # Failed and cancelled rows stay in the queue until retention (most completed ones leave at
     # once).
-    await conn.execute(
-        """WITH t AS (UPDATE pgqueue.job SET state = 'failed', attempts = 1,
-                        completed_at = now() - $2 * interval '1 hour' WHERE id = ANY($1)
-                        RETURNING id)
-           UPDATE jobs SET status = 'failed', attempts = 1, finished_at = now() FROM t
-           WHERE jobs.job_id = t.id""",
-        old, 2,
-    )  # fmt: skip
-    await conn.execute(
-        """WITH t AS (UPDATE pgqueue.job SET state = 'failed', attempts = 1,
-                        completed_at = now() - $2 * interval '1 hour' WHERE id = ANY($1)
-                        RETURNING id)
-           UPDATE jobs SET status = 'failed', attempts = 1, finished_at = now() FROM t
-           WHERE jobs.job_id = t.id""",
-        recent, 0.5,
-    )  # fmt: skip
+    for ids, hours_ago in ((old, 2), (recent, 0.5)):
+        await conn.execute(
+            """WITH t AS (UPDATE pgqueue.job SET state = 'failed', attempts = 1,
+                            completed_at = now() - $2 * interval '1 hour' WHERE id = ANY($1)
+                            RETURNING id)
+               UPDATE jobs SET status = 'failed', attempts = 1, finished_at = now() FROM t
+               WHERE jobs.job_id = t.id""",
+            ids, hours_ago,
+        )  # fmt: skip
     removed = await Maintainer(await runner.pool(), registry, runner.settings).purge()
     assert removed == 35
     # Waiting ones and the recently failed ones untouched.

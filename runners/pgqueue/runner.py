@@ -198,8 +198,9 @@ class PgQueueJobRunner(RunnerBase):
 
     async def start(self) -> None:
         """Starts a worker for every registered handler (unless built with work=False)."""
-        await self.pool()
-        if self._work and len(self.registry) and self._worker is None:
+        if not (self._work and len(self.registry)):
+            await self.pool()  # a producer connects now: a bad URL fails here, not at a send
+        elif self._worker is None:
             pool = await self._worker_pool()
             worker = Worker(pool, self._connect, self.registry, self.settings)
             try:
