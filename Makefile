@@ -19,9 +19,10 @@ system-tools: ## install the system packages the tests and the demo need (as roo
 run: install system-tools ## bring up the demo stack on embedded defaults; Ctrl-C stops it
 	$(VENV)/bin/jobsight dev
 
-lint: install ## ruff
+lint: install ## ruff, mypy --strict, radon (no function above complexity C without a reason)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m tests.support.typecheck
 
 test: install system-tools lint ## lint, then the whole test suite against real services
 	$(VENV)/bin/pytest

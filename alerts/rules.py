@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from exporter import collector
-from exporter.sources import jobs
-from exporter.trigger_specs import TRIGGERS
+from jobsight.health.specs import TRIGGERS
+from jobsight.sidecar import collector
+from jobsight.sources import jobs
 
 SCRAPE_JOB = "jobsight"  # the job label Prometheus gives the sidecar's targets
 RUNBOOK_BASE = os.environ.get(

@@ -25,8 +25,8 @@ import asyncpg
 
 from bench import wrk
 from bench.poll_cost import live_work, start_sidecar
-from exporter.localstack import LocalPostgres, free_port
-from runners import migrator
+from jobsight.devstack.localstack import LocalPostgres, free_port
+from jobsight.runners import migrator
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "endpoints.json"

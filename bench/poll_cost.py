@@ -33,11 +33,11 @@ from pathlib import Path
 import asyncpg
 
 from bench import wrk
-from exporter.localstack import LocalPostgres, LocalTemporal, free_port
-from exporter.settings import SidecarSettings
-from exporter.sources import jobs
-from exporter.sources.base import PollContext
-from runners import migrator
+from jobsight.devstack.localstack import LocalPostgres, LocalTemporal, free_port
+from jobsight.runners import migrator
+from jobsight.settings import SidecarSettings
+from jobsight.sources import jobs
+from jobsight.sources.base import PollContext
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "poll_cost.json"
@@ -148,7 +148,7 @@ def start_sidecar(
     if temporal:
         env["TEMPORAL_ADDRESS"] = temporal
     return subprocess.Popen(
-        [sys.executable, "-m", "exporter.cli", "serve"],
+        [sys.executable, "-m", "jobsight", "serve"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 
-from exporter.localstack import LocalPostgres
+from jobsight.devstack.localstack import LocalPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "queue_throughput.json"
@@ -65,7 +65,7 @@ def peers() -> list[Peer]:
     found = [
         Peer("jobsight", f"concurrency {concurrency}, batch {batch}",
              [PY, "-m", "bench.peers.jobsight_peer"],
-             [PY, "-m", "exporter.cli", "worker", "--handlers",
+             [PY, "-m", "jobsight", "worker", "--handlers",
               "bench.peers.jobsight_peer:registry", "--concurrency", str(concurrency),
               "--batch-size", str(batch), "--database-url", "{url}"],
              jobsight_left, remaining=True)
@@ -285,7 +285,7 @@ async def measure(
 async def jobsight_start_call_ms(server: str) -> float:
     """In-process: how long PgQueueJobRunner.start() takes (pool, registration, LISTEN)."""
     from bench.peers.jobsight_peer import registry
-    from runners.pgqueue import PgQueueJobRunner
+    from jobsight.runners.pgqueue import PgQueueJobRunner
 
     url = await fresh_db(server, peers()[0])
     samples = []

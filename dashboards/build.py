@@ -15,9 +15,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from exporter import collector
-from exporter.sources import jobs, pgboss, pgqueue, postgres, temporal
-from exporter.trigger_specs import TRIGGERS
+from jobsight.health.specs import TRIGGERS
+from jobsight.sidecar import collector
+from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
 
 UNITS = {"ratio": "percentunit", "jobs": "short", "crashes": "short", "seconds": "s"}
 SEL = 'job=~"$job", namespace=~"$namespace"'

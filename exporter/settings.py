@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from exporter import dburl, trigger_specs
-from exporter.trigger_specs import TriggerConfig
+from jobsight import dburl
+from jobsight.health import specs as trigger_specs
+from jobsight.health.specs import TriggerConfig
 
 SOURCE_NAMES = ("jobs", "pgqueue", "pgboss", "postgres", "temporal")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -174,7 +175,7 @@ def _shown(value: float | None, unit: str) -> str:
 
 def trigger_settings() -> list[Setting]:
     """JOBSIGHT_<TRIGGER>_DEGRADED / _ROLLBACK / _WINDOW / _MIN_SAMPLE / _HOLD for every trigger,
-    defaults from exporter.trigger_specs."""
+    defaults from jobsight.health.specs."""
     found = []
     for spec in trigger_specs.TRIGGERS:
         env = f"JOBSIGHT_{spec.name.upper()}"

@@ -1,11 +1,9 @@
 """jobsight runners: one JobRunner interface, two engines (pgqueue, temporal).
 
-Engines are imported only when chosen, so `import runners` stays light.
+Engines are imported only when chosen, so `import jobsight.runners` stays light.
 """
 
-__version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
-
-from runners.errors import (
+from jobsight.runners.errors import (
     DuplicateHandlerError,
     IllegalTransitionError,
     JobNotFoundError,
@@ -13,7 +11,7 @@ from runners.errors import (
     UnknownJobError,
     ValidationError,
 )
-from runners.interface import (
+from jobsight.runners.interface import (
     HandlerConfig,
     JobContext,
     JobRunner,
@@ -22,8 +20,8 @@ from runners.interface import (
     ScheduleOptions,
     ScheduleResult,
 )
-from runners.registry import HandlerRegistry
-from runners.status import JobStatus
+from jobsight.runners.registry import HandlerRegistry
+from jobsight.runners.status import JobStatus
 
 __all__ = [
     "DuplicateHandlerError",

@@ -10,9 +10,9 @@ from typing import Any
 
 import asyncpg
 
-from runners.interface import HandlerConfig, JobStatusInfo, ScheduleOptions, ScheduleResult
-from runners.registry import HandlerRegistry
-from runners.service import JobService
+from jobsight.runners.interface import HandlerConfig, JobStatusInfo, ScheduleOptions, ScheduleResult
+from jobsight.runners.registry import HandlerRegistry
+from jobsight.runners.service import JobService
 
 
 class RunnerBase(ABC):

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runners.errors import JobNotFoundError, ValidationError
-from runners.interface import (
+from jobsight.runners.errors import JobNotFoundError, ValidationError
+from jobsight.runners.interface import (
     HandlerConfig,
     JobRunner,
     JobStatusInfo,
     ScheduleOptions,
     ScheduleResult,
 )
-from runners.registry import HandlerRegistry
-from runners.validation import check_uuid
+from jobsight.runners.registry import HandlerRegistry
+from jobsight.runners.validation import check_uuid
 
 log = logging.getLogger("jobsight.factory")
 ENGINES = ("pgqueue", "temporal")
@@ -96,7 +96,7 @@ def parse_routes(text: str) -> tuple[tuple[str, str], ...]:
 def _build(engine: str, settings: RunnerSettings, registry: HandlerRegistry) -> JobRunner:
     options = settings.engine_options.get(engine)
     if engine == "temporal":
-        from runners.temporal import TemporalJobRunner, TemporalSettings
+        from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings
 
         temporal = options or TemporalSettings(
             address=settings.temporal_address,
@@ -104,7 +104,7 @@ def _build(engine: str, settings: RunnerSettings, registry: HandlerRegistry) -> 
             task_queue=settings.temporal_task_queue,
         )
         return TemporalJobRunner(settings.database_url, registry, temporal)
-    from runners.pgqueue import PgQueueJobRunner
+    from jobsight.runners.pgqueue import PgQueueJobRunner
 
     return PgQueueJobRunner(settings.database_url, registry, options)
 
@@ -117,7 +117,7 @@ async def create_runner(settings: RunnerSettings, registry: HandlerRegistry) -> 
     for engine in sorted(settings.engines()):
         runner = _build(engine, settings, registry)
         if engine == "temporal":
-            from runners.temporal import TemporalUnavailableError
+            from jobsight.runners.temporal import TemporalUnavailableError
 
             try:
                 await runner.client()  # type: ignore[attr-defined]

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from runners.errors import ValidationError
-from runners.status import JobStatus
-from runners.validation import check_job_name
+from jobsight.runners.errors import ValidationError
+from jobsight.runners.status import JobStatus
+from jobsight.runners.validation import check_job_name
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,9 @@ class JobContext(Protocol):
 
 
 Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+"""A handler returns nothing: its outcome is success or an exception, recorded on the job."""
+
+DEFAULT_TIMEOUT = timedelta(minutes=15)  # a handler's attempt timeout unless it names one
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class HandlerConfig:
     name: str
     handler: Handler
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout: timedelta | None = timedelta(minutes=15)
+    timeout: timedelta | None = DEFAULT_TIMEOUT
     dead_letter: str | None = None  # job name that receives a copy after the last failed attempt
 
     def __post_init__(self) -> None:

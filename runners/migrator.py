@@ -73,7 +73,7 @@ def load_migrations() -> list[Migration]:
     """All migrations shipped with the package, in version order."""
     found = [
         parse_migration(entry.name, entry.read_text(encoding="utf-8"))
-        for entry in resources.files("migrations").iterdir()
+        for entry in resources.files("jobsight.migrations").iterdir()
         if entry.name.endswith(".sql")
     ]
     found.sort(key=lambda m: m.version)

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from runners.errors import ValidationError
+from jobsight.runners.errors import ValidationError
 
 _UNITS = {
     "s": 1, "sec": 1, "second": 1,

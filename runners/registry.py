@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
-from runners.errors import DuplicateHandlerError, UnknownJobError
-from runners.interface import Handler, HandlerConfig, RetryPolicy
-
-_DEFAULT_TIMEOUT = HandlerConfig.__dataclass_fields__["timeout"].default
+from jobsight.runners.errors import DuplicateHandlerError, UnknownJobError
+from jobsight.runners.interface import DEFAULT_TIMEOUT, Handler, HandlerConfig, RetryPolicy
 
 
 class HandlerRegistry:
@@ -36,7 +34,7 @@ class HandlerRegistry:
         name: str,
         *,
         retry: RetryPolicy | None = None,
-        timeout: timedelta | None = _DEFAULT_TIMEOUT,
+        timeout: timedelta | None = DEFAULT_TIMEOUT,
         dead_letter: str | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:

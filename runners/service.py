@@ -14,11 +14,11 @@ from typing import Any
 
 import asyncpg
 
-from runners.errors import IllegalTransitionError, JobNotFoundError, ValidationError
-from runners.ids import new_job_id
-from runners.interface import JobStatusInfo
-from runners.status import RUNNING, JobStatus, allowed_from, is_finished
-from runners.validation import (
+from jobsight.runners.errors import IllegalTransitionError, JobNotFoundError, ValidationError
+from jobsight.runners.ids import new_job_id
+from jobsight.runners.interface import JobStatusInfo
+from jobsight.runners.status import RUNNING, JobStatus, allowed_from, is_finished
+from jobsight.runners.validation import (
     DEFAULT_MAX_METADATA_BYTES,
     check_job_name,
     check_progress,

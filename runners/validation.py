@@ -7,7 +7,7 @@ import math
 import uuid
 from typing import Any
 
-from runners.errors import ValidationError
+from jobsight.runners.errors import ValidationError
 
 MAX_JOB_NAME_LENGTH = 128
 DEFAULT_MAX_METADATA_BYTES = 256 * 1024

@@ -4,7 +4,7 @@ import asyncio
 import random
 from datetime import timedelta
 
-from runners import HandlerRegistry, RetryPolicy
+from jobsight.runners import HandlerRegistry, RetryPolicy
 
 registry = HandlerRegistry()
 

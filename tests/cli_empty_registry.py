@@ -1,5 +1,5 @@
 """A registry with no handlers, for the CLI test."""
 
-from runners import HandlerRegistry
+from jobsight.runners import HandlerRegistry
 
 registry = HandlerRegistry()

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-from exporter.localstack import LocalStack
-from runners import migrator
+from jobsight.devstack.localstack import LocalStack
+from jobsight.runners import migrator
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -25,6 +28,20 @@ def require_tool(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is missing in CI: .ci/run must install it")
     pytest.skip(f"{what} is missing")
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built once per run the way the sidecar image builds it."""
+    out = tmp_path_factory.mktemp("wheel")
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(root)],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = out.glob("jobsight-*.whl")
+    return wheel
 
 
 @pytest.fixture(scope="session")

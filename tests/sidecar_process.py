@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.localstack import free_port
+from jobsight.devstack.localstack import free_port
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ class SidecarProcess:
     def start(self) -> SidecarProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter.cli", "serve"],
+            [sys.executable, "-m", "jobsight", "serve"],
             env=self.env,
             cwd=ROOT,
             stdout=log,

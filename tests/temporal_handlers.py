@@ -3,7 +3,7 @@
 import asyncio
 from datetime import timedelta
 
-from runners import HandlerRegistry, RetryPolicy
+from jobsight.runners import HandlerRegistry, RetryPolicy
 
 registry = HandlerRegistry()
 

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from exporter import dburl
+from jobsight import dburl
 
 
 def jobsight(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "exporter.cli", *args],
+        [sys.executable, "-m", "jobsight", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from runners import (
+from jobsight.runners import (
     HandlerRegistry,
     JobRunner,
     JobStatus,
@@ -24,9 +24,9 @@ from runners import (
     UnknownJobError,
     ValidationError,
 )
-from runners.factory import RunnerSettings, create_runner
-from runners.pgqueue import PgQueueSettings
-from runners.temporal import TemporalSettings
+from jobsight.runners.factory import RunnerSettings, create_runner
+from jobsight.runners.pgqueue import PgQueueSettings
+from jobsight.runners.temporal import TemporalSettings
 from tests.pgqueue_helpers import wait_for
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000c0f0e")

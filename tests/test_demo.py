@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exporter.localstack import free_port
+from jobsight.devstack.localstack import free_port
 from tests.sidecar_process import ROOT, SidecarProcess, eventually
 
 
@@ -19,7 +19,7 @@ async def test_demo_runs_both_engines_and_stops_cleanly(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS")}
     log = (tmp_path / "demo.log").open("wb")
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, never waited on in the loop
-        [sys.executable, "-m", "exporter.cli", "dev"],
+        [sys.executable, "-m", "jobsight", "dev"],
         cwd=ROOT,
         env={**env, "JOBSIGHT_PORT": str(port)},
         stdout=log,

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from runners import HandlerRegistry, ValidationError
-from runners.factory import RoutingJobRunner, RunnerSettings, create_runner, parse_routes
-from runners.pgqueue import PgQueueJobRunner
-from runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
+from jobsight.runners import HandlerRegistry, ValidationError
+from jobsight.runners.factory import RoutingJobRunner, RunnerSettings, create_runner, parse_routes
+from jobsight.runners.pgqueue import PgQueueJobRunner
+from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
 
 URL = "postgresql://u@127.0.0.1:5432/app"
 

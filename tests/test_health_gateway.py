@@ -25,12 +25,12 @@ import yaml
 from jsonpath_ng import parse as jsonpath
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.localstack import free_port
-from exporter.settings import load_settings
-from exporter.sidecar import serve
-from runners import HandlerRegistry, RetryPolicy
-from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
-from runners.pgqueue.maintenance import Maintainer
+from jobsight.devstack.localstack import free_port
+from jobsight.runners import HandlerRegistry, RetryPolicy
+from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+from jobsight.runners.pgqueue.maintenance import Maintainer
+from jobsight.settings import load_settings
+from jobsight.sidecar.app import serve
 from tests.conftest import IN_CI, require_tool
 from tests.pgqueue_helpers import wait_for
 
@@ -409,7 +409,7 @@ def jobsight_verdict(*args: str, env: dict[str, str] | None = None) -> subproces
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "exporter.cli", "verdict", *args],
+        [sys.executable, "-m", "jobsight", "verdict", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,

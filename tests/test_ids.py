@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from runners.ids import new_job_id, new_job_ids
+from jobsight.runners.ids import new_job_id, new_job_ids
 
 
 def _ms(value: uuid.UUID) -> int:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runners import (
+from jobsight.runners import (
     DuplicateHandlerError,
     HandlerConfig,
     HandlerRegistry,
@@ -16,7 +16,7 @@ from runners import (
     UnknownJobError,
     ValidationError,
 )
-from runners.status import FINISHED, JobStatus, can_transition
+from jobsight.runners.status import FINISHED, JobStatus, can_transition
 
 
 async def noop(ctx, data) -> None:  # type: ignore[no-untyped-def]

@@ -8,8 +8,8 @@ import uuid
 import asyncpg
 import pytest
 
-from runners import IllegalTransitionError, JobNotFoundError, JobStatus, ValidationError
-from runners.service import JobService
+from jobsight.runners import IllegalTransitionError, JobNotFoundError, JobStatus, ValidationError
+from jobsight.runners.service import JobService
 
 S = JobStatus
 # The lifecycle, written out independently of runners/status.py: (from, to) pairs that are legal.

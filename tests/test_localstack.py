@@ -11,7 +11,12 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
-from exporter.localstack import LocalPostgres, LocalStack, find_pg_bindir, find_temporal_cli
+from jobsight.devstack.localstack import (
+    LocalPostgres,
+    LocalStack,
+    find_pg_bindir,
+    find_temporal_cli,
+)
 from tests.conftest import require_tool
 
 

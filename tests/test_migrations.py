@@ -9,8 +9,8 @@ import uuid
 import asyncpg
 import pytest
 
-from runners import migrator
-from runners.migrator import Migration, MigrationError, parse_migration, plan
+from jobsight.runners import migrator
+from jobsight.runners.migrator import Migration, MigrationError, parse_migration, plan
 
 SEED_DDL = """
 CREATE TYPE job_status AS ENUM ('pending', 'processing', 'completed', 'failed', 'active', 'queued');

@@ -78,7 +78,7 @@ def test_every_alert_has_severity_annotations_and_a_runbook():
 
 
 def test_trigger_alerts_cover_every_trigger_and_level():
-    from exporter.trigger_specs import TRIGGERS
+    from jobsight.health.specs import TRIGGERS
 
     names = {rule["alert"] for rule in rules()}
     for spec in TRIGGERS:
@@ -165,7 +165,7 @@ def test_readme_says_why_not_grafanalib():
 
 @pytest.mark.parametrize("path", sorted(DASHBOARDS.glob("*.json")), ids=lambda p: p.stem)
 def test_every_panel_query_names_a_known_metric(path: Path):
-    from exporter.metrics_doc import all_metrics
+    from jobsight.generators.metrics_doc import all_metrics
 
     known = {spec.name for spec in all_metrics()} | {"up"}
     for panel in json.loads(path.read_text())["panels"]:

@@ -14,9 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from exporter.settings import SidecarSettings
-from exporter.sources import pgboss
-from exporter.sources.base import PollContext
+from jobsight.settings import SidecarSettings
+from jobsight.sources import pgboss
+from jobsight.sources.base import PollContext
 from tests.conftest import require_tool
 
 HERE = Path(__file__).parent / "pgboss"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from runners import (
+from jobsight.runners import (
     HandlerRegistry,
     JobStatus,
     RetryPolicy,
@@ -20,8 +20,8 @@ from runners import (
     UnknownJobError,
     ValidationError,
 )
-from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
-from runners.pgqueue.maintenance import Maintainer
+from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+from jobsight.runners.pgqueue.maintenance import Maintainer
 from tests.pgqueue_helpers import disagreements, wait_for
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-00000000beef")
@@ -533,7 +533,7 @@ async def test_a_late_outcome_never_lands_on_a_later_attempt(
 ):
     """Attempt 1 is recovered (its worker looked lost) and the same worker takes attempt 2;
     attempt 1's outcome, arriving late, must leave attempt 2 alone."""
-    from runners.pgqueue import sql
+    from jobsight.runners.pgqueue import sql
 
     registry = HandlerRegistry()
     registry.handler("cleanup")(_noop)
@@ -589,7 +589,7 @@ async def test_fetch_takes_the_index_order_even_with_stale_statistics(
     """Statistics taken while the queue was empty, then a burst: a session that trusts them
     expects a handful of waiting jobs and reads and sorts every one of them on each fetch. The
     worker's connections take the first rows of the fetch index instead."""
-    from runners.pgqueue import sql
+    from jobsight.runners.pgqueue import sql
 
     await conn.execute("ALTER TABLE pgqueue.job SET (autovacuum_enabled = off)")
     await conn.execute("ANALYZE pgqueue.job")  # while empty

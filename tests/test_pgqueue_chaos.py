@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from runners.pgqueue import PgQueueJobRunner
+from jobsight.runners.pgqueue import PgQueueJobRunner
 from tests.chaos_handlers import registry
 from tests.pgqueue_helpers import disagreements, wait_for
 
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _start_worker(url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JOBSIGHT_WORKER_VERSION": "chaos-1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "exporter.cli", "worker", "--handlers",
+        [sys.executable, "-m", "jobsight", "worker", "--handlers",
          "tests.chaos_handlers:registry", "--concurrency", "10", "--heartbeat-interval", "0.3",
          "--heartbeat-timeout", "1.5", "--database-url", url],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,

@@ -21,13 +21,13 @@ import pytest
 import yaml
 from aiohttp import web
 
-from dashboards.build import expressions
-from exporter.localstack import free_port
-from exporter.settings import load_settings
-from exporter.sidecar import serve
-from runners import HandlerRegistry
-from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
-from runners.temporal import TemporalJobRunner, TemporalSettings
+from jobsight.dashboards.build import expressions
+from jobsight.devstack.localstack import free_port
+from jobsight.runners import HandlerRegistry
+from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings
+from jobsight.settings import load_settings
+from jobsight.sidecar.app import serve
 from tests.conftest import require_tool
 from tests.pgqueue_helpers import wait_for
 from tests.test_health_gateway import registry as gateway_registry

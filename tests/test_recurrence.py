@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runners import ValidationError
-from runners.recurrence import parse_recurrence
+from jobsight.runners import ValidationError
+from jobsight.runners.recurrence import parse_recurrence
 
 T0 = datetime(2026, 11, 23, 10, 17, 30, tzinfo=UTC)
 

@@ -10,17 +10,17 @@ import pytest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import codec
-from exporter.collector import SidecarCollector, registry_for
-from exporter.generate import generate
-from exporter.labels import OTHER, LabelCap
-from exporter.metric_spec import MetricSpec
-from exporter.metrics_doc import all_metrics
-from exporter.poller import SidecarState
-from exporter.settings import SETTINGS, SettingError, SidecarSettings, load_settings
-from exporter.source_status import SourceStatus, SourceView
-from exporter.sources import jobs, pgboss, pgqueue, postgres, temporal
-from exporter.triggers import Health
+from jobsight import codec
+from jobsight.generators.generate import generate
+from jobsight.generators.metrics_doc import all_metrics
+from jobsight.health.triggers import Health
+from jobsight.labels import OTHER, LabelCap
+from jobsight.metric_spec import MetricSpec
+from jobsight.settings import SETTINGS, SettingError, SidecarSettings, load_settings
+from jobsight.sidecar.collector import SidecarCollector, registry_for
+from jobsight.sidecar.poller import SidecarState
+from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
+from jobsight.sources.status import SourceStatus, SourceView
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,9 +19,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from exporter.localstack import LocalPostgres, find_pg_bindir, free_port
-from runners import HandlerRegistry, RetryPolicy, migrator
-from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+from jobsight.devstack.localstack import LocalPostgres, find_pg_bindir, free_port
+from jobsight.runners import HandlerRegistry, RetryPolicy, migrator
+from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from tests.conftest import require_tool
 from tests.otlp_receiver import OtlpReceiver
 from tests.pgqueue_helpers import wait_for
@@ -275,7 +275,7 @@ def run_serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "exporter.cli", "serve"],
+        [sys.executable, "-m", "jobsight", "serve"],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

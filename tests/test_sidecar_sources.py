@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from exporter.settings import SidecarSettings
-from exporter.sources import jobs, pgqueue, postgres
-from exporter.sources.base import PollContext
-from runners import HandlerRegistry, RetryPolicy
-from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
-from runners.pgqueue.maintenance import Maintainer
+from jobsight.runners import HandlerRegistry, RetryPolicy
+from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+from jobsight.runners.pgqueue.maintenance import Maintainer
+from jobsight.settings import SidecarSettings
+from jobsight.sources import jobs, pgqueue, postgres
+from jobsight.sources.base import PollContext
 from tests.pgqueue_helpers import wait_for
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000000aa")

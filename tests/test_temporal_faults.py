@@ -14,8 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from exporter.localstack import LocalTemporal
-from runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
+from jobsight.devstack.localstack import LocalTemporal
+from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
 from tests.pgqueue_helpers import wait_for
 from tests.temporal_handlers import registry
 
@@ -25,7 +25,7 @@ TENANT = uuid.UUID("00000000-0000-4000-8000-00000000dead")
 
 def _worker(url: str, address: str, queue: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "exporter.cli", "worker", "--runner", "temporal", "--handlers",
+        [sys.executable, "-m", "jobsight", "worker", "--runner", "temporal", "--handlers",
          "tests.temporal_handlers:registry", "--task-queue", queue, "--temporal-address",
          address, "--database-url", url],
         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
@@ -92,8 +92,8 @@ async def test_temporal_down_later_fails_clearly(migrated_db: str) -> None:
 async def test_database_outage_does_not_lose_the_outcome(temporal_address: str) -> None:
     """The database goes away while a job runs and comes back: the activities' writes are
     retried and the job's row ends completed."""
-    from exporter.localstack import LocalPostgres, find_pg_bindir
-    from runners import HandlerRegistry, RetryPolicy, migrator
+    from jobsight.devstack.localstack import LocalPostgres, find_pg_bindir
+    from jobsight.runners import HandlerRegistry, RetryPolicy, migrator
     from tests.conftest import require_tool
 
     require_tool(find_pg_bindir() is not None, "PostgreSQL server binaries")

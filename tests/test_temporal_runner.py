@@ -10,8 +10,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from runners import HandlerRegistry, JobStatus, RetryPolicy, ScheduleOptions, UnknownJobError
-from runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
+from jobsight.runners import (
+    HandlerRegistry,
+    JobStatus,
+    RetryPolicy,
+    ScheduleOptions,
+    UnknownJobError,
+)
+from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
 from tests.pgqueue_helpers import wait_for
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-00000000face")
@@ -201,7 +207,7 @@ async def test_workflow_and_activity_spans_join_the_jobs_trace(
 async def test_status_and_progress_queries_and_cancel_signal(
     conn: asyncpg.Connection, make_runner: MakeRunner
 ):
-    from runners.temporal import types as t
+    from jobsight.runners.temporal import types as t
 
     registry = HandlerRegistry()
     progressed, cancelled = asyncio.Event(), asyncio.Event()
@@ -238,7 +244,7 @@ async def test_jobs_started_before_their_scheduler_hears_back_end_completed(
     """A busy worker may start, even finish, a job before schedule_job records the run id: that
     must not put the row back to queued (it once did, leaving completed jobs 'queued'). The
     scheduler's last write is held back here until the job has finished."""
-    from runners.service import JobService
+    from jobsight.runners.service import JobService
 
     record = JobService.set_external_run_id
 

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import pytest
 
-from exporter.settings import SidecarSettings
-from exporter.sources import temporal
-from exporter.sources.base import PollContext
-from runners import HandlerRegistry, RetryPolicy
-from runners.temporal import TemporalJobRunner, TemporalSettings
+from jobsight.runners import HandlerRegistry, RetryPolicy
+from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings
+from jobsight.settings import SidecarSettings
+from jobsight.sources import temporal
+from jobsight.sources.base import PollContext
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000000cc")
 

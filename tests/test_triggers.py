@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exporter.settings import SettingError, SidecarSettings, load_settings
-from exporter.source_status import SourceStatus, SourceView
-from exporter.sources import jobs, pgboss, pgqueue, postgres, temporal
-from exporter.triggers import Health, HeldState, compare, hold, measure, worst
+from jobsight.health.triggers import Health, HeldState, compare, hold, measure, worst
+from jobsight.settings import SettingError, SidecarSettings, load_settings
+from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
+from jobsight.sources.status import SourceStatus, SourceView
 
 NOW = 1_800_000_000.0
 T0 = datetime(2026, 11, 23, tzinfo=UTC)

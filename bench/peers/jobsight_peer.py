@@ -8,8 +8,8 @@ import uuid
 import asyncpg
 
 from bench.peers import common
-from runners import HandlerRegistry, migrator
-from runners.pgqueue import PgQueueJobRunner
+from jobsight.runners import HandlerRegistry, migrator
+from jobsight.runners.pgqueue import PgQueueJobRunner
 
 registry = HandlerRegistry()
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000be4c1")

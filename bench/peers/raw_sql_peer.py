@@ -12,7 +12,7 @@ import uuid
 import asyncpg
 
 from bench.peers import common
-from runners import migrator
+from jobsight.runners import migrator
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000ba5e0")
 # Time-ordered ids, as jobsight's (UUIDv7: Unix milliseconds, then random bits).

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import importlib
 
-from exporter.sources.base import Source
+from jobsight.sources.base import Source
 
 MODULES = {
-    "jobs": "exporter.sources.jobs",
-    "pgqueue": "exporter.sources.pgqueue",
-    "pgboss": "exporter.sources.pgboss",
-    "postgres": "exporter.sources.postgres",
-    "temporal": "exporter.sources.temporal",
+    "jobs": "jobsight.sources.jobs",
+    "pgqueue": "jobsight.sources.pgqueue",
+    "pgboss": "jobsight.sources.pgboss",
+    "postgres": "jobsight.sources.postgres",
+    "temporal": "jobsight.sources.temporal",
 }
 
 

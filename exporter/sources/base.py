@@ -9,8 +9,8 @@ from typing import Any, Protocol
 import asyncpg
 from prometheus_client.core import Metric
 
-from exporter.metric_spec import MetricSpec
-from exporter.settings import SidecarSettings
+from jobsight.metric_spec import MetricSpec
+from jobsight.settings import SidecarSettings
 
 
 @dataclass

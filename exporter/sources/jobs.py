@@ -24,10 +24,10 @@ from typing import Any
 from prometheus_client.core import Metric
 from prometheus_client.samples import Exemplar
 
-from exporter.labels import LabelCap
-from exporter.metric_spec import MetricSpec, histogram, samples
-from exporter.settings import SidecarSettings
-from exporter.sources.base import PollContext
+from jobsight.labels import LabelCap
+from jobsight.metric_spec import MetricSpec, histogram, samples
+from jobsight.settings import SidecarSettings
+from jobsight.sources.base import PollContext
 
 LABELS = ("job_name", "runner")
 BUCKETS = (

@@ -23,10 +23,10 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.labels import LabelCap
-from exporter.metric_spec import MetricSpec, samples, single
-from exporter.settings import SidecarSettings
-from exporter.sources.base import PollContext, table_exists
+from jobsight.labels import LabelCap
+from jobsight.metric_spec import MetricSpec, samples, single
+from jobsight.settings import SidecarSettings
+from jobsight.sources.base import PollContext, table_exists
 
 OLDEST_SUPPORTED = 24  # pg-boss 10
 LATENCY_MIN_SECONDS = 0.01  # pg-boss's latency bins: slot k >= 1 starts at 0.01 * sqrt(2)^(k-1)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import Metric
 
-from exporter.labels import LabelCap
-from exporter.metric_spec import MetricSpec, samples, single
-from exporter.settings import SidecarSettings
-from exporter.sources.base import PollContext, table_exists
+from jobsight.labels import LabelCap
+from jobsight.metric_spec import MetricSpec, samples, single
+from jobsight.settings import SidecarSettings
+from jobsight.sources.base import PollContext, table_exists
 
 QUEUE = ("queue",)
 DEPTH = MetricSpec(

@@ -20,9 +20,9 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.metric_spec import MetricSpec, samples, single
-from exporter.settings import SidecarSettings
-from exporter.sources.base import PollContext
+from jobsight.metric_spec import MetricSpec, samples, single
+from jobsight.settings import SidecarSettings
+from jobsight.sources.base import PollContext
 
 TQ = ("task_queue",)
 WORKFLOWS = MetricSpec(

@@ -4,7 +4,7 @@ They back the demo (`make run`) and show how to write your own: a handler is an 
 of (context, data); it reports progress, calls `heartbeat()` during long work, and raises to fail
 an attempt (the engine retries it, then fails the job). Run them on either engine:
 
-    jobsight worker --runner pgqueue --handlers runners.examples.demo_handlers:registry
+    jobsight worker --runner pgqueue --handlers jobsight.runners.examples.demo_handlers:registry
 
 Durations are short; a few percent of the attempts fail and are retried, and jobs sent with
 {"poison": true} fail every attempt, so dashboards have something to show.
@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from runners import HandlerRegistry, RetryPolicy
-from runners.interface import JobContext
+from jobsight.runners import HandlerRegistry, RetryPolicy
+from jobsight.runners.interface import Handler, JobContext
 
 # The billing application's jobs (seed 000) run on pgqueue in the demo; the evaluation service's
 # jobs (seed 001) on Temporal.
@@ -49,8 +49,8 @@ class SimulatedFailure(RuntimeError):
     """What a demo job raises when the dice say it fails."""
 
 
-def simulated(name: str, seconds: float, failure_rate: float, rng: random.Random):  # type: ignore[no-untyped-def]
-    async def handler(ctx: JobContext, data: dict[str, Any]) -> dict[str, Any]:
+def simulated(name: str, seconds: float, failure_rate: float, rng: random.Random) -> Handler:
+    async def handler(ctx: JobContext, data: dict[str, Any]) -> None:
         duration = rng.lognormvariate(0, 0.5) * seconds
         steps = max(1, int(duration / 0.5))
         for step in range(steps):
@@ -60,7 +60,6 @@ def simulated(name: str, seconds: float, failure_rate: float, rng: random.Random
             raise SimulatedFailure(f"{name}: cannot process this input")
         if rng.random() < failure_rate:  # a transient fault: a retry usually succeeds
             raise SimulatedFailure(f"{name}: simulated failure (attempt {ctx.attempt})")
-        return {"took_seconds": round(duration, 3)}
 
     handler.__name__ = name.replace("-", "_")
     return handler
@@ -84,7 +83,7 @@ def build_registry(
     if "batch" in jobs:
 
         @registry.handler("batch", retry=QUICK_RETRY, timeout=timedelta(minutes=5))
-        async def batch(ctx: JobContext, data: dict[str, Any]) -> dict[str, Any]:
+        async def batch(ctx: JobContext, data: dict[str, Any]) -> None:
             ids = [str(i) for i in data.get("evaluationIds", [])]
             if fan_out is not None:
                 await fan_out(ids)
@@ -92,7 +91,6 @@ def build_registry(
                 for _ in ids:
                     await asyncio.sleep(0.05)
                     await ctx.heartbeat()
-            return {"evaluations": len(ids)}
 
     return registry
 

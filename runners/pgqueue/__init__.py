@@ -1,6 +1,6 @@
 """pgqueue: jobsight's Postgres job queue on asyncpg (the Community engine)."""
 
-from runners.pgqueue.runner import PgQueueJobRunner
-from runners.pgqueue.settings import PgQueueSettings
+from jobsight.runners.pgqueue.runner import PgQueueJobRunner
+from jobsight.runners.pgqueue.settings import PgQueueSettings
 
 __all__ = ["PgQueueJobRunner", "PgQueueSettings"]

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from runners.pgqueue import sql
-from runners.service import JobService
+from jobsight.runners.pgqueue import sql
+from jobsight.runners.service import JobService
 
 
 @dataclass

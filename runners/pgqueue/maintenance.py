@@ -15,11 +15,11 @@ from datetime import datetime
 
 import asyncpg
 
-from runners.pgqueue import sql
-from runners.pgqueue.sending import send
-from runners.pgqueue.settings import PgQueueSettings
-from runners.recurrence import parse_recurrence
-from runners.registry import HandlerRegistry
+from jobsight.runners.pgqueue import sql
+from jobsight.runners.pgqueue.sending import send
+from jobsight.runners.pgqueue.settings import PgQueueSettings
+from jobsight.runners.recurrence import parse_recurrence
+from jobsight.runners.registry import HandlerRegistry
 
 log = logging.getLogger("jobsight.pgqueue.maintenance")
 

@@ -10,20 +10,20 @@ from typing import Any
 
 import asyncpg
 
-from runners.base import RunnerBase
-from runners.errors import ValidationError
-from runners.interface import (
+from jobsight.runners.base import RunnerBase
+from jobsight.runners.errors import ValidationError
+from jobsight.runners.interface import (
     ScheduleOptions,
     ScheduleResult,
 )
-from runners.pgqueue import sql
-from runners.pgqueue.sending import send
-from runners.pgqueue.settings import PgQueueSettings
-from runners.pgqueue.worker import Worker
-from runners.recurrence import parse_recurrence
-from runners.registry import HandlerRegistry
-from runners.service import SYSTEM_USER
-from runners.validation import check_job_name, check_uuid, encode_payload
+from jobsight.runners.pgqueue import sql
+from jobsight.runners.pgqueue.sending import send
+from jobsight.runners.pgqueue.settings import PgQueueSettings
+from jobsight.runners.pgqueue.worker import Worker
+from jobsight.runners.recurrence import parse_recurrence
+from jobsight.runners.registry import HandlerRegistry
+from jobsight.runners.service import SYSTEM_USER
+from jobsight.runners.validation import check_job_name, check_uuid, encode_payload
 
 CONNECT_TIMEOUT_S = 10.0
 

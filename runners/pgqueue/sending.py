@@ -7,15 +7,14 @@ from typing import Any
 
 import asyncpg
 
-from runners.ids import new_job_ids
-from runners.interface import HandlerConfig, RetryPolicy, ScheduleOptions, ScheduleResult
-from runners.pgqueue import sql
-from runners.registry import HandlerRegistry
-from runners.service import SYSTEM_USER
-from runners.validation import check_job_name, check_uuid, encode_payload
+from jobsight.runners.ids import new_job_ids
+from jobsight.runners.interface import DEFAULT_TIMEOUT, RetryPolicy, ScheduleOptions, ScheduleResult
+from jobsight.runners.pgqueue import sql
+from jobsight.runners.registry import HandlerRegistry
+from jobsight.runners.service import SYSTEM_USER
+from jobsight.runners.validation import check_job_name, check_uuid, encode_payload
 
 _DEFAULT_RETRY = RetryPolicy()
-_DEFAULT_TIMEOUT = HandlerConfig.__dataclass_fields__["timeout"].default
 
 
 def _ms(seconds: float) -> int:
@@ -48,7 +47,7 @@ async def send(
         config = registry.get(name)
         retry, timeout, dead_letter = config.retry, config.timeout, config.dead_letter
     else:
-        retry, timeout, dead_letter = _DEFAULT_RETRY, _DEFAULT_TIMEOUT, None
+        retry, timeout, dead_letter = _DEFAULT_RETRY, DEFAULT_TIMEOUT, None
     encoded = [encode_payload(p, "data", max_payload_bytes) for p in payloads]
     if not encoded:
         return []

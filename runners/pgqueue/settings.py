@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from runners.errors import ValidationError
-from runners.validation import DEFAULT_MAX_METADATA_BYTES
+from jobsight.runners.errors import ValidationError
+from jobsight.runners.validation import DEFAULT_MAX_METADATA_BYTES
 
 
 def default_worker_version() -> str:
@@ -15,7 +15,7 @@ def default_worker_version() -> str:
     configured = os.environ.get("JOBSIGHT_WORKER_VERSION", "").strip()
     if configured:
         return configured
-    from runners import __version__
+    from jobsight import __version__
 
     return __version__
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from runners.errors import describe_error
-from runners.interface import HandlerConfig
-from runners.pgqueue import sql
-from runners.pgqueue.context import PgQueueContext
-from runners.pgqueue.maintenance import Maintainer
-from runners.pgqueue.settings import PgQueueSettings
-from runners.registry import HandlerRegistry
+from jobsight.runners.errors import describe_error
+from jobsight.runners.interface import HandlerConfig
+from jobsight.runners.pgqueue import sql
+from jobsight.runners.pgqueue.context import PgQueueContext
+from jobsight.runners.pgqueue.maintenance import Maintainer
+from jobsight.runners.pgqueue.settings import PgQueueSettings
+from jobsight.runners.registry import HandlerRegistry
 
 log = logging.getLogger("jobsight.pgqueue.worker")
 

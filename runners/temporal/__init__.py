@@ -1,11 +1,11 @@
 """temporal: jobsight's Temporal engine (the Enterprise path). Imported only when chosen."""
 
-from runners.temporal.runner import (
+from jobsight.runners.temporal.runner import (
     SingletonConflictError,
     TemporalJobRunner,
     TemporalUnavailableError,
 )
-from runners.temporal.settings import TemporalSettings
+from jobsight.runners.temporal.settings import TemporalSettings
 
 __all__ = [
     "SingletonConflictError",

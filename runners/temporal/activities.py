@@ -15,16 +15,16 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from runners.errors import (
+from jobsight.runners.errors import (
     IllegalTransitionError,
     JobNotFoundError,
     UnknownJobError,
     describe_error,
 )
-from runners.registry import HandlerRegistry
-from runners.service import JobService
-from runners.status import JobStatus
-from runners.temporal import types as t
+from jobsight.runners.registry import HandlerRegistry
+from jobsight.runners.service import JobService
+from jobsight.runners.status import JobStatus
+from jobsight.runners.temporal import types as t
 
 log = logging.getLogger("jobsight.temporal.activities")
 

@@ -44,19 +44,19 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from runners.base import RunnerBase
-from runners.errors import JobNotFoundError, JobsightError
-from runners.ids import new_job_id
-from runners.interface import HandlerConfig, ScheduleOptions, ScheduleResult
-from runners.recurrence import parse_recurrence
-from runners.registry import HandlerRegistry
-from runners.service import SYSTEM_USER, JobService
-from runners.status import is_finished
-from runners.temporal import types as t
-from runners.temporal.activities import JobActivities
-from runners.temporal.settings import TemporalSettings
-from runners.temporal.workflow import JobWorkflow
-from runners.validation import check_job_name, check_uuid, encode_payload
+from jobsight.runners.base import RunnerBase
+from jobsight.runners.errors import JobNotFoundError, JobsightError
+from jobsight.runners.ids import new_job_id
+from jobsight.runners.interface import HandlerConfig, ScheduleOptions, ScheduleResult
+from jobsight.runners.recurrence import parse_recurrence
+from jobsight.runners.registry import HandlerRegistry
+from jobsight.runners.service import SYSTEM_USER, JobService
+from jobsight.runners.status import is_finished
+from jobsight.runners.temporal import types as t
+from jobsight.runners.temporal.activities import JobActivities
+from jobsight.runners.temporal.settings import TemporalSettings
+from jobsight.runners.temporal.workflow import JobWorkflow
+from jobsight.runners.validation import check_job_name, check_uuid, encode_payload
 
 log = logging.getLogger("jobsight.temporal")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from runners.errors import ValidationError
-from runners.pgqueue.settings import default_worker_version
-from runners.validation import DEFAULT_MAX_METADATA_BYTES
+from jobsight.runners.errors import ValidationError
+from jobsight.runners.pgqueue.settings import default_worker_version
+from jobsight.runners.validation import DEFAULT_MAX_METADATA_BYTES
 
 
 @dataclass(frozen=True)

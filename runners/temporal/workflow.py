@@ -12,7 +12,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from runners.temporal import types as t
+    from jobsight.runners.temporal import types as t
 
 # Writing the jobs row must outlast a database blip: retried without limit, a few seconds apart.
 ROW_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from exporter import dburl
-from exporter.settings import SettingError
+from jobsight import __version__, dburl
+from jobsight.settings import SettingError
 
 EXIT_BAD_SETTING = 2
 CONNECT_TIMEOUT_S = 10.0
@@ -36,7 +36,7 @@ async def _connect(url: str) -> asyncpg.Connection:
 
 
 async def _migrate(args: argparse.Namespace) -> int:
-    from runners import migrator
+    from jobsight.runners import migrator
 
     conn = await _connect(_database_url(args))
     try:
@@ -64,9 +64,9 @@ def _dev(args: argparse.Namespace) -> int:
     handlers under a steady load, and the sidecar on 127.0.0.1; Ctrl-C stops everything."""
     import logging
 
-    from exporter.demo import demo_settings
-    from exporter.localstack import LocalStack
-    from exporter.settings import load_settings
+    from jobsight.devstack.demo import demo_settings
+    from jobsight.devstack.localstack import LocalStack
+    from jobsight.settings import load_settings
 
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -87,8 +87,8 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 async def _run_demo(stack, settings) -> None:  # type: ignore[no-untyped-def]
-    from exporter.demo import Demo
-    from runners import migrator
+    from jobsight.devstack.demo import Demo
+    from jobsight.runners import migrator
 
     conn = await _connect(stack.database_url)
     try:
@@ -139,8 +139,8 @@ async def _worker(args: argparse.Namespace) -> int:
     """Runs the handlers of a registry on the chosen engine until SIGTERM / Ctrl-C."""
     import logging
 
-    from runners.errors import JobsightError, ValidationError
-    from runners.registry import load_registry
+    from jobsight.runners.errors import JobsightError, ValidationError
+    from jobsight.runners.registry import load_registry
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -173,7 +173,7 @@ def _build_worker_runner(args: argparse.Namespace, url: str, registry):  # type:
     from datetime import timedelta
 
     if args.runner == "temporal":
-        from runners.temporal import TemporalJobRunner, TemporalSettings
+        from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings
 
         settings = TemporalSettings(
             address=args.temporal_address or os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
@@ -184,7 +184,7 @@ def _build_worker_runner(args: argparse.Namespace, url: str, registry):  # type:
             shutdown_grace=timedelta(seconds=args.shutdown_grace),
         )
         return TemporalJobRunner(url, registry, settings)
-    from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+    from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 
     settings = PgQueueSettings(
         concurrency=args.concurrency,
@@ -199,8 +199,8 @@ def _build_worker_runner(args: argparse.Namespace, url: str, registry):  # type:
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
-    from exporter.settings import load_settings
-    from exporter.sidecar import serve
+    from jobsight.settings import load_settings
+    from jobsight.sidecar.app import serve
 
     settings = load_settings(os.environ, args.config)
     logging.basicConfig(
@@ -211,8 +211,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _verdict(args: argparse.Namespace) -> int:
-    from exporter.settings import load_settings
-    from exporter.verdict_cli import run
+    from jobsight.cli.verdict import run
+    from jobsight.settings import load_settings
 
     return run(args.url, lambda: load_settings(os.environ, args.config), args.version, args.json)
 
@@ -220,7 +220,7 @@ def _verdict(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from exporter.generate import generate
+    from jobsight.generators.generate import generate
 
     changed = generate(Path(args.root), check=args.check)
     for path in changed:
@@ -238,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jobsight",
         description="Observable, safe-to-roll-out background jobs on Postgres and Temporal.",
     )
+    parser.add_argument("--version", action="version", version=f"jobsight {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     migrate = sub.add_parser(

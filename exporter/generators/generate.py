@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from exporter import metrics_doc, settings_doc
+from jobsight.generators import metrics_doc, settings_doc
 
 
 def whole(render: Callable[[], str]) -> Callable[[str], str]:
@@ -38,9 +38,9 @@ SECTIONS = {"README.md": [section("triggers", settings_doc.render_triggers)]}
 
 def monitoring_files() -> dict[str, Callable[[str], str]]:
     """Dashboards and alert rules (their builders import the exporter's metric names)."""
-    from alerts import rules
-    from dashboards import build
-    from exporter import chart_schema
+    from jobsight.alerts import rules
+    from jobsight.dashboards import build
+    from jobsight.generators import chart_schema
 
     dashboards = build.render_all()
     files = {f"dashboards/generated/{name}": text for name, text in dashboards.items()}

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.metric_spec import MetricSpec, samples, single
-from exporter.poller import SidecarState
-from exporter.settings import SidecarSettings
-from exporter.sources.base import Source
-from exporter.triggers import Health, Verdict
+from jobsight.health.triggers import Health, Verdict
+from jobsight.metric_spec import MetricSpec, samples, single
+from jobsight.settings import SidecarSettings
+from jobsight.sidecar.poller import SidecarState
+from jobsight.sources.base import Source
 
 SOURCE = ("source",)
 BUILD_INFO = MetricSpec(

@@ -12,8 +12,8 @@ import uuid
 from dataclasses import replace
 from datetime import timedelta
 
-from exporter.settings import SidecarSettings
-from runners.examples.demo_handlers import PGQUEUE_JOBS, TEMPORAL_JOBS, build_registry
+from jobsight.runners.examples.demo_handlers import PGQUEUE_JOBS, TEMPORAL_JOBS, build_registry
+from jobsight.settings import SidecarSettings
 
 log = logging.getLogger("jobsight.demo")
 TENANT = uuid.UUID("00000000-0000-4000-8000-00000000de70")
@@ -31,8 +31,8 @@ class Demo:
         self.temporal = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        from exporter.sidecar import serve
-        from runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+        from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
+        from jobsight.sidecar.app import serve
 
         url = self.settings.database_url
         grace = timedelta(seconds=STOP_GRACE_S)
@@ -41,7 +41,7 @@ class Demo:
         )
         await self.pgqueue.start()
         if self.with_temporal:
-            from runners.temporal import TemporalJobRunner, TemporalSettings
+            from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings
 
             registry = build_registry(TEMPORAL_JOBS, fan_out=self._fan_out)
             self.temporal = TemporalJobRunner(

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import html
 
-from exporter.poller import SidecarState
-from exporter.settings import SidecarSettings
-from exporter.triggers import TriggerResult, Verdict
+from jobsight.health.triggers import TriggerResult, Verdict
+from jobsight.settings import SidecarSettings
+from jobsight.sidecar.poller import SidecarState
 
 COLORS = {
     "ok": "#1a7f37",

@@ -15,11 +15,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from exporter import codec
-from exporter.settings import SettingError, SidecarSettings
-from exporter.source_status import SourceStatus, SourceView, describe
-from exporter.status_page import fmt
-from exporter.triggers import Health, Verdict
+from jobsight import codec
+from jobsight.health.triggers import Health, Verdict
+from jobsight.settings import SettingError, SidecarSettings
+from jobsight.sidecar.pages import fmt
+from jobsight.sources.status import SourceStatus, SourceView, describe
 
 EXIT_CODES = {"ok": 0, "degraded": 1, "rollback": 3, "unknown": 4}
 HTTP_TIMEOUT_S = 10.0
@@ -36,8 +36,8 @@ async def from_sidecar(url: str, version: str | None) -> dict[str, Any]:
 
 
 async def from_database(settings: SidecarSettings, version: str | None) -> dict[str, Any]:
-    from exporter.sidecar import build_sources, server_settings
-    from exporter.sources.base import PollContext
+    from jobsight.sidecar.app import build_sources, server_settings
+    from jobsight.sources.base import PollContext
 
     settings = replace(
         settings,

@@ -25,10 +25,10 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.metric_spec import MetricSpec, single
-from exporter.settings import SidecarSettings
-from exporter.sources.base import PollContext
-from exporter.sources.jobs import FinishedCursor, commit_horizon
+from jobsight.metric_spec import MetricSpec, single
+from jobsight.settings import SidecarSettings
+from jobsight.sources.base import PollContext
+from jobsight.sources.jobs import FinishedCursor, commit_horizon
 
 EXPORTED = MetricSpec(
     "jobsight_traces_exported_total", "counter", "Finished jobs exported as traces over OTLP."
@@ -105,7 +105,7 @@ def build_spans(job: JobRecord, details: Sequence[DetailRecord], resource: Any) 
     from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
     from opentelemetry.trace.status import Status, StatusCode
 
-    from runners import __version__
+    from jobsight import __version__
 
     trace_id = int(job.job_id.replace("-", ""), 16)
     scope = InstrumentationScope("jobsight.exporter", __version__)

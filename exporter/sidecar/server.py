@@ -23,11 +23,12 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from exporter import codec, status_page
-from exporter.poller import SidecarState
-from exporter.settings import SidecarSettings
-from exporter.trigger_specs import SEVERITY
-from exporter.triggers import Health, Verdict
+from jobsight import codec
+from jobsight.health.specs import SEVERITY
+from jobsight.health.triggers import Health, Verdict
+from jobsight.settings import SidecarSettings
+from jobsight.sidecar import pages as status_page
+from jobsight.sidecar.poller import SidecarState
 
 log = logging.getLogger(__name__)
 STATE = web.AppKey("state", SidecarState)

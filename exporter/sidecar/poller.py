@@ -22,11 +22,11 @@ from typing import Any
 
 import asyncpg
 
-from exporter import state_store
-from exporter.leadership import Leadership, NotLeader
-from exporter.settings import SidecarSettings
-from exporter.source_status import SourceStatus, SourceView, describe
-from exporter.sources.base import PollContext, Source
+from jobsight.settings import SidecarSettings
+from jobsight.sidecar import state_store
+from jobsight.sidecar.leadership import Leadership, NotLeader
+from jobsight.sources.base import PollContext, Source
+from jobsight.sources.status import SourceStatus, SourceView, describe
 
 log = logging.getLogger(__name__)
 

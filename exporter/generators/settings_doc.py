@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.settings import SETTINGS
+from jobsight.settings import SETTINGS
 
 
 def render_table() -> str:
@@ -14,8 +14,8 @@ def render_table() -> str:
 
 
 def render_triggers() -> str:
-    from exporter.status_page import fmt
-    from exporter.trigger_specs import TRIGGERS
+    from jobsight.health.specs import TRIGGERS
+    from jobsight.sidecar.pages import fmt
 
     lines = [
         "| trigger | measures | data from | degraded above | rollback | window | min. sample |",

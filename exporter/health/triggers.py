@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.settings import SidecarSettings
-from exporter.source_status import SourceView
-from exporter.sources.jobs import JobsSnapshot, stalled_lookback
-from exporter.trigger_specs import BY_NAME, SEVERITY, TRIGGERS, VERSION_AWARE, TriggerConfig
+from jobsight.health.specs import BY_NAME, SEVERITY, TRIGGERS, VERSION_AWARE, TriggerConfig
+from jobsight.settings import SidecarSettings
+from jobsight.sources.jobs import JobsSnapshot, stalled_lookback
+from jobsight.sources.status import SourceView
 
 STALE_AFTER_INTERVALS = 3
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import asyncpg
 
-from exporter import codec
-from exporter.leadership import Leadership
-from exporter.source_status import SourceStatus, SourceView
+from jobsight import codec
+from jobsight.sidecar.leadership import Leadership
+from jobsight.sources.status import SourceStatus, SourceView
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ import signal
 import asyncpg
 from aiohttp import web
 
-from exporter import collector as collector_mod
-from exporter import dburl
-from exporter.leadership import Identity, Leadership
-from exporter.poller import Poller
-from exporter.server import build_app
-from exporter.settings import SettingError, SidecarSettings
-from exporter.sources import load_source
-from exporter.sources.base import Source
-from exporter.triggers import Health
+from jobsight import dburl
+from jobsight.health.triggers import Health
+from jobsight.settings import SettingError, SidecarSettings
+from jobsight.sidecar import collector as collector_mod
+from jobsight.sidecar.leadership import Identity, Leadership
+from jobsight.sidecar.poller import Poller
+from jobsight.sidecar.server import build_app
+from jobsight.sources import load_source
+from jobsight.sources.base import Source
 
 log = logging.getLogger("jobsight.sidecar")
 CONNECT_TIMEOUT_S = 5.0
@@ -39,7 +39,7 @@ def server_settings(settings: SidecarSettings) -> dict[str, str]:
 def build_sources(settings: SidecarSettings) -> dict[str, Source]:
     sources = {name: load_source(name) for name in settings.sources}
     if settings.traces:
-        from exporter import tracing
+        from jobsight.sidecar import tracing
 
         sources["traces"] = tracing.TracesSource()
     return sources
@@ -73,7 +73,7 @@ async def check_state_tables(settings: SidecarSettings) -> None:
 async def serve(
     settings: SidecarSettings, stop: asyncio.Event | None = None, handle_signals: bool = True
 ) -> None:
-    from runners import __version__
+    from jobsight import __version__
 
     stop = stop or asyncio.Event()
     if handle_signals:

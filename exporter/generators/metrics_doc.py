@@ -3,9 +3,9 @@ source, so a renamed or added metric changes the reference (and a stale one fail
 
 from __future__ import annotations
 
-from exporter.collector import SELF_METRICS, TRIGGER_METRICS
-from exporter.metric_spec import MetricSpec
-from exporter.sources import all_modules
+from jobsight.metric_spec import MetricSpec
+from jobsight.sidecar.collector import SELF_METRICS, TRIGGER_METRICS
+from jobsight.sources import all_modules
 
 HEADER = """# Metrics reference
 
@@ -19,7 +19,7 @@ Histograms carry exemplars (the job's trace id) in the OpenMetrics format
 
 
 def sections() -> list[tuple[str, tuple[MetricSpec, ...]]]:
-    from exporter import tracing
+    from jobsight.sidecar import tracing
 
     found = [("sidecar", SELF_METRICS), ("rollback triggers and verdict", TRIGGER_METRICS)]
     for module in all_modules():

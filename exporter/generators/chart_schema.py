@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from exporter.settings import SETTINGS
+from jobsight.settings import SETTINGS
 
 # Set by the chart itself (or from Secrets), never through `config`.
 NOT_IN_CONFIG = {"database_url", "host", "port", "temporal_api_key", "instance"}

@@ -1,0 +1,1 @@
+"""Health: the rollback triggers (specs and measurements) and the verdict."""
