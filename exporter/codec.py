@@ -1,6 +1,6 @@
 """Snapshots to JSON and back, for the state a leader publishes and a follower (or the next
 leader) reads. Works from the dataclasses' type hints: dataclasses, lists, tuples, str-keyed
-dicts, optionals, datetimes (ISO 8601) and plain scalars. Pure; no I/O."""
+dicts, optionals, enums, datetimes (ISO 8601) and plain scalars. Pure; no I/O."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime
+from enum import Enum
 from functools import cache
 from typing import Any, TypeVar
 
@@ -32,7 +34,8 @@ def dumps(value: Any) -> str:
 
 
 def loads(cls: type[T], text: str | bytes) -> T:
-    return from_jsonable(cls, json.loads(text))
+    loaded: T = from_jsonable(cls, json.loads(text))
+    return loaded
 
 
 @cache
@@ -47,23 +50,37 @@ def from_jsonable(hint: Any, value: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         return from_jsonable(inner[0], value)
-    if dataclasses.is_dataclass(hint):
-        hints = _hints(hint)
-        known = {f.name for f in dataclasses.fields(hint) if f.init}
-        return hint(**{k: from_jsonable(hints[k], v) for k, v in value.items() if k in known})
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        return [from_jsonable(item, v) for v in value]
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(from_jsonable(args[0], v) for v in value)
-        return tuple(from_jsonable(a, v) for a, v in zip(args, value, strict=True))
-    if origin is dict:
-        _, item = typing.get_args(hint)
-        return {k: from_jsonable(item, v) for k, v in value.items()}
-    if hint is datetime:
-        return datetime.fromisoformat(value)
-    if hint is float:
-        return float(value)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _dataclass(hint, value)
+    if origin in _CONTAINERS:
+        return _CONTAINERS[origin](typing.get_args(hint), value)
+    if isinstance(hint, type) and issubclass(hint, Enum | datetime | float):
+        return datetime.fromisoformat(value) if hint is datetime else hint(value)
     return value
+
+
+def _dataclass(cls: type, value: dict[str, Any]) -> Any:
+    hints = _hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    return cls(**{k: from_jsonable(hints[k], v) for k, v in value.items() if k in known})
+
+
+def _list(args: tuple[Any, ...], value: list[Any]) -> list[Any]:
+    return [from_jsonable(args[0], v) for v in value]
+
+
+def _tuple(args: tuple[Any, ...], value: list[Any]) -> tuple[Any, ...]:
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(from_jsonable(args[0], v) for v in value)
+    return tuple(from_jsonable(a, v) for a, v in zip(args, value, strict=True))
+
+
+def _dict(args: tuple[Any, ...], value: dict[str, Any]) -> dict[str, Any]:
+    return {k: from_jsonable(args[1], v) for k, v in value.items()}
+
+
+_CONTAINERS: dict[Any, Callable[[tuple[Any, ...], Any], Any]] = {
+    list: _list,
+    tuple: _tuple,
+    dict: _dict,
+}

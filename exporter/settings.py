@@ -17,6 +17,7 @@ from typing import Any
 from jobsight import dburl
 from jobsight.health import specs as trigger_specs
 from jobsight.health.specs import TriggerConfig
+from jobsight.health.state import VERDICT_STATES
 
 SOURCE_NAMES = ("jobs", "pgqueue", "pgboss", "postgres", "temporal")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -120,9 +121,9 @@ def _readiness(text: str) -> str:
 
 def _verdicts(text: str | list[str]) -> tuple[str, ...]:
     chosen = _list(text)
-    bad = [v for v in chosen if v not in trigger_specs.STATES]
+    bad = [v for v in chosen if v not in VERDICT_STATES]
     if bad or not chosen:
-        raise ValueError(f"must name verdicts among {', '.join(trigger_specs.STATES)}")
+        raise ValueError(f"must name verdicts among {', '.join(VERDICT_STATES)}")
     return chosen
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -16,12 +17,13 @@ import aiohttp
 import asyncpg
 
 from jobsight import codec
-from jobsight.health.triggers import Health, Verdict
+from jobsight.health.state import State
+from jobsight.health.verdict import unheld_verdict
 from jobsight.settings import SettingError, SidecarSettings
 from jobsight.sidecar.pages import fmt
 from jobsight.sources.status import SourceStatus, SourceView, describe
 
-EXIT_CODES = {"ok": 0, "degraded": 1, "rollback": 3, "unknown": 4}
+EXIT_CODES = {State.OK: 0, State.DEGRADED: 1, State.ROLLBACK: 3, State.UNKNOWN: 4}
 HTTP_TIMEOUT_S = 10.0
 
 
@@ -32,18 +34,15 @@ async def from_sidecar(url: str, version: str | None) -> dict[str, Any]:
         async with session.get(url.rstrip("/") + "/verdict", params=params) as response:
             if response.status != 200:
                 raise ConnectionError(f"{url}/verdict answered {response.status}")
-            return await response.json()
+            body: dict[str, Any] = await response.json()
+            return body
 
 
 async def from_database(settings: SidecarSettings, version: str | None) -> dict[str, Any]:
     from jobsight.sidecar.app import build_sources, server_settings
     from jobsight.sources.base import PollContext
 
-    settings = replace(
-        settings,
-        traces=False,
-        triggers={name: replace(cfg, hold=0.0) for name, cfg in settings.triggers.items()},
-    )
+    settings = replace(settings, traces=False)
     views: dict[str, SourceView] = {}
     pool = await asyncpg.create_pool(
         settings.database_url,
@@ -68,8 +67,8 @@ async def from_database(settings: SidecarSettings, version: str | None) -> dict[
                 )
     finally:
         await pool.close()
-    verdict = Health(settings).verdict(views, 0, time.time(), version)
-    return codec.to_jsonable(verdict)
+    body: dict[str, Any] = codec.to_jsonable(unheld_verdict(settings, views, time.time(), version))
+    return body
 
 
 def table(body: dict[str, Any]) -> str:
@@ -96,7 +95,12 @@ def table(body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(url: str | None, settings_loader, version: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+def run(
+    url: str | None,
+    settings_loader: Callable[[], SidecarSettings],
+    version: str | None,
+    as_json: bool,
+) -> int:
     try:
         if url:
             body = asyncio.run(from_sidecar(url, version))
@@ -112,10 +116,6 @@ def run(url: str | None, settings_loader, version: str | None, as_json: bool) ->
         ConnectionError,
     ) as exc:
         print(f"jobsight verdict: cannot get a verdict: {describe(exc)}")
-        return EXIT_CODES["unknown"]
+        return EXIT_CODES[State.UNKNOWN]
     print(json.dumps(body, indent=2) if as_json else table(body))
-    return EXIT_CODES[body["verdict"]]
-
-
-def verdict_of(body: dict[str, Any]) -> Verdict:
-    return codec.from_jsonable(Verdict, body)
+    return EXIT_CODES[State(body["verdict"])]

@@ -19,12 +19,9 @@ Histograms carry exemplars (the job's trace id) in the OpenMetrics format
 
 
 def sections() -> list[tuple[str, tuple[MetricSpec, ...]]]:
-    from jobsight.sidecar import tracing
-
     found = [("sidecar", SELF_METRICS), ("rollback triggers and verdict", TRIGGER_METRICS)]
     for module in all_modules():
         found.append((module.SOURCE.name, module.SOURCE.metrics))
-    found.append(("traces", tracing.TracesSource.metrics))
     return found
 
 

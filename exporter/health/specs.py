@@ -1,15 +1,11 @@
 """The rollback triggers: what each measures, its defaults (DESIGN.md, from seed 001) and which
-sources can speak to it. The one place thresholds are declared; settings.py turns these into
+sources can speak to it. The one place thresholds are declared; jobsight.settings turns these into
 JOBSIGHT_<TRIGGER>_* settings, and the metrics, the verdict and the generated alert rules read
 the configured values from here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-STATES = ("ok", "degraded", "rollback", "unknown")
-# The verdict is the worst trigger state in this order: a known rollback outranks missing data.
-SEVERITY = {"disabled": -1, "ok": 0, "degraded": 1, "unknown": 2, "rollback": 3}
 
 
 @dataclass(frozen=True)

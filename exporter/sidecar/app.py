@@ -6,18 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 
 from jobsight import dburl
-from jobsight.health.triggers import Health
 from jobsight.settings import SettingError, SidecarSettings
 from jobsight.sidecar import collector as collector_mod
 from jobsight.sidecar.leadership import Identity, Leadership
 from jobsight.sidecar.poller import Poller
 from jobsight.sidecar.server import build_app
-from jobsight.sources import load_source
+from jobsight.sources import enabled, load_source
 from jobsight.sources.base import Source
 
 log = logging.getLogger("jobsight.sidecar")
@@ -36,13 +36,8 @@ def server_settings(settings: SidecarSettings) -> dict[str, str]:
     }
 
 
-def build_sources(settings: SidecarSettings) -> dict[str, Source]:
-    sources = {name: load_source(name) for name in settings.sources}
-    if settings.traces:
-        from jobsight.sidecar import tracing
-
-        sources["traces"] = tracing.TracesSource()
-    return sources
+def build_sources(settings: SidecarSettings) -> dict[str, Source[Any]]:
+    return {name: load_source(name) for name in enabled(settings)}
 
 
 async def check_state_tables(settings: SidecarSettings) -> None:
@@ -98,9 +93,8 @@ async def serve(
         server_settings(settings),
     )
     poller = Poller(settings, sources, leadership, pool)
-    health = Health(settings)
-    collector = collector_mod.SidecarCollector(poller.state, sources, settings, __version__, health)
-    app = build_app(poller.state, collector_mod.registry_for(collector), settings, health)
+    collector = collector_mod.SidecarCollector(poller.state, sources, settings, __version__)
+    app = build_app(poller.state, collector_mod.registry_for(collector), settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -3,13 +3,14 @@ never touches a database."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from jobsight.health.triggers import Health, Verdict
+from jobsight.health.state import VERDICT_STATES, State
+from jobsight.health.verdict import Verdict
 from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar.poller import SidecarState
@@ -78,23 +79,21 @@ VERDICT = MetricSpec(
     ("verdict",),
 )
 TRIGGER_METRICS = (TRIGGER_VALUE, TRIGGER_THRESHOLD, TRIGGER_STATE, VERDICT)
-TRIGGER_STATES = ("ok", "degraded", "rollback", "unknown", "disabled")
+TRIGGER_STATES = tuple(State)
 
 
 class SidecarCollector(Collector):
     def __init__(
         self,
         state: SidecarState,
-        sources: dict[str, Source],
+        sources: dict[str, Source[Any]],
         settings: SidecarSettings,
         version: str,
-        health: Health,
     ) -> None:
         self._state = state
         self._sources = sources
         self._settings = settings
         self._version = version
-        self._health = health
 
     def collect(self) -> Iterator[Metric]:
         state = self._state
@@ -113,9 +112,7 @@ class SidecarCollector(Collector):
         for name, view in state.views.items():
             if view.snapshot is not None:
                 yield from self._sources[name].render(view.snapshot, self._settings)
-        yield from render_verdict(
-            self._health.verdict(state.views, state.version, time.time(), leader=state.leader)
-        )
+        yield from render_verdict(state.verdict(self._settings))
 
 
 def render_verdict(verdict: Verdict) -> Iterator[Metric]:
@@ -128,7 +125,7 @@ def render_verdict(verdict: Verdict) -> Iterator[Metric]:
         TRIGGER_STATE,
         (((t.name, s), 1 if t.state == s else 0) for t in triggers for s in TRIGGER_STATES),
     )
-    yield samples(VERDICT, (((s,), 1 if verdict.verdict == s else 0) for s in TRIGGER_STATES[:4]))
+    yield samples(VERDICT, (((s,), 1 if verdict.verdict == s else 0) for s in VERDICT_STATES))
 
 
 def registry_for(collector: SidecarCollector) -> CollectorRegistry:

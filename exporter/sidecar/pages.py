@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from jobsight.health.triggers import TriggerResult, Verdict
+from jobsight.health.verdict import TriggerResult, Verdict
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar.poller import SidecarState
 

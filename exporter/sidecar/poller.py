@@ -9,6 +9,9 @@ good snapshot and marks the source down with its last success time.
 
 Follower: every leader-check interval, reads the published state; when that fails, keeps the last
 state and marks the sources down (the data behind them can no longer be vouched for).
+
+Both: after each change of the state, and every EVALUATE_EVERY seconds (so hold times run on the
+clock), the verdicts are evaluated and stored in the state. Readers only read them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 import asyncpg
 
+from jobsight.health.verdict import Evaluator, Verdict, unheld_verdict
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar import state_store
 from jobsight.sidecar.leadership import Leadership, NotLeader
@@ -29,6 +33,7 @@ from jobsight.sources.base import PollContext, Source
 from jobsight.sources.status import SourceStatus, SourceView, describe
 
 log = logging.getLogger(__name__)
+EVALUATE_EVERY = 1.0  # seconds: a held trigger state changes at most this late
 
 
 @dataclass
@@ -41,9 +46,18 @@ class SidecarState:
     state_read: SourceStatus = field(default_factory=SourceStatus)  # follower's reads
     started_at: float = field(default_factory=time.time)
     version: int = 0  # bumped on every change, so a rendering can be reused until the next
+    verdicts: dict[str | None, Verdict] = field(default_factory=dict)  # global (None), versions
 
     def touch(self) -> None:
         self.version += 1
+
+    def verdict(self, settings: SidecarSettings, version: str | None = None) -> Verdict:
+        """The stored verdict of a scope. A version the poller does not evaluate (no finished
+        jobs in the window) is measured as it is now, holding nothing."""
+        stored = self.verdicts.get(version)
+        if stored is not None:
+            return stored
+        return unheld_verdict(settings, self.views, time.time(), version, self.leader)
 
     @property
     def first_poll_done(self) -> bool:
@@ -54,7 +68,7 @@ class Poller:
     def __init__(
         self,
         settings: SidecarSettings,
-        sources: dict[str, Source],
+        sources: dict[str, Source[Any]],
         leadership: Leadership,
         pool: asyncpg.Pool,
     ) -> None:
@@ -63,13 +77,31 @@ class Poller:
         self.leadership = leadership
         self.pool = pool
         self.state = SidecarState(views={name: SourceView() for name in sources})
+        self.evaluator = Evaluator(settings)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finish = asyncio.Event()  # set on a clean stop: polls in flight finish first
         self._clients: dict[str, Any] = {}
         self._types = {name: source.snapshot_type for name, source in sources.items()}
 
+    def changed(self) -> None:
+        """Marks the state changed and evaluates the verdicts on it."""
+        self.state.touch()
+        self.evaluate()
+
+    def evaluate(self) -> None:
+        state = self.state
+        state.verdicts = self.evaluator.evaluate(state.views, time.time(), state.leader)
+
+    async def _keep_evaluating(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.evaluate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), EVALUATE_EVERY)
+
     async def run(self, stop: asyncio.Event) -> None:
         interval = self.settings.leader_check_interval
+        ticker = asyncio.create_task(self._keep_evaluating(stop), name="evaluate")
+        ticker.add_done_callback(_report_crash)
         try:
             while not stop.is_set():
                 leading = await self.leadership.refresh()
@@ -83,10 +115,11 @@ class Poller:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), interval)
         finally:
+            ticker.cancel()
             await self._stop_tasks(graceful=True)
             await self.leadership.resign()
             self.state.leader = False
-            self.state.touch()
+            self.changed()
 
     async def _lead(self) -> None:
         try:
@@ -101,7 +134,7 @@ class Poller:
                     stored[name].snapshot, self.state.views[name].status
                 )
         self.state.leader = True
-        self.state.touch()
+        self.changed()
         for name in self.sources:
             task = asyncio.create_task(self._source_loop(name), name=f"poll-{name}")
             task.add_done_callback(_report_crash)
@@ -111,7 +144,7 @@ class Poller:
         log.info("now a follower")
         await self._stop_tasks()
         self.state.leader = False
-        self.state.touch()
+        self.changed()
 
     async def _stop_tasks(self, graceful: bool = False) -> None:
         """Graceful (a clean stop): polls in flight finish and store their results, so an export
@@ -166,7 +199,7 @@ class Poller:
             self.state.views[name] = SourceView(
                 snapshot if snapshot is not None else view.snapshot, status
             )
-            self.state.touch()
+            self.changed()
             with contextlib.suppress(TimeoutError):
                 pause = max(0.0, interval - (time.monotonic() - began))
                 await asyncio.wait_for(self._finish.wait(), pause)
@@ -188,13 +221,13 @@ class Poller:
                 self.state.views[name] = SourceView(
                     view.snapshot, SourceStatus(False, last, wall, None, error)
                 )
-            self.state.touch()
+            self.changed()
             return
         self.state.state_read = SourceStatus(True, time.time(), wall, time.monotonic() - began)
         for name in self.sources:
             if name in stored:
                 self.state.views[name] = stored[name]
-        self.state.touch()
+        self.changed()
 
     async def _read_leader_info(self) -> None:
         try:

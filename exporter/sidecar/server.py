@@ -1,5 +1,5 @@
-"""The sidecar's HTTP server (aiohttp). Every handler reads the poller's state in memory; none of
-them queries a database.
+"""The sidecar's HTTP server (aiohttp). Every handler reads the poller's state in memory, verdicts
+included (the poller evaluates them); none of them queries a database or changes a held state.
 
     /metrics          Prometheus text, or OpenMetrics with exemplars
     /livez            the process and its event loop answer
@@ -12,41 +12,36 @@ them queries a database.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from jobsight import codec
-from jobsight.health.specs import SEVERITY
-from jobsight.health.triggers import Health, Verdict
+from jobsight.health.state import State
+from jobsight.health.verdict import Verdict
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar import pages as status_page
 from jobsight.sidecar.poller import SidecarState
 
 log = logging.getLogger(__name__)
 STATE = web.AppKey("state", SidecarState)
-RENDERED = web.AppKey("rendered", dict)  # (state version, verdict key, content type) -> body
+# (state version, verdict key, content type) -> body
+RENDERED = web.AppKey("rendered", dict[tuple[Any, ...], bytes])
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 SETTINGS = web.AppKey("settings", SidecarSettings)
-HEALTH = web.AppKey("health", Health)
 MAX_VERSION_LENGTH = 128
 
 
 def current_verdict(request: web.Request, version: str | None = None) -> Verdict:
-    state = request.app[STATE]
-    return request.app[HEALTH].verdict(
-        state.views, state.version, time.time(), version, state.leader
-    )
+    return request.app[STATE].verdict(request.app[SETTINGS], version)
 
 
-def requested_version(request: web.Request, payload: dict | None = None) -> str | None:
+def requested_version(request: web.Request, payload: dict[str, Any] | None = None) -> str | None:
     version = request.query.get("version")
     if version is None and payload:
         metadata = payload.get("metadata") or {}
@@ -88,8 +83,9 @@ def readiness_checks(
         checks["first-poll"] = None if read.last_success else "the leader's state not read yet"
         checks["database"] = None if read.up else (read.error or "not reached yet")
     if settings.readiness_fail_on != "never" and verdict is not None:
-        limit = SEVERITY[settings.readiness_fail_on]
-        failing = verdict.verdict in ("rollback", "degraded") and SEVERITY[verdict.verdict] >= limit
+        limit = State(settings.readiness_fail_on).severity
+        judged = verdict.verdict in (State.ROLLBACK, State.DEGRADED)
+        failing = judged and verdict.verdict.severity >= limit
         checks["verdict"] = f"verdict is {verdict.verdict}" if failing else None
     return checks
 
@@ -117,8 +113,9 @@ async def readyz(request: web.Request) -> web.Response:
     return web.Response(status=status, text="readyz check failed\n" if failed else "ok\n")
 
 
-def verdict_body(verdict: Verdict) -> dict:
-    return codec.to_jsonable(verdict)
+def verdict_body(verdict: Verdict) -> dict[str, Any]:
+    body: dict[str, Any] = codec.to_jsonable(verdict)
+    return body
 
 
 async def verdict_handler(request: web.Request) -> web.Response:
@@ -128,7 +125,7 @@ async def verdict_handler(request: web.Request) -> web.Response:
     return web.json_response(verdict_body(verdict))
 
 
-async def _flagger_payload(request: web.Request) -> dict | None:
+async def _flagger_payload(request: web.Request) -> dict[str, Any] | None:
     """Flagger POSTs {name, namespace, phase, checksum, metadata}; GET has no body."""
     if request.method != "POST" or not request.can_read_body:
         return None
@@ -164,7 +161,7 @@ async def gate(request: web.Request) -> web.Response:
 async def rollback(request: web.Request) -> web.Response:
     payload = await _flagger_payload(request)
     verdict = current_verdict(request, requested_version(request, payload))
-    roll_back = verdict.verdict == "rollback"
+    roll_back = verdict.verdict == State.ROLLBACK
     body = {"verdict": verdict.verdict, "rollback": roll_back, "version": verdict.version}
     return web.json_response(body, status=200 if roll_back else 412)
 
@@ -175,31 +172,13 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html")
 
 
-async def _keep_evaluating(app: web.Application) -> AsyncIterator[None]:
-    """Evaluates the global verdict every second, so hold times run on the clock, not on
-    requests."""
-
-    async def loop() -> None:
-        while True:
-            state = app[STATE]
-            app[HEALTH].verdict(state.views, state.version, time.time(), None, state.leader)
-            await asyncio.sleep(1.0)
-
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def build_app(
-    state: SidecarState, registry: CollectorRegistry, settings: SidecarSettings, health: Health
+    state: SidecarState, registry: CollectorRegistry, settings: SidecarSettings
 ) -> web.Application:
     app = web.Application()
     app[STATE] = state
     app[REGISTRY] = registry
     app[SETTINGS] = settings
-    app[HEALTH] = health
     app[RENDERED] = {}
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/livez", livez)
@@ -210,5 +189,4 @@ def build_app(
         app.router.add_get(path, handler)
         app.router.add_post(path, handler)
     app.router.add_get("/", index)
-    app.cleanup_ctx.append(_keep_evaluating)
     return app

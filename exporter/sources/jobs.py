@@ -1,22 +1,16 @@
 """The jobs source: the `jobs` table that both engines write.
 
 Gauges come from unfinished jobs only (the partial index jobs_unfinished_idx), and counters and
-histograms grow by the jobs that finished since the previous poll, read through
-jobs_finished_at_idx from a keyset cursor (finished_at, job_id). So a poll costs what the live
-work costs, whatever the history.
-
-A finished job is counted once its finish time is older than the *commit horizon*: now minus
-JOBSIGHT_COMMIT_LAG, held further back by the oldest open write transaction in the database (up to
-JOBSIGHT_MAX_COMMIT_LAG). A transaction that commits late therefore lands above the cursor, not
-below it: counters neither miss nor double-count rows under concurrent commits. The cursor and
-the totals travel in the snapshot, which the leader stores before serving it, so a new leader
-continues exactly where the old one stopped.
+histograms grow by the jobs that finished since the previous poll, read from a keyset cursor
+behind the commit horizon (sources/finished.py). So a poll costs what the live work costs,
+whatever the history. The cursor and the totals travel in the snapshot, which the leader stores
+before serving it, so a new leader continues exactly where the old one stopped.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,7 +21,20 @@ from prometheus_client.samples import Exemplar
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, histogram, samples
 from jobsight.settings import SidecarSettings
-from jobsight.sources.base import PollContext
+from jobsight.sources.base import PollContext, RowSource
+from jobsight.sources.finished import (
+    COUNTING,
+    FinishedCursor,
+    commit_horizon,
+    read_finished,
+)
+from jobsight.sources.signals import (
+    Finished,
+    LatencyCandidate,
+    Signals,
+    SourceSignals,
+    trigger_windows,
+)
 
 LABELS = ("job_name", "runner")
 BUCKETS = (
@@ -50,8 +57,6 @@ BUCKETS = (
     1800.0,
     3600.0,
 )
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-
 JOBS = MetricSpec(
     "jobsight_jobs",
     "gauge",
@@ -103,31 +108,6 @@ COUNTING_LAG = MetricSpec(
     "gauge",
     "How far behind now finished jobs are counted (the commit horizon).",
 )
-
-# The commit horizon; $1 commit lag, $2 max commit lag (seconds).
-HORIZON = """
-SELECT greatest(
-         least(now(), coalesce((SELECT min(xact_start) FROM pg_stat_activity
-                                WHERE datname = current_database() AND backend_xid IS NOT NULL
-                                  AND pid <> pg_backend_pid()), now()))
-           - $1 * interval '1 second',
-         now() - $2 * interval '1 second') AS horizon,
-       now() AS now
-"""
-
-# $1 cursor time, $2 horizon, $3 cursor job id, $4 limit.
-FINISHED = """
-SELECT job_id::text AS job_id, type AS job_name, runner_type AS runner, status::text AS status,
-       extract(epoch FROM finished_at - started_at)::float8 AS run_s,
-       extract(epoch FROM started_at - greatest(created_at::timestamptz,
-                                                coalesce(run_at, created_at::timestamptz)))::float8
-         AS wait_s,
-       finished_at
-FROM jobs
-WHERE finished_at >= $1 AND finished_at < $2 AND (finished_at, job_id) > ($1, $3::uuid)
-ORDER BY finished_at, job_id
-LIMIT $4
-"""
 
 # The jobs finished in the last $1 seconds, per job name and per (job name, worker version); the
 # finished_at index keeps it proportional to the window, not the history.
@@ -199,12 +179,6 @@ class SeriesTotals:
     duration: Hist = field(default_factory=Hist)
     wait: Hist = field(default_factory=Hist)
     last_completion: float | None = None
-
-
-@dataclass
-class FinishedCursor:
-    finished_at: datetime
-    job_id: str = ZERO_UUID
 
 
 @dataclass
@@ -331,30 +305,19 @@ def build_snapshot(
     )
 
 
-async def commit_horizon(conn: Any, settings: SidecarSettings) -> tuple[datetime, datetime]:
-    """(horizon, now): finished jobs older than the horizon can all be counted (see above)."""
-    row = await conn.fetchrow(HORIZON, settings.commit_lag, settings.max_commit_lag)
-    return row["horizon"], row["now"]
+@dataclass
+class JobsRows:
+    """What one poll reads; `finished` are the jobs finished since the previous cursor."""
+
+    horizon: datetime
+    now: datetime
+    finished: list[FinishedRow]
+    unfinished: list[UnfinishedRow]
+    windows: list[WindowStats]
+    stuck_by_version: dict[str, int]
 
 
-def trigger_windows(settings: SidecarSettings) -> list[float]:
-    """The distinct look-back windows the rollback triggers need from this source."""
-    triggers = settings.triggers
-    stalled = triggers["stalled"]
-    wanted = {
-        triggers["error_rate"].window,
-        triggers["latency_p95"].window,
-        stalled_lookback(stalled.window, stalled.degraded),
-    }
-    return sorted(w for w in wanted if w)
-
-
-def stalled_lookback(window: float | None, degraded: float) -> float:
-    """How far back the stalled trigger looks for a completion: twice its threshold, at least."""
-    return max(window or 0.0, 2 * degraded)
-
-
-class JobsSource:
+class JobsSource(RowSource[JobsRows, JobsSnapshot]):
     name = "jobs"
     snapshot_type = JobsSnapshot
     metrics = (
@@ -370,41 +333,37 @@ class JobsSource:
         COUNTING_LAG,
     )
 
-    async def poll(self, ctx: PollContext) -> JobsSnapshot:
+    async def fetch(self, ctx: PollContext[JobsSnapshot]) -> JobsRows:
         settings = ctx.settings
-        previous: JobsSnapshot | None = ctx.previous
-        assert ctx.pool is not None
-        async with ctx.pool.acquire() as conn:
+        async with ctx.require_pool().acquire() as conn:
             horizon, now = await commit_horizon(conn, settings)
-            cursor = previous.cursor if previous else FinishedCursor(horizon)
-            finished = [
-                FinishedRow(**dict(r))
-                for r in await conn.fetch(
-                    FINISHED,
-                    cursor.finished_at,
-                    horizon,
-                    cursor.job_id,
-                    settings.max_finished_per_poll,
-                )
-            ]
-            unfinished = [
-                UnfinishedRow(**dict(r)) for r in await conn.fetch(UNFINISHED, settings.stuck_after)
-            ]
+            cursor = ctx.previous.cursor if ctx.previous else FinishedCursor(horizon)
+            finished = await read_finished(
+                conn, COUNTING, cursor, horizon, settings.max_finished_per_poll
+            )
+            unfinished = await conn.fetch(UNFINISHED, settings.stuck_after)
             windows = [
-                WindowStats(
-                    seconds, [WindowRow(**dict(r)) for r in await conn.fetch(WINDOW, seconds)]
-                )
+                WindowStats(seconds, [WindowRow(**r) for r in await conn.fetch(WINDOW, seconds)])
                 for seconds in trigger_windows(settings)
             ]
-            stuck = {
-                r["version"]: r["stuck"]
-                for r in await conn.fetch(STUCK_BY_VERSION, settings.stuck_after)
-            }
-        snapshot = build_snapshot(
-            previous, finished, unfinished, horizon, now, settings.max_job_names
+            stuck = await conn.fetch(STUCK_BY_VERSION, settings.stuck_after)
+        return JobsRows(
+            horizon,
+            now,
+            [FinishedRow(**r) for r in finished],
+            [UnfinishedRow(**r) for r in unfinished],
+            windows,
+            {r["version"]: r["stuck"] for r in stuck},
         )
-        snapshot.windows = windows
-        snapshot.stuck_by_version = stuck
+
+    def build(
+        self, rows: JobsRows, previous: JobsSnapshot | None, settings: SidecarSettings
+    ) -> JobsSnapshot:
+        snapshot = build_snapshot(
+            previous, rows.finished, rows.unfinished, rows.horizon, rows.now, settings.max_job_names
+        )
+        snapshot.windows = rows.windows
+        snapshot.stuck_by_version = rows.stuck_by_version
         return snapshot
 
     def render(self, snap: JobsSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
@@ -416,7 +375,7 @@ class JobsSource:
             stuck[(name, runner)] = count
         yield samples(STUCK, sorted(stuck.items()))
         aged = [r for r in active if r.oldest_active is not None]
-        yield samples(OLDEST_ACTIVE, _per_series(aged, lambda r: r.oldest_active, max))
+        yield samples(OLDEST_ACTIVE, _per_series(aged, lambda r: r.oldest_active or 0.0, max))
         totals = snap.totals
         yield samples(COMPLETED, (((t.job_name, t.runner), t.completed) for t in totals))
         yield samples(FAILED, (((t.job_name, t.runner), t.failed) for t in totals))
@@ -433,8 +392,42 @@ class JobsSource:
         )
         yield samples(COUNTING_LAG, [((), snap.counting_lag)])
 
+    def signals(self, snap: JobsSnapshot, settings: SidecarSettings) -> SourceSignals:
+        """Finished counts, p95s and last completions per window, overall (version None rows)
+        and per worker version; stuck jobs overall and per version."""
+        overall = Signals(stuck=sum(r.stuck for r in snap.unfinished))
+        by_version: dict[str, Signals] = {}
+        for window in snap.windows:
+            for row in window.rows:
+                scope = (
+                    overall
+                    if row.version is None
+                    else by_version.setdefault(row.version, Signals())
+                )
+                _add_window_row(scope, window.seconds, row)
+        for version, count in snap.stuck_by_version.items():
+            by_version.setdefault(version, Signals()).stuck = count
+        return SourceSignals(overall, by_version)
 
-def _per_series(rows: Iterable[UnfinishedRow], value: Any, combine: Any) -> list[tuple[Any, Any]]:
+
+def _add_window_row(into: Signals, seconds: float, row: WindowRow) -> None:
+    into.finished[seconds] = into.finished.get(seconds, Finished()) + Finished(
+        row.finished, row.failed
+    )
+    if row.p95 is not None:
+        candidate = LatencyCandidate(row.job_name, row.p95, row.finished)
+        into.latency.setdefault(seconds, []).append(candidate)
+    if row.last_completed is not None:
+        into.last_completion[seconds] = max(
+            into.last_completion.get(seconds, 0.0), row.last_completed
+        )
+
+
+def _per_series(
+    rows: Iterable[UnfinishedRow],
+    value: Callable[[UnfinishedRow], float],
+    combine: Callable[[list[float]], float],
+) -> list[tuple[tuple[str, str], float]]:
     grouped: dict[tuple[str, str], list[float]] = {}
     for row in rows:
         grouped.setdefault((row.job_name, row.runner), []).append(value(row))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prometheus_client.core import Metric
@@ -26,7 +26,14 @@ from prometheus_client.core import Metric
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.settings import SidecarSettings
-from jobsight.sources.base import PollContext, table_exists
+from jobsight.sources.base import PollContext, RowSource, table_exists
+from jobsight.sources.signals import (
+    Finished,
+    LatencyCandidate,
+    Signals,
+    SourceSignals,
+    trigger_windows,
+)
 
 OLDEST_SUPPORTED = 24  # pg-boss 10
 LATENCY_MIN_SECONDS = 0.01  # pg-boss's latency bins: slot k >= 1 starts at 0.01 * sqrt(2)^(k-1)
@@ -138,6 +145,7 @@ class BossLatency:
     queue: str
     wait_p95: float | None
     run_p95: float | None
+    run_sample: int = 0  # jobs in pg-boss's run-time histogram behind run_p95
 
 
 @dataclass
@@ -155,20 +163,20 @@ class PgBossSnapshot:
 def percentile(bins: Sequence[int | None] | None, p: float) -> float | None:
     """pg-boss's estimate of the p-th percentile (1-100) of a latency histogram, in seconds.
     Empty slots are stored as NULL; they count as zero, as in pg-boss's own reader."""
-    bins = [int(n or 0) for n in bins] if bins else None
-    if not bins or sum(bins) == 0:
+    counts = [int(n or 0) for n in bins] if bins else []
+    if sum(counts) == 0:
         return None
-    target = p / 100 * sum(bins)
+    target = p / 100 * sum(counts)
     k, seen = 0, 0
-    while k < len(bins) - 1 and not (bins[k] > 0 and seen + bins[k] >= target):
-        seen += bins[k]
+    while k < len(counts) - 1 and not (counts[k] > 0 and seen + counts[k] >= target):
+        seen += counts[k]
         k += 1
     if k == 0:
         return LATENCY_MIN_SECONDS
     low = LATENCY_MIN_SECONDS * math.sqrt(2) ** (k - 1)
-    if k == len(bins) - 1:
+    if k == len(counts) - 1:
         return low
-    return low * math.sqrt(2) ** ((target - seen) / bins[k])
+    return float(low * math.sqrt(2) ** ((target - seen) / counts[k]))
 
 
 def add_deltas(
@@ -271,7 +279,17 @@ WHERE table_schema = $1 AND table_name IN ('queue', 'job', 'instance')
 """
 
 
-class PgBossSource:
+@dataclass
+class PgBossRows:
+    present: bool
+    version: int | None = None
+    active: dict[str, tuple[int, int]] = field(default_factory=dict)  # queue -> expired, stuck
+    instances: tuple[int, int] | None = None  # alive, crash restarts (pg-boss >= 11)
+    cached: list[dict[str, Any]] | None = None  # pg-boss >= 11: its per-queue counters
+    live: list[BossQueueRow] = field(default_factory=list)  # pg-boss 10: counted from the jobs
+
+
+class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
     name = "pgboss"
     snapshot_type = PgBossSnapshot
     metrics = (
@@ -287,15 +305,13 @@ class PgBossSource:
         SCHEMA_VERSION,
     )
 
-    async def poll(self, ctx: PollContext) -> PgBossSnapshot:
-        assert ctx.pool is not None
+    async def fetch(self, ctx: PollContext[PgBossSnapshot]) -> PgBossRows:
         schema = ctx.settings.pgboss_schema
-        previous: PgBossSnapshot | None = ctx.previous
-        async with ctx.pool.acquire() as conn:
+        async with ctx.require_pool().acquire() as conn:
             if not await table_exists(conn, f"{_q(schema)}.version"):
-                return PgBossSnapshot(present=False)
+                return PgBossRows(present=False)
             version = await conn.fetchval(f"SELECT max(version) FROM {_q(schema)}.version")  # noqa: S608
-            if version is None or version < OLDEST_SUPPORTED:
+            if version is None or version < OLDEST_SUPPORTED:  # the queries below need >= 24
                 raise PgBossError(
                     f"pg-boss schema version {version} in {schema!r} is older "
                     f"than {OLDEST_SUPPORTED} (pg-boss 10); not supported"
@@ -303,33 +319,72 @@ class PgBossSource:
             columns: dict[str, set[str]] = {}
             for row in await conn.fetch(COLUMNS_SQL, schema):
                 columns.setdefault(row["table_name"], set()).add(row["column_name"])
-            active = {
-                r["queue"]: (r["expired"], r["stuck"])
-                for r in await conn.fetch(
-                    active_sql(schema, columns.get("job", set())), ctx.settings.stuck_after
-                )
-            }
-            instances = None
+            active = await conn.fetch(
+                active_sql(schema, columns.get("job", set())), ctx.settings.stuck_after
+            )
+            rows = PgBossRows(
+                True, version, {r["queue"]: (r["expired"], r["stuck"]) for r in active}
+            )
             if {"crash_restarts", "heartbeat_on"} <= columns.get("instance", set()):
                 instances = await conn.fetchrow(instances_sql(schema))
+                rows.instances = (instances["alive"], instances["crash_restarts"])
             if "queued_count" in columns.get("queue", set()):
-                cached = [
-                    dict(r) for r in await conn.fetch(cached_counts_sql(schema, columns["queue"]))
-                ]
-                return from_cached(
-                    cached, active, instances, version, previous, ctx.settings.max_job_names
-                )
-            live = [BossQueueRow(**dict(r)) for r in await conn.fetch(live_counts_sql(schema))]
+                cached = await conn.fetch(cached_counts_sql(schema, columns["queue"]))
+                rows.cached = [dict(r) for r in cached]
+            else:
+                rows.live = [BossQueueRow(**r) for r in await conn.fetch(live_counts_sql(schema))]
+        return rows
+
+    def build(
+        self, rows: PgBossRows, previous: PgBossSnapshot | None, settings: SidecarSettings
+    ) -> PgBossSnapshot:
+        if not rows.present or rows.version is None:
+            return PgBossSnapshot(present=False)
+        if rows.cached is not None:
+            return from_cached(
+                rows.cached,
+                rows.active,
+                rows.instances,
+                rows.version,
+                previous,
+                settings.max_job_names,
+            )
+        live = [replace(row, expired=0, stuck=0) for row in rows.live]
         for row in live:
-            row.expired, row.stuck = active.get(row.queue, (0, 0))
+            row.expired, row.stuck = rows.active.get(row.queue, (0, 0))
+        alive, crashes = rows.instances if rows.instances else (None, None)
         return PgBossSnapshot(
             True,
-            version,
+            rows.version,
             "live",
-            fold_queues(live, ctx.settings.max_job_names),
-            instances_alive=instances["alive"] if instances else None,
-            crash_restarts=instances["crash_restarts"] if instances else None,
+            fold_queues(live, settings.max_job_names),
+            instances_alive=alive,
+            crash_restarts=crashes,
         )
+
+    def signals(self, snap: PgBossSnapshot, settings: SidecarSettings) -> SourceSignals:
+        """Ready, stuck and crashes; and, from pg-boss's latest monitor window, finished counts,
+        run-time p95s (with the jobs behind them) and the last completion, for every window."""
+        queues = snap.queues
+        overall = Signals(
+            ready=sum(q.ready for q in queues),
+            crashes=snap.crash_restarts or 0,
+            stuck=sum(q.stuck for q in queues),
+        )
+        completed = sum(q.window_completed for q in queues)
+        failed = sum(q.window_failed for q in queues)
+        ends = [q.window_end for q in queues if q.window_completed and q.window_end is not None]
+        latency = [
+            LatencyCandidate(x.queue, x.run_p95, x.run_sample)
+            for x in snap.latency
+            if x.run_p95 is not None
+        ]
+        for window in trigger_windows(settings):
+            overall.finished[window] = Finished(completed + failed, failed)
+            overall.latency[window] = list(latency)
+            if ends:
+                overall.last_completion[window] = max(ends)
+        return SourceSignals(overall)
 
     def render(self, snap: PgBossSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         states = ("ready", "deferred", "blocked", "active", "failed")
@@ -362,7 +417,7 @@ class PgBossSource:
 def from_cached(
     rows: list[dict[str, Any]],
     active: dict[str, tuple[int, int]],
-    instances: Any,
+    instances: tuple[int, int] | None,
     version: int,
     previous: PgBossSnapshot | None,
     cap: int,
@@ -395,7 +450,10 @@ def from_cached(
         if row["wait_bins"] is not None or row["run_bins"] is not None:
             latency.append(
                 BossLatency(
-                    row["queue"], percentile(row["wait_bins"], 95), percentile(row["run_bins"], 95)
+                    row["queue"],
+                    percentile(row["wait_bins"], 95),
+                    percentile(row["run_bins"], 95),
+                    sum(int(n or 0) for n in row["run_bins"] or ()),
                 )
             )
     totals = add_deltas(previous.totals if previous else [], rows, first_poll=previous is None)
@@ -406,8 +464,8 @@ def from_cached(
         fold_queues(queues, cap),
         totals,
         latency,
-        instances["alive"] if instances else None,
-        instances["crash_restarts"] if instances else None,
+        instances[0] if instances else None,
+        instances[1] if instances else None,
     )
 
 

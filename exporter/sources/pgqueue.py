@@ -15,7 +15,8 @@ from prometheus_client.core import Metric
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.settings import SidecarSettings
-from jobsight.sources.base import PollContext, table_exists
+from jobsight.sources.base import PollContext, RowSource, table_exists
+from jobsight.sources.signals import Signals, SourceSignals
 
 QUEUE = ("queue",)
 DEPTH = MetricSpec(
@@ -150,34 +151,56 @@ def build_snapshot(
         into.oldest_ready = max(ages) if ages else None
     recent_merged: dict[str, RecentRow] = {}
     known = [RecentRow(name, 0, 0) for name in {*served, *(r.queue for r in queues)}]
-    for row in sorted([*recent, *known], key=lambda r: r.queue):
-        name = names(row.queue)
+    for seen in sorted([*recent, *known], key=lambda r: r.queue):
+        name = names(seen.queue)
         into_recent = recent_merged.setdefault(name, RecentRow(name, 0, 0))
-        into_recent.failed += row.failed
-        into_recent.dead_lettered += row.dead_lettered
+        into_recent.failed += seen.failed
+        into_recent.dead_lettered += seen.dead_lettered
     return PgQueueSnapshot(
         True, list(merged.values()), list(recent_merged.values()), alive, crashes
     )
 
 
-class PgQueueSource:
+@dataclass
+class PgQueueRows:
+    present: bool
+    queues: list[QueueRow] = field(default_factory=list)
+    recent: list[RecentRow] = field(default_factory=list)
+    alive: int = 0
+    crashes: int = 0
+    served: list[str] = field(default_factory=list)
+
+
+class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
     name = "pgqueue"
     snapshot_type = PgQueueSnapshot
     metrics = (DEPTH, READY, OLDEST_READY, EXPIRED, RECENT_FAILED, RECENT_DEAD, WORKERS, CRASHES)
 
-    async def poll(self, ctx: PollContext) -> PgQueueSnapshot:
-        assert ctx.pool is not None
+    async def fetch(self, ctx: PollContext[PgQueueSnapshot]) -> PgQueueRows:
         window = ctx.settings.recent_window
-        async with ctx.pool.acquire() as conn:
+        async with ctx.require_pool().acquire() as conn:
             if not await table_exists(conn, "pgqueue.job"):
-                return PgQueueSnapshot(present=False)
-            queues = [QueueRow(**dict(r)) for r in await conn.fetch(WAITING_AND_ACTIVE)]
-            recent = [RecentRow(**dict(r)) for r in await conn.fetch(RECENT, window)]
+                return PgQueueRows(present=False)
+            queues = await conn.fetch(WAITING_AND_ACTIVE)
+            recent = await conn.fetch(RECENT, window)
             workers = await conn.fetchrow(WORKERS_SQL, window)
+        return PgQueueRows(
+            True,
+            [QueueRow(**r) for r in queues],
+            [RecentRow(**r) for r in recent],
+            workers["alive"],
+            workers["crashes"],
+            list(workers["served"]),
+        )
+
+    def build(
+        self, rows: PgQueueRows, previous: PgQueueSnapshot | None, settings: SidecarSettings
+    ) -> PgQueueSnapshot:
+        if not rows.present:
+            return PgQueueSnapshot(present=False)
         return build_snapshot(
-            queues, recent, workers["alive"], workers["crashes"], ctx.settings.max_job_names,
-            workers["served"],
-        )  # fmt: skip
+            rows.queues, rows.recent, rows.alive, rows.crashes, settings.max_job_names, rows.served
+        )
 
     def render(self, snap: PgQueueSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         yield samples(DEPTH, (((r.queue, r.state), r.count) for r in snap.queues))
@@ -198,6 +221,10 @@ class PgQueueSource:
         yield samples(RECENT_DEAD, (((r.queue,), r.dead_lettered) for r in snap.recent))
         yield single(WORKERS, snap.workers_alive if snap.present else None)
         yield single(CRASHES, snap.worker_crashes if snap.present else None)
+
+    def signals(self, snap: PgQueueSnapshot, settings: SidecarSettings) -> SourceSignals:
+        ready = sum(r.ready for r in snap.queues if r.state != "active")
+        return SourceSignals(Signals(ready=ready, crashes=snap.worker_crashes))
 
 
 def _by_queue(rows: Iterable[QueueRow]) -> dict[str, list[QueueRow]]:

@@ -15,7 +15,8 @@ from prometheus_client.core import Metric
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.settings import SidecarSettings
-from jobsight.sources.base import PollContext
+from jobsight.sources.base import PollContext, RowSource
+from jobsight.sources.signals import Signals, SourceSignals
 
 CONNECTIONS = MetricSpec(
     "jobsight_postgres_connections",
@@ -83,24 +84,39 @@ def build_snapshot(
     )
 
 
-class PostgresSource:
+@dataclass
+class PostgresRows:
+    connections: list[ConnectionRow]
+    max_connections: int
+    reserved: int
+
+
+class PostgresSource(RowSource[PostgresRows, PostgresSnapshot]):
     name = "postgres"
     snapshot_type = PostgresSnapshot
     metrics = (CONNECTIONS, AVAILABLE, MAX)
 
-    async def poll(self, ctx: PollContext) -> PostgresSnapshot:
-        assert ctx.pool is not None
-        async with ctx.pool.acquire() as conn:
-            rows = [ConnectionRow(**dict(r)) for r in await conn.fetch(CONNECTIONS_SQL)]
+    async def fetch(self, ctx: PollContext[PostgresSnapshot]) -> PostgresRows:
+        async with ctx.require_pool().acquire() as conn:
+            rows = await conn.fetch(CONNECTIONS_SQL)
             limits = await conn.fetchrow(LIMITS_SQL)
+        return PostgresRows([ConnectionRow(**r) for r in rows], limits["max"], limits["reserved"])
+
+    def build(
+        self, rows: PostgresRows, previous: PostgresSnapshot | None, settings: SidecarSettings
+    ) -> PostgresSnapshot:
         return build_snapshot(
-            rows, limits["max"], limits["reserved"], ctx.settings.max_applications
+            rows.connections, rows.max_connections, rows.reserved, settings.max_applications
         )
 
     def render(self, snap: PostgresSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         yield samples(CONNECTIONS, (((r.state, r.application), r.count) for r in snap.connections))
         yield single(AVAILABLE, snap.available)
         yield single(MAX, snap.max_connections)
+
+    def signals(self, snap: PostgresSnapshot, settings: SidecarSettings) -> SourceSignals:
+        known = snap.available > 0  # max_connections unknown: no ratio to judge
+        return SourceSignals(Signals(connections=(snap.in_use, snap.available) if known else None))
 
 
 SOURCE = PostgresSource()

@@ -7,7 +7,7 @@ queues in scope (TEMPORAL_NAMESPACE, JOBSIGHT_TEMPORAL_TASK_QUEUES).
 - workflows running longer than JOBSIGHT_TEMPORAL_LONG_RUNNING_AFTER, and workflows that failed or
   timed out within JOBSIGHT_RECENT_WINDOW.
 
-temporalio is imported inside poll(), so it loads only when this source is enabled.
+temporalio is imported inside fetch(), so it loads only when this source is enabled.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from prometheus_client.core import Metric
 
 from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.settings import SidecarSettings
-from jobsight.sources.base import PollContext
+from jobsight.sources.base import PollContext, RowSource
+from jobsight.sources.signals import Signals, SourceSignals
 
 TQ = ("task_queue",)
 WORKFLOWS = MetricSpec(
@@ -109,20 +110,35 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def grouped_counts(result: Any) -> dict[str, int]:
+def raw_groups(result: Any) -> list[tuple[str | None, int]]:
+    """A grouped CountWorkflowExecutions answer as (group value, count) rows."""
+    return [
+        (str(g.group_values[0]) if g.group_values else None, int(g.count)) for g in result.groups
+    ]
+
+
+def grouped_counts(rows: Iterable[tuple[str | None, int]]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for group in result.groups:
-        label = status_label(group.group_values[0]) if group.group_values else "unknown"
-        counts[label] = counts.get(label, 0) + int(group.count)
+    for value, count in rows:
+        label = status_label(value) if value is not None else "unknown"
+        counts[label] = counts.get(label, 0) + count
     return counts
 
 
-class TemporalSource:
+@dataclass
+class TemporalRows:
+    by_status: list[tuple[str | None, int]]
+    long_running: int
+    recent_closed: list[tuple[str | None, int]]
+    task_queues: list[TaskQueueRow]
+
+
+class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
     name = "temporal"
     snapshot_type = TemporalSnapshot
     metrics = (WORKFLOWS, BACKLOG, BACKLOG_AGE, POLLERS, LONG_RUNNING, RECENT_CLOSED)
 
-    async def poll(self, ctx: PollContext) -> TemporalSnapshot:
+    async def fetch(self, ctx: PollContext[TemporalSnapshot]) -> TemporalRows:
         settings = ctx.settings
         client = ctx.clients.get("temporal")
         if client is None:
@@ -151,12 +167,22 @@ class TemporalSource:
             await describe_task_queue(client, settings, name, timeout)
             for name in settings.temporal_task_queues
         ]
-        return TemporalSnapshot(
-            grouped_counts(by_status),
-            queues,
-            int(long_running.count),
-            {"failed": 0, "timed_out": 0, **grouped_counts(recent)},  # zero is an answer too
+        return TemporalRows(
+            raw_groups(by_status), int(long_running.count), raw_groups(recent), queues
         )
+
+    def build(
+        self, rows: TemporalRows, previous: TemporalSnapshot | None, settings: SidecarSettings
+    ) -> TemporalSnapshot:
+        return TemporalSnapshot(
+            grouped_counts(rows.by_status),
+            rows.task_queues,
+            rows.long_running,
+            {"failed": 0, "timed_out": 0, **grouped_counts(rows.recent_closed)},  # 0 is an answer
+        )
+
+    def signals(self, snap: TemporalSnapshot, settings: SidecarSettings) -> SourceSignals:
+        return SourceSignals(Signals(ready=sum(q.backlog for q in snap.task_queues)))
 
     def render(self, snap: TemporalSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         yield samples(WORKFLOWS, (((status,), n) for status, n in sorted(snap.workflows.items())))

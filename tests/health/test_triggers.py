@@ -3,70 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
-from jobsight.health.triggers import Health, HeldState, compare, hold, measure, worst
+from jobsight.health.specs import TRIGGERS
+from jobsight.health.state import State
+from jobsight.health.triggers import TRIGGER_FUNCTIONS, compare
+from jobsight.health.verdict import Evaluator, HeldState, hold, measure, unheld_verdict, worst
 from jobsight.settings import SettingError, SidecarSettings, load_settings
-from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
+from jobsight.sources import jobs, pgboss, pgqueue
 from jobsight.sources.status import SourceStatus, SourceView
-
-NOW = 1_800_000_000.0
-T0 = datetime(2026, 11, 23, tzinfo=UTC)
-BASE = load_settings({"DATABASE_URL": "postgresql://u@h/d", "TEMPORAL_ADDRESS": "t:1"})
+from tests.support.canned import BASE, NOW, views, window_row
 
 
-def up(snapshot) -> SourceView:  # type: ignore[no-untyped-def]
-    return SourceView(snapshot, SourceStatus(True, NOW - 1, NOW - 1, 0.01))
-
-
-def window_row(
-    name: str,
-    finished: int,
-    failed: int,
-    p95: float | None = 1.0,
-    version: str | None = None,
-    last: float | None = NOW - 10,
-) -> jobs.WindowRow:
-    return jobs.WindowRow(name, version, finished, failed, finished - failed, p95, last)
-
-
-def views(
-    rows=(),
-    unfinished=(),
-    stuck_by_version=None,
-    queue_rows=(),
-    crashes=0,  # type: ignore[no-untyped-def]
-    boss_queues=(),
-    backlog=0,
-    in_use=10,
-    max_connections=100,
-):
-    windows = [jobs.WindowStats(seconds, list(rows)) for seconds in (300.0, 600.0)]
-    return {
-        "jobs": up(
-            jobs.JobsSnapshot(
-                jobs.FinishedCursor(T0),
-                unfinished=list(unfinished),
-                windows=windows,
-                stuck_by_version=stuck_by_version or {},
-            )
-        ),
-        "pgqueue": up(pgqueue.PgQueueSnapshot(queues=list(queue_rows), worker_crashes=crashes)),
-        "pgboss": up(pgboss.PgBossSnapshot(queues=list(boss_queues))),
-        "postgres": up(
-            postgres.PostgresSnapshot(
-                [postgres.ConnectionRow("active", "app", in_use)], max_connections, 0
-            )
-        ),
-        "temporal": up(
-            temporal.TemporalSnapshot(task_queues=[temporal.TaskQueueRow("q", backlog)])
-        ),
-    }
-
-
-def states(v, settings: SidecarSettings = BASE, version: str | None = None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def states(
+    v: dict[str, SourceView], settings: SidecarSettings = BASE, version: str | None = None
+) -> dict[str, str]:
     return {name: m.state for name, m in measure(v, settings, NOW, version).items()}
 
 
@@ -201,14 +153,25 @@ def test_verdict_is_the_worst_state():
     assert worst(["disabled"]) == "unknown"
 
 
-def test_health_applies_hold_per_scope():
+def test_the_evaluator_holds_per_scope():
     settings = replace(BASE, triggers={k: replace(c, hold=30.0) for k, c in BASE.triggers.items()})
-    health = Health(settings)
-    calm, failing = views([window_row("a", 100, 0)]), views([window_row("a", 100, 50)])
-    assert health.verdict(calm, 1, NOW).verdict == "ok"
-    assert health.verdict(failing, 2, NOW + 5).verdict == "ok"  # held
-    assert health.verdict(failing, 3, NOW + 40).verdict == "rollback"
-    assert health.verdict(failing, 3, NOW + 41, version="9.9").verdict == "ok"  # no 9.9 jobs
+    evaluator = Evaluator(settings)
+    calm = views([window_row("a", 100, 0), window_row("a", 100, 0, version="1.0")])
+    failing = views([window_row("a", 100, 50), window_row("a", 100, 50, version="1.0")])
+    first = evaluator.evaluate(calm, NOW)
+    assert set(first) == {None, "1.0"}  # the global scope and every version with jobs
+    assert first[None].verdict == first["1.0"].verdict == State.OK
+    assert evaluator.evaluate(failing, NOW + 5)[None].verdict == "ok"  # held
+    later = evaluator.evaluate(failing, NOW + 40)
+    assert later[None].verdict == later["1.0"].verdict == State.ROLLBACK
+    error_rate = next(t for t in later[None].triggers if t.name == "error_rate")
+    assert error_rate.since == NOW + 40
+    # A version the poller does not hold (no jobs in the window) is measured as it is now.
+    assert unheld_verdict(settings, failing, NOW + 41, "9.9").verdict == "ok"
+
+
+def test_every_trigger_spec_has_a_function():
+    assert set(TRIGGER_FUNCTIONS) == {spec.name for spec in TRIGGERS}
 
 
 def test_threshold_settings_are_validated():

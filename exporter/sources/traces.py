@@ -6,12 +6,14 @@ A trace per finished job: trace id = the job's UUID (the id the runners use for 
 spans), a root span from creation to finish, a child span per `job_details` row that has a start
 time (an attempt or a step), messaging semantic-convention attributes, error status on failure.
 
-It runs as one more polled "source" on the leader, with its own keyset cursor over finished
-jobs (the same commit horizon as the jobs source). The cursor moves, and is stored, only after
-the collector accepted the batch, so each finished job is exported once across polls, restarts and
-leader changes. One window remains: a leader killed after the collector's answer and before the
-cursor is stored re-exports that batch on takeover, with identical trace and span ids (span ids
-are derived from the job id), which backends treat as the same spans.
+It is a source like the others (fetch rows, build the snapshot: its cursor), with one step more:
+its poll exports the spans built from the rows. It has its own keyset cursor over finished jobs
+(the same reader and commit horizon as the jobs source, sources/finished.py). The cursor moves,
+and is stored, only after the collector accepted the batch, so each finished job is exported
+once across polls, restarts and leader changes. One window remains: a leader killed after the
+collector's answer and before the cursor is stored re-exports that batch on takeover, with
+identical trace and span ids (span ids are derived from the job id), which backends treat as the
+same spans.
 """
 
 from __future__ import annotations
@@ -19,30 +21,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
 from jobsight.metric_spec import MetricSpec, single
 from jobsight.settings import SidecarSettings
-from jobsight.sources.base import PollContext
-from jobsight.sources.jobs import FinishedCursor, commit_horizon
+from jobsight.sources.base import PollContext, RowSource
+from jobsight.sources.finished import TRACING, FinishedCursor, commit_horizon, read_finished
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.util.types import AttributeValue
 
 EXPORTED = MetricSpec(
     "jobsight_traces_exported_total", "counter", "Finished jobs exported as traces over OTLP."
 )
 
-FINISHED_JOBS = """
-SELECT job_id::text AS job_id, tenant::text AS tenant, type AS job_name,
-       runner_type AS runner, status::text AS status, created_at::timestamptz AS created_at,
-       started_at, finished_at, attempts, error, external_id, worker_version
-FROM jobs
-WHERE finished_at >= $1 AND finished_at < $2 AND (finished_at, job_id) > ($1, $3::uuid)
-ORDER BY finished_at, job_id
-LIMIT $4
-"""
 DETAILS = """
 SELECT d.job_id::text AS job_id, d.step_name, d.status::text AS status, d.attempt,
        d.started_at, d.finished_at, d.error, d.worker_version
@@ -98,7 +96,9 @@ def _ns(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000_000)
 
 
-def build_spans(job: JobRecord, details: Sequence[DetailRecord], resource: Any) -> list[Any]:
+def build_spans(
+    job: JobRecord, details: Sequence[DetailRecord], resource: Resource
+) -> list[ReadableSpan]:
     """One job's trace as SDK ReadableSpans. Pure (no export)."""
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -116,7 +116,7 @@ def build_spans(job: JobRecord, details: Sequence[DetailRecord], resource: Any) 
         trace_flags=TraceFlags(TraceFlags.SAMPLED),
     )
     failed = job.status == "failed"
-    root_attributes = {
+    root_attributes: dict[str, AttributeValue] = {
         "messaging.system": f"jobsight.{job.runner}",
         "messaging.operation.type": "process",
         "messaging.operation.name": "process",
@@ -150,7 +150,7 @@ def build_spans(job: JobRecord, details: Sequence[DetailRecord], resource: Any) 
     ]
     for index, detail in enumerate(details):
         part = f"attempt-{detail.attempt}" if detail.attempt else f"step-{index}"
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "messaging.system": f"jobsight.{job.runner}",
             "messaging.operation.type": "process",
             "messaging.destination.name": job.job_name,
@@ -188,80 +188,105 @@ def build_spans(job: JobRecord, details: Sequence[DetailRecord], resource: Any) 
     return spans
 
 
-class TracesSource:
+@dataclass
+class TracesRows:
+    horizon: datetime
+    jobs: list[JobRecord] = field(default_factory=list)
+    details: dict[str, list[DetailRecord]] = field(default_factory=dict)  # job id -> its rows
+
+
+class TracesSource(RowSource[TracesRows, TracesSnapshot]):
     """Exports the traces of newly finished jobs; its snapshot is the stored cursor."""
 
     name = "traces"
     snapshot_type = TracesSnapshot
     metrics = (EXPORTED,)
 
-    def __init__(self) -> None:
-        self._exporter: Any = None
-        self._resource: Any = None
-
-    def _setup(self, settings: SidecarSettings) -> None:
-        if self._exporter is None:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.resources import Resource
-
-            # Give up (and retry at the next poll) well before the poll itself times out, so an
-            # abandoned export never races the next one.
-            self._exporter = OTLPSpanExporter(timeout=settings.poll_timeout * 0.8)
-            # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES first; "jobsight" instead of the SDK's
-            # "unknown_service" when neither names one.
-            resource = Resource.create()
-            if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
-                resource = Resource.create({"service.name": "jobsight"})
-            self._resource = resource
-
-    async def poll(self, ctx: PollContext) -> TracesSnapshot:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        self._setup(ctx.settings)
+    async def fetch(self, ctx: PollContext[TracesSnapshot]) -> TracesRows:
         settings = ctx.settings
-        previous: TracesSnapshot | None = ctx.previous
-        assert ctx.pool is not None
-        async with ctx.pool.acquire() as conn:
+        async with ctx.require_pool().acquire() as conn:
             horizon, _ = await commit_horizon(conn, settings)
-            if previous is None:  # first start: from now on, never the whole history
-                return TracesSnapshot(FinishedCursor(horizon))
-            cursor = previous.cursor
-            jobs = [
-                JobRecord(**dict(r))
-                for r in await conn.fetch(
-                    FINISHED_JOBS,
-                    cursor.finished_at,
-                    horizon,
-                    cursor.job_id,
-                    settings.max_traces_per_poll,
-                )
-            ]
-            if not jobs:
-                return previous
-            details_rows = await conn.fetch(
-                DETAILS, [j.tenant for j in jobs], [j.job_id for j in jobs]
+            if ctx.previous is None:  # first start: from now on, never the whole history
+                return TracesRows(horizon)
+            jobs = await read_finished(
+                conn, TRACING, ctx.previous.cursor, horizon, settings.max_traces_per_poll
             )
-        details: dict[str, list[DetailRecord]] = {}
-        for row in details_rows:
-            details.setdefault(row["job_id"], []).append(DetailRecord(**dict(row)))
-        spans = [
-            span
-            for job in jobs
-            for span in build_spans(job, details.get(job.job_id, []), self._resource)
-        ]
-        result = await asyncio.to_thread(self._exporter.export, spans)
-        if result is not SpanExportResult.SUCCESS:
-            raise ConnectionError(
-                f"the OTLP endpoint refused or did not answer "
-                f"({len(jobs)} traces wait for the next poll)"
+            records = [JobRecord(**r) for r in jobs]
+            details = (
+                await conn.fetch(DETAILS, [j.tenant for j in records], [j.job_id for j in records])
+                if records
+                else []
             )
-        last = jobs[-1]
+        by_job: dict[str, list[DetailRecord]] = {}
+        for row in details:
+            by_job.setdefault(row["job_id"], []).append(DetailRecord(**row))
+        return TracesRows(horizon, records, by_job)
+
+    def build(
+        self, rows: TracesRows, previous: TracesSnapshot | None, settings: SidecarSettings
+    ) -> TracesSnapshot:
+        """The cursor after these rows (once they are exported), and the running count."""
+        if previous is None:
+            return TracesSnapshot(FinishedCursor(rows.horizon))
+        if not rows.jobs:
+            return previous
+        last = rows.jobs[-1]
         return TracesSnapshot(
-            FinishedCursor(last.finished_at, last.job_id), previous.exported + len(jobs)
+            FinishedCursor(last.finished_at, last.job_id), previous.exported + len(rows.jobs)
         )
+
+    async def poll(self, ctx: PollContext[TracesSnapshot]) -> TracesSnapshot:
+        """fetch, build, then export: the new cursor is returned (and stored) only once the
+        collector has accepted the spans."""
+        rows = await self.fetch(ctx)
+        snapshot = self.build(rows, ctx.previous, ctx.settings)
+        if rows.jobs:
+            await _export(ctx, spans_of(rows, _resource(ctx)))
+        return snapshot
 
     def render(self, snap: TracesSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         yield single(EXPORTED, snap.exported)
+
+
+def _resource(ctx: PollContext[TracesSnapshot]) -> Resource:
+    """The resource of every span (kept among the poller's clients)."""
+    resource: Resource | None = ctx.clients.get("otel-resource")
+    if resource is None:
+        from opentelemetry.sdk.resources import Resource
+
+        # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES first; "jobsight" instead of the SDK's
+        # "unknown_service" when neither names one.
+        resource = Resource.create()
+        if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+            resource = Resource.create({"service.name": "jobsight"})
+        ctx.clients["otel-resource"] = resource
+    return resource
+
+
+async def _export(ctx: PollContext[TracesSnapshot], spans: list[ReadableSpan]) -> None:
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    exporter = ctx.clients.get("otlp")
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        # Give up (and retry at the next poll) well before the poll itself times out, so an
+        # abandoned export never races the next one.
+        exporter = ctx.clients["otlp"] = OTLPSpanExporter(timeout=ctx.settings.poll_timeout * 0.8)
+    result = await asyncio.to_thread(exporter.export, spans)
+    if result is not SpanExportResult.SUCCESS:
+        raise ConnectionError(
+            f"the OTLP endpoint refused or did not answer ({len(spans)} spans wait for the "
+            "next poll)"
+        )
+
+
+def spans_of(rows: TracesRows, resource: Resource) -> list[ReadableSpan]:
+    return [
+        span
+        for job in rows.jobs
+        for span in build_spans(job, rows.details.get(job.job_id, []), resource)
+    ]
 
 
 SOURCE = TracesSource()

@@ -1,0 +1,234 @@
+"""The verdict: every trigger measured on the merged signals, held against flapping, the worst
+state wins. Pure, except that an `Evaluator` remembers the held states between evaluations.
+
+    measure(views, settings, now, version)  -> each trigger's value and raw state
+    hold(previous, raw, now, seconds)       -> the state after the hold time (no flapping)
+    worst(states)                           -> the verdict
+
+A trigger is `unknown` when a source it draws on is enabled but down or stale (no success within
+three poll intervals), and `disabled` when none of its sources is enabled; disabled triggers do not
+count. With a worker version (canary scope), the version-aware triggers (error rate, p95 latency,
+stuck jobs) are judged on that version's own jobs; the others are global.
+
+Only the poller evaluates (after each change of the state, and on a short tick so that hold times
+run on the clock); it stores the verdicts, and every reader (metrics, endpoints, pages) reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobsight.health.specs import BY_NAME, TRIGGERS, VERSION_AWARE
+from jobsight.health.state import State
+from jobsight.health.triggers import TRIGGER_FUNCTIONS, Measurement
+from jobsight.settings import SidecarSettings
+from jobsight.sources import load_source
+from jobsight.sources.signals import SourceSignals, merge_all, scoped
+from jobsight.sources.status import SourceView
+
+STALE_AFTER_INTERVALS = 3
+MAX_VERSIONS = 32  # canary scopes evaluated and held at once (the busiest versions)
+
+
+@dataclass(frozen=True)
+class HeldState:
+    state: State
+    since: float
+    candidate: State | None = None
+    candidate_since: float | None = None
+
+
+@dataclass
+class TriggerResult:
+    name: str
+    state: State
+    value: float | None
+    unit: str
+    degraded: float
+    rollback: float | None
+    window: float | None
+    min_sample: int | None
+    sample: int | None
+    since: float
+    detail: str
+    sources: list[str]
+
+
+@dataclass
+class Verdict:
+    verdict: State
+    triggers: list[TriggerResult]
+    evaluated_at: float
+    version: str | None = None
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    leader: bool = False
+
+
+def hold(previous: HeldState | None, raw: State, now: float, seconds: float) -> HeldState:
+    """A new raw state takes effect once it has lasted `seconds`; the first state at once."""
+    if previous is None or seconds <= 0:
+        if previous is not None and previous.state == raw:
+            return previous
+        return HeldState(raw, now)
+    if raw == previous.state:
+        return HeldState(previous.state, previous.since)
+    if raw == previous.candidate and previous.candidate_since is not None:
+        if now - previous.candidate_since >= seconds:
+            return HeldState(raw, now)
+        return previous
+    return HeldState(previous.state, previous.since, raw, now)
+
+
+def worst(states: Iterable[State | str]) -> State:
+    counted = [State(s) for s in states if s != State.DISABLED]
+    return max(counted, key=lambda s: s.severity) if counted else State.UNKNOWN
+
+
+def source_problem(
+    views: Mapping[str, SourceView], settings: SidecarSettings, sources: tuple[str, ...], now: float
+) -> str | None:
+    """Why the data behind a trigger cannot be vouched for, or None."""
+    for name in sources:
+        if name not in settings.sources:
+            continue
+        view = views.get(name)
+        status = view.status if view else None
+        if status is not None and not status.up:
+            return f"{name}: down ({status.error or 'no reason given'})"
+        if status is None or view is None or view.snapshot is None:
+            return f"{name}: not polled yet"
+        stale = STALE_AFTER_INTERVALS * settings.interval(name)
+        if status.last_success is None or now - status.last_success > stale:
+            return f"{name}: stale (no success in {stale:.0f} s)"
+    return None
+
+
+def signals_of(views: Mapping[str, SourceView], settings: SidecarSettings) -> SourceSignals:
+    """Every polled source's signals, merged."""
+    return merge_all(
+        load_source(name).signals(view.snapshot, settings)
+        for name, view in views.items()
+        if view.snapshot is not None and name in settings.sources
+    )
+
+
+def measure(
+    views: Mapping[str, SourceView],
+    settings: SidecarSettings,
+    now: float,
+    version: str | None = None,
+    signals: SourceSignals | None = None,
+) -> dict[str, Measurement]:
+    merged = signals if signals is not None else signals_of(views, settings)
+    results: dict[str, Measurement] = {}
+    for spec in TRIGGERS:
+        if not any(name in settings.sources for name in spec.sources):
+            results[spec.name] = Measurement(None, State.DISABLED, detail="no source enabled")
+            continue
+        problem = source_problem(views, settings, spec.sources, now)
+        if problem:
+            results[spec.name] = Measurement(None, State.UNKNOWN, detail=problem)
+            continue
+        scope = scoped(merged, version if spec.name in VERSION_AWARE else None)
+        results[spec.name] = TRIGGER_FUNCTIONS[spec.name](scope, settings.triggers[spec.name], now)
+    return results
+
+
+class Evaluator:
+    """Evaluates the verdict of every scope (global, and the busiest worker versions) and keeps
+    their held trigger states between evaluations. Owned by the poller: nothing else calls it."""
+
+    def __init__(self, settings: SidecarSettings) -> None:
+        self.settings = settings
+        self._held: dict[str | None, dict[str, HeldState]] = {}
+
+    def evaluate(
+        self, views: Mapping[str, SourceView], now: float, leader: bool = False
+    ) -> dict[str | None, Verdict]:
+        signals = signals_of(views, self.settings)
+        scopes: list[str | None] = [None, *busiest_versions(signals, MAX_VERSIONS)]
+        self._held = {scope: self._held.get(scope, {}) for scope in scopes}  # forget the rest
+        return {
+            scope: self._verdict(views, signals, now, scope, leader, self._held[scope])
+            for scope in scopes
+        }
+
+    def _verdict(
+        self,
+        views: Mapping[str, SourceView],
+        signals: SourceSignals,
+        now: float,
+        version: str | None,
+        leader: bool,
+        held: dict[str, HeldState],
+    ) -> Verdict:
+        measured = measure(views, self.settings, now, version, signals)
+        for name, m in measured.items():
+            held[name] = hold(held.get(name), m.state, now, self.settings.triggers[name].hold)
+        return assemble(self.settings, views, measured, held, now, version, leader)
+
+
+def assemble(
+    settings: SidecarSettings,
+    views: Mapping[str, SourceView],
+    measured: Mapping[str, Measurement],
+    held: Mapping[str, HeldState],
+    now: float,
+    version: str | None,
+    leader: bool,
+) -> Verdict:
+    results = []
+    for name, m in measured.items():
+        cfg, spec = settings.triggers[name], BY_NAME[name]
+        state = held[name] if name in held else HeldState(m.state, now)
+        results.append(
+            TriggerResult(
+                name,
+                state.state,
+                m.value,
+                spec.unit,
+                cfg.degraded,
+                cfg.rollback,
+                cfg.window,
+                cfg.min_sample,
+                m.sample,
+                state.since,
+                m.detail,
+                [s for s in spec.sources if s in settings.sources],
+            )
+        )
+    sources = {
+        name: {
+            "up": bool(v.status and v.status.up),
+            "last_success": v.status.last_success if v.status else None,
+            "error": v.status.error if v.status else None,
+        }
+        for name, v in views.items()
+    }
+    return Verdict(worst(r.state for r in results), results, now, version, sources, leader)
+
+
+def busiest_versions(signals: SourceSignals, limit: int) -> list[str]:
+    """The worker versions with the most finished jobs in their widest window."""
+
+    def finished(version: str) -> int:
+        counts = signals.by_version[version].finished
+        return max((c.finished for c in counts.values()), default=0)
+
+    return sorted(signals.by_version, key=lambda v: (-finished(v), v))[:limit]
+
+
+def unheld_verdict(
+    settings: SidecarSettings,
+    views: Mapping[str, SourceView],
+    now: float,
+    version: str | None,
+    leader: bool = False,
+) -> Verdict:
+    """The verdict of a scope no evaluator holds (a version with no jobs in the window, or a
+    one-shot `jobsight verdict --database-url`): measured now, every state as it is now."""
+    return assemble(
+        settings, views, measure(views, settings, now, version), {}, now, version, leader
+    )

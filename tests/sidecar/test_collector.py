@@ -1,0 +1,66 @@
+"""The collector renders the stored state: exemplars, parseable text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+from prometheus_client.parser import text_string_to_metric_families
+
+from jobsight.settings import SidecarSettings
+from jobsight.sidecar.collector import SidecarCollector, registry_for
+from jobsight.sidecar.poller import SidecarState
+from jobsight.sources import jobs
+from jobsight.sources.status import SourceStatus, SourceView
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+SETTINGS_OBJ = SidecarSettings(database_url="postgresql://x@localhost/db")
+
+
+def finished(
+    n: int,
+    name: str = "generate-invoice",
+    status: str = "completed",
+    run_s: float = 0.2,
+    runner: str = "pgqueue",
+) -> list[jobs.FinishedRow]:
+    return [
+        jobs.FinishedRow(
+            f"00000000-0000-4000-8000-{i:012d}",
+            name,
+            runner,
+            status,
+            run_s,
+            0.05,
+            T0 + timedelta(milliseconds=i),
+        )
+        for i in range(n)
+    ]
+
+
+def test_histograms_carry_the_job_trace_id_as_exemplar():
+    snap = jobs.build_snapshot(None, finished(1, run_s=3.0), [], T0, T0, 10)
+    state = SidecarState(views={"jobs": SourceView(snap, SourceStatus(True, 1.0))}, leader=True)
+    registry = registry_for(SidecarCollector(state, {"jobs": jobs.SOURCE}, SETTINGS_OBJ, "9"))
+    text = openmetrics(registry).decode()
+    line = next(
+        x
+        for x in text.splitlines()
+        if x.startswith("jobsight_job_duration_seconds_bucket") and 'le="5.0"' in x
+    )
+    assert '# {trace_id="00000000000040008000000000000000"} 3.0' in line
+
+
+def test_prometheus_text_output_parses():
+    snap = jobs.build_snapshot(None, finished(2), [], T0, T0, 10)
+    state = SidecarState(
+        views={"jobs": SourceView(snap, SourceStatus(True, 1.0, 1.0, 0.1))}, leader=True
+    )
+    from prometheus_client.exposition import generate_latest
+
+    text = generate_latest(
+        registry_for(SidecarCollector(state, {"jobs": jobs.SOURCE}, SETTINGS_OBJ, "9"))
+    ).decode()
+    names = {family.name for family in text_string_to_metric_families(text)}
+    assert {"jobsight_leader", "jobsight_source_up", "jobsight_jobs_completed"} <= names

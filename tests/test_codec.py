@@ -1,0 +1,51 @@
+"""The snapshot codec: every snapshot type survives the trip to JSON and back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from jobsight import codec
+from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def finished(
+    n: int,
+    name: str = "generate-invoice",
+    status: str = "completed",
+    run_s: float = 0.2,
+    runner: str = "pgqueue",
+) -> list[jobs.FinishedRow]:
+    return [
+        jobs.FinishedRow(
+            f"00000000-0000-4000-8000-{i:012d}",
+            name,
+            runner,
+            status,
+            run_s,
+            0.05,
+            T0 + timedelta(milliseconds=i),
+        )
+        for i in range(n)
+    ]
+
+
+def test_codec_round_trips_every_snapshot_type():
+    snaps = [
+        jobs.build_snapshot(
+            None, finished(2), [jobs.UnfinishedRow("a", "b", "queued", 1)], T0, T0, 10
+        ),
+        pgqueue.build_snapshot([pgqueue.QueueRow("a", "created", 1)], [], 1, 0, 10),
+        pgboss.PgBossSnapshot(
+            True,
+            24,
+            "live",
+            [pgboss.BossQueueRow("q", 1)],
+            [pgboss.BossTotals("q", 1, 2, T0.isoformat())],
+        ),
+        temporal.TemporalSnapshot({"running": 1}, [temporal.TaskQueueRow("q")]),
+        postgres.PostgresSnapshot([postgres.ConnectionRow("idle", "a", 1)], 10, 3),
+    ]
+    for snap in snaps:
+        assert codec.loads(type(snap), codec.dumps(snap)) == snap
