@@ -42,7 +42,7 @@ def _sdk() -> Any:
 
 def n(spec: Any) -> str:
     """A metric's exposed name (counters keep their _total)."""
-    return spec.name
+    return str(spec.name)
 
 
 def total_rate(metric: str, window: str) -> str:

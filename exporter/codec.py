@@ -54,8 +54,10 @@ def from_jsonable(hint: Any, value: Any) -> Any:
         return _dataclass(hint, value)
     if origin in _CONTAINERS:
         return _CONTAINERS[origin](typing.get_args(hint), value)
-    if isinstance(hint, type) and issubclass(hint, Enum | datetime | float):
-        return datetime.fromisoformat(value) if hint is datetime else hint(value)
+    if hint is datetime:
+        return datetime.fromisoformat(value)
+    if isinstance(hint, type) and issubclass(hint, Enum | float):
+        return hint(value)
     return value
 
 

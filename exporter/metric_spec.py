@@ -34,25 +34,35 @@ class MetricSpec:
             raise ValueError(f"{self.name}: _total is for counters, and only for them")
 
     def family(self) -> Metric:
+        if self.kind == "histogram":
+            return self.histogram_family()
+        return self.scalar_family()
+
+    def scalar_family(self) -> CounterMetricFamily | GaugeMetricFamily:
         if self.kind == "counter":
             return CounterMetricFamily(
                 self.name.removesuffix("_total"), self.help, labels=self.labels
             )
-        if self.kind == "histogram":
-            return HistogramMetricFamily(self.name, self.help, labels=self.labels)
-        return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+        if self.kind == "gauge":
+            return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+        raise ValueError(f"{self.name}: a {self.kind} has no single values")
+
+    def histogram_family(self) -> HistogramMetricFamily:
+        if self.kind != "histogram":
+            raise ValueError(f"{self.name}: a {self.kind}, not a histogram")
+        return HistogramMetricFamily(self.name, self.help, labels=self.labels)
 
 
 def samples(spec: MetricSpec, rows: Iterable[tuple[Sequence[str], float]]) -> Metric:
     """A family of (label values, value) rows."""
-    family = spec.family()
+    family = spec.scalar_family()
     for labels, value in rows:
         family.add_metric(list(labels), value)
     return family
 
 
 def single(spec: MetricSpec, value: float | None) -> Metric:
-    family = spec.family()
+    family = spec.scalar_family()
     if value is not None:
         family.add_metric([], value)
     return family
@@ -64,9 +74,9 @@ def histogram(
     rows: Iterable[tuple[Sequence[str], Sequence[int], float, Sequence[Exemplar | None]]],
 ) -> Metric:
     """Rows of (labels, per-bucket counts (not cumulative, + the +Inf bucket), sum, exemplars)."""
-    family = spec.family()
+    family = spec.histogram_family()
     for labels, counts, total, exemplars in rows:
-        buckets = []
+        buckets: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
         running = 0
         for bound, count, exemplar in zip([*bounds, float("inf")], counts, exemplars, strict=True):
             running += count

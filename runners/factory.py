@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from jobsight.runners import defaults
 from jobsight.runners.errors import JobNotFoundError, ValidationError
 from jobsight.runners.interface import (
     HandlerConfig,
@@ -38,9 +39,9 @@ class RunnerSettings:
     runner_type: str = "pgqueue"
     fallback_to_pgqueue: bool = False
     routes: tuple[tuple[str, str], ...] = ()  # (job name pattern, engine), first match wins
-    temporal_address: str = "localhost:7233"
-    temporal_namespace: str = "default"
-    temporal_task_queue: str = "jobsight-jobs"
+    temporal_address: str = defaults.TEMPORAL_ADDRESS
+    temporal_namespace: str = defaults.TEMPORAL_NAMESPACE
+    temporal_task_queue: str = defaults.TEMPORAL_TASK_QUEUE
     engine_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,9 +65,9 @@ class RunnerSettings:
                 env.get("JOB_RUNNER_FALLBACK_TO_PGQUEUE", "false"), "JOB_RUNNER_FALLBACK_TO_PGQUEUE"
             ),
             routes=parse_routes(env.get("JOB_RUNNER_ROUTES", "")),
-            temporal_address=env.get("TEMPORAL_ADDRESS", "localhost:7233"),
-            temporal_namespace=env.get("TEMPORAL_NAMESPACE", "default"),
-            temporal_task_queue=env.get("TEMPORAL_JOB_TASK_QUEUE", "jobsight-jobs"),
+            temporal_address=env.get("TEMPORAL_ADDRESS", defaults.TEMPORAL_ADDRESS),
+            temporal_namespace=env.get("TEMPORAL_NAMESPACE", defaults.TEMPORAL_NAMESPACE),
+            temporal_task_queue=env.get("TEMPORAL_JOB_TASK_QUEUE", defaults.TEMPORAL_TASK_QUEUE),
         )
 
     def engines(self) -> set[str]:
@@ -93,17 +94,32 @@ def parse_routes(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(routes)
 
 
-def _build(engine: str, settings: RunnerSettings, registry: HandlerRegistry) -> JobRunner:
-    options = settings.engine_options.get(engine)
+def engine_settings(engine: str, settings: RunnerSettings) -> Any:
+    """The settings object of one engine: `engine_options[engine]` when given, else the engine's
+    defaults (for Temporal, with the address, namespace and task queue of `settings`)."""
+    given = settings.engine_options.get(engine)
+    if given is not None:
+        return given
     if engine == "temporal":
-        from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings
+        from jobsight.runners.temporal.settings import TemporalSettings
 
-        temporal = options or TemporalSettings(
+        return TemporalSettings(
             address=settings.temporal_address,
             namespace=settings.temporal_namespace,
             task_queue=settings.temporal_task_queue,
         )
-        return TemporalJobRunner(settings.database_url, registry, temporal)
+    from jobsight.runners.pgqueue.settings import PgQueueSettings
+
+    return PgQueueSettings()
+
+
+def build_runner(engine: str, settings: RunnerSettings, registry: HandlerRegistry) -> JobRunner:
+    """One engine's runner, not yet connected (imports only that engine)."""
+    options = engine_settings(engine, settings)
+    if engine == "temporal":
+        from jobsight.runners.temporal import TemporalJobRunner
+
+        return TemporalJobRunner(settings.database_url, registry, options)
     from jobsight.runners.pgqueue import PgQueueJobRunner
 
     return PgQueueJobRunner(settings.database_url, registry, options)
@@ -115,7 +131,7 @@ async def create_runner(settings: RunnerSettings, registry: HandlerRegistry) -> 
     TemporalUnavailableError."""
     engines: dict[str, JobRunner] = {}
     for engine in sorted(settings.engines()):
-        runner = _build(engine, settings, registry)
+        runner = build_runner(engine, settings, registry)
         if engine == "temporal":
             from jobsight.runners.temporal import TemporalUnavailableError
 
@@ -125,7 +141,7 @@ async def create_runner(settings: RunnerSettings, registry: HandlerRegistry) -> 
                 if not settings.fallback_to_pgqueue:
                     raise
                 log.warning("%s; falling back to pgqueue (JOB_RUNNER_FALLBACK_TO_PGQUEUE)", exc)
-                runner = _build("pgqueue", settings, registry)
+                runner = build_runner("pgqueue", settings, registry)
         engines[engine] = runner
     if not settings.routes:
         return engines[settings.runner_type]

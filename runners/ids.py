@@ -20,7 +20,10 @@ from asyncpg.pgproto.pgproto import UUID as _FastUUID
 def _uuid7(ms: bytes, rand: bytes) -> uuid.UUID:
     """48 bits of Unix milliseconds (`ms`, 6 bytes), version 7 with 4 random bits, 8 random bits,
     the RFC variant with 6 random bits, 56 random bits (`rand` holds 10 random bytes)."""
-    return _FastUUID(ms + bytes((0x70 | rand[0] & 0x0F, rand[1], 0x80 | rand[2] & 0x3F)) + rand[3:])
+    made: uuid.UUID = _FastUUID(
+        ms + bytes((0x70 | rand[0] & 0x0F, rand[1], 0x80 | rand[2] & 0x3F)) + rand[3:]
+    )
+    return made
 
 
 def _now_ms() -> bytes:

@@ -6,8 +6,10 @@ Exit codes: 0 ok, 1 degraded, 3 rollback, 4 unknown (also: the sidecar could not
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -119,3 +121,24 @@ def run(
         return EXIT_CODES[State.UNKNOWN]
     print(json.dumps(body, indent=2) if as_json else table(body))
     return EXIT_CODES[State(body["verdict"])]
+
+
+def register(sub: Any) -> None:
+    verdict = sub.add_parser(
+        "verdict",
+        help="print the rollback verdict and exit with its code (for CI/CD gates)",
+        description="Asks a running sidecar (--url) or, without --url, polls the database and "
+        "Temporal once with the sidecar's settings, and prints every trigger. Exit codes: "
+        "0 ok, 1 degraded, 3 rollback, 4 unknown (or no answer), 2 bad setting.",
+    )
+    verdict.add_argument("--url", help="a sidecar's base URL, e.g. http://127.0.0.1:9465")
+    verdict.add_argument("--version", help="judge one worker version (canary scope)")
+    verdict.add_argument("--json", action="store_true", help="print the /verdict JSON")
+    verdict.add_argument("--config", metavar="FILE", help="YAML settings (database mode)")
+    verdict.set_defaults(run=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from jobsight.settings import load_settings
+
+    return run(args.url, lambda: load_settings(os.environ, args.config), args.version, args.json)

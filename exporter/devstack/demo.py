@@ -11,9 +11,14 @@ import random
 import uuid
 from dataclasses import replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from jobsight.runners.examples.demo_handlers import PGQUEUE_JOBS, TEMPORAL_JOBS, build_registry
 from jobsight.settings import SidecarSettings
+
+if TYPE_CHECKING:
+    from jobsight.runners.pgqueue import PgQueueJobRunner
+    from jobsight.runners.temporal import TemporalJobRunner
 
 log = logging.getLogger("jobsight.demo")
 TENANT = uuid.UUID("00000000-0000-4000-8000-00000000de70")
@@ -27,8 +32,8 @@ class Demo:
         self.settings = settings
         self.with_temporal = temporal
         self.rng = random.Random(7)
-        self.pgqueue = None
-        self.temporal = None
+        self.pgqueue: PgQueueJobRunner | None = None
+        self.temporal: TemporalJobRunner | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
@@ -83,8 +88,10 @@ class Demo:
                 else {"poison": self.rng.random() < POISON_RATE}
             )
             runner = self.temporal if name in TEMPORAL_JOBS else self.pgqueue
+            if runner is None:
+                continue
             try:
-                await runner.schedule_job(name, data, tenant=TENANT)  # type: ignore[union-attr]
+                await runner.schedule_job(name, data, tenant=TENANT)
             except Exception as exc:  # a down engine is logged; the demo goes on
                 log.warning("could not schedule %s: %s", name, exc)
                 await asyncio.sleep(1)

@@ -40,10 +40,10 @@ class LocalStackError(RuntimeError):
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, deadline: float, proc: subprocess.Popen | None = None) -> None:
+def _wait_for_port(port: int, deadline: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise LocalStackError(f"process exited with code {proc.returncode} before listening")
@@ -242,7 +242,7 @@ class LocalTemporal:
     search_attributes: dict[str, str] = field(default_factory=dict)
     address: str = ""
     ui_url: str | None = None
-    _proc: subprocess.Popen | None = None
+    _proc: subprocess.Popen[bytes] | None = None
     _dir: Path | None = None
 
     def start(self) -> str:

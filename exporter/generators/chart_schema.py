@@ -23,8 +23,13 @@ RESOURCES = {
 NAME = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253}
 
 
-def obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict:
-    schema = {"type": "object", "properties": properties, "additionalProperties": False, **extra}
+def obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        **extra,
+    }
     if required:
         schema["required"] = list(required)
     return schema

@@ -53,7 +53,7 @@ async def load(
         kind = snapshot_types.get(row["source"])
         if kind is None:
             continue
-        snapshot = None
+        snapshot: Any = None
         if row["snapshot"] is not None:
             try:
                 snapshot = codec.loads(kind, row["snapshot"])
@@ -64,6 +64,8 @@ async def load(
     return views
 
 
-async def leader_info(conn: asyncpg.Connection | asyncpg.Pool, instance: str) -> dict | None:
+async def leader_info(
+    conn: asyncpg.Connection | asyncpg.Pool, instance: str
+) -> dict[str, Any] | None:
     row = await conn.fetchrow(LEADER, instance)
     return dict(row) if row else None

@@ -370,7 +370,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         yield samples(JOBS, (((r.job_name, r.runner, r.status), r.count) for r in snap.unfinished))
         active = [r for r in snap.unfinished if r.status in ("processing", "active")]
         # Every series the sidecar knows gets a stuck count, zero included: "none stuck" is data.
-        stuck = {(t.job_name, t.runner): 0 for t in snap.totals}
+        stuck: dict[tuple[str, str], float] = {(t.job_name, t.runner): 0 for t in snap.totals}
         for (name, runner), count in _per_series(active, lambda r: r.stuck, sum):
             stuck[(name, runner)] = count
         yield samples(STUCK, sorted(stuck.items()))

@@ -174,7 +174,7 @@ class PgQueueJobRunner(RunnerBase):
         status = await pool.execute(
             "UPDATE pgqueue.schedule SET enabled = false WHERE id = $1 AND enabled", target
         )
-        return status.endswith(" 1")
+        return str(status).endswith(" 1")
 
     async def retry_job(self, job_id: uuid.UUID | str) -> ScheduleResult:
         """Runs a failed job again as a fresh job (same name, tenant and data) linked to it by

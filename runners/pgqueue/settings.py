@@ -2,42 +2,32 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from jobsight.runners import defaults
 from jobsight.runners.errors import ValidationError
 from jobsight.runners.validation import DEFAULT_MAX_METADATA_BYTES
 
 
-def default_worker_version() -> str:
-    """JOBSIGHT_WORKER_VERSION (the application's release), else jobsight's own version."""
-    configured = os.environ.get("JOBSIGHT_WORKER_VERSION", "").strip()
-    if configured:
-        return configured
-    from jobsight import __version__
-
-    return __version__
-
-
 @dataclass(frozen=True)
 class PgQueueSettings:
-    concurrency: int = 10  # jobs of one name running at once in one worker
+    concurrency: int = defaults.CONCURRENCY  # jobs of one name running at once in one worker
     concurrency_by_name: dict[str, int] = field(default_factory=dict)
-    batch_size: int = 100  # most jobs taken per fetch
+    batch_size: int = defaults.BATCH_SIZE  # most jobs taken per fetch
     max_unwritten_outcomes: int = 5000  # fetching pauses while this many await writing
     poll_interval: timedelta = timedelta(seconds=1)  # fallback when no NOTIFY arrives
-    heartbeat_interval: timedelta = timedelta(seconds=5)
-    heartbeat_timeout: timedelta = timedelta(seconds=30)  # a silent worker or job is lost
+    heartbeat_interval: timedelta = defaults.HEARTBEAT_INTERVAL
+    heartbeat_timeout: timedelta = defaults.HEARTBEAT_TIMEOUT  # a silent worker or job is lost
     maintenance_interval: timedelta = timedelta(seconds=1)  # crashes, expiry, cron
     retention: timedelta = timedelta(days=7)  # finished queue rows kept this long
     retention_interval: timedelta = timedelta(minutes=5)
     retention_batch: int = 1000
-    shutdown_grace: timedelta = timedelta(seconds=30)
+    shutdown_grace: timedelta = defaults.SHUTDOWN_GRACE
     pool_size: int = 10
     statement_timeout: timedelta = timedelta(seconds=30)
     max_payload_bytes: int = DEFAULT_MAX_METADATA_BYTES
-    worker_version: str = field(default_factory=default_worker_version)
+    worker_version: str = field(default_factory=defaults.default_worker_version)
 
     def __post_init__(self) -> None:
         positive_ints = {
@@ -55,7 +45,7 @@ class PgQueueSettings:
         for name, value in self.concurrency_by_name.items():
             if not isinstance(value, int) or value < 1:
                 raise ValidationError(f"concurrency_by_name[{name}]", "must be a whole number >= 1")
-        durations = {
+        durations: dict[str, timedelta] = {
             "poll_interval": self.poll_interval,
             "heartbeat_interval": self.heartbeat_interval,
             "heartbeat_timeout": self.heartbeat_timeout,
@@ -64,9 +54,9 @@ class PgQueueSettings:
             "retention_interval": self.retention_interval,
             "statement_timeout": self.statement_timeout,
         }
-        for name, value in durations.items():
-            if value <= timedelta(0):
-                raise ValidationError(name, f"must be positive, got {value}")
+        for name, duration in durations.items():
+            if duration <= timedelta(0):
+                raise ValidationError(name, f"must be positive, got {duration}")
         if self.shutdown_grace < timedelta(0):
             raise ValidationError("shutdown_grace", "must not be negative")
         if self.heartbeat_timeout <= self.heartbeat_interval * 2:

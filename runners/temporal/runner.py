@@ -216,7 +216,8 @@ class TemporalJobRunner(RunnerBase):
             await self._forget(job_id)
             raise TemporalUnavailableError(f"Temporal refused the job: {exc}") from None
         # Not a status change: a worker may already have started (or finished) the job.
-        await service.set_external_run_id(job_id, handle.result_run_id)
+        if handle.result_run_id is not None:
+            await service.set_external_run_id(job_id, handle.result_run_id)
         return ScheduleResult(job_id, workflow_id)
 
     async def _forget(self, job_id: uuid.UUID) -> None:

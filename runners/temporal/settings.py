@@ -6,24 +6,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from jobsight.runners import defaults
 from jobsight.runners.errors import ValidationError
-from jobsight.runners.pgqueue.settings import default_worker_version
 from jobsight.runners.validation import DEFAULT_MAX_METADATA_BYTES
 
 
 @dataclass(frozen=True)
 class TemporalSettings:
-    address: str = "localhost:7233"
-    namespace: str = "default"
-    task_queue: str = "jobsight-jobs"
+    address: str = defaults.TEMPORAL_ADDRESS
+    namespace: str = defaults.TEMPORAL_NAMESPACE
+    task_queue: str = defaults.TEMPORAL_TASK_QUEUE
     connect_timeout: timedelta = timedelta(seconds=10)
     rpc_timeout: timedelta = timedelta(seconds=10)
-    shutdown_grace: timedelta = timedelta(seconds=30)
-    heartbeat_timeout: timedelta = timedelta(seconds=30)
-    max_concurrent_activities: int = 100
+    shutdown_grace: timedelta = defaults.SHUTDOWN_GRACE
+    heartbeat_timeout: timedelta = defaults.HEARTBEAT_TIMEOUT
+    max_concurrent_activities: int = defaults.MAX_CONCURRENT_ACTIVITIES
     pool_size: int = 10
     max_payload_bytes: int = DEFAULT_MAX_METADATA_BYTES
-    worker_version: str = field(default_factory=default_worker_version)
+    worker_version: str = field(default_factory=defaults.default_worker_version)
 
     def __post_init__(self) -> None:
         host, _, port = self.address.rpartition(":")

@@ -1,0 +1,38 @@
+"""`jobsight serve`: the sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the sidecar: metrics, traces and health of every job source",
+        description="Polls the jobs tables, pgqueue, pg-boss, Temporal and PostgreSQL (one "
+        "sidecar of a group at a time, by advisory lock), serves /metrics, /livez, /readyz and "
+        "a status page, and exports finished jobs as OTLP traces. Settings come from the "
+        "environment (JOBSIGHT_*, DATABASE_URL, TEMPORAL_*, OTEL_*) over an optional YAML file; "
+        "the README lists every one.",
+    )
+    serve.add_argument(
+        "--config", metavar="FILE", help="YAML settings file (default: $JOBSIGHT_CONFIG)"
+    )
+    serve.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from jobsight.settings import load_settings
+    from jobsight.sidecar.app import serve
+
+    settings = load_settings(os.environ, args.config)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(serve(settings))
+    return 0

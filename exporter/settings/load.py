@@ -1,0 +1,108 @@
+"""Loading: environment over the YAML file (JOBSIGHT_CONFIG) over the declared defaults, validated
+once into a frozen SidecarSettings. A bad value raises SettingError naming the setting and the
+value (never a secret's)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from jobsight.settings import parsing as parse
+from jobsight.settings.declare import Setting, SettingError
+from jobsight.settings.sidecar import SidecarSettings, declared_settings
+from jobsight.settings.triggers import trigger_configs, trigger_settings
+
+SETTINGS: tuple[Setting, ...] = (*declared_settings(), *trigger_settings())
+
+
+def load_settings(environ: Mapping[str, str], config_path: str | None = None) -> SidecarSettings:
+    """Environment over the YAML file over defaults; raises SettingError on the first bad one."""
+    path = config_path or environ.get("JOBSIGHT_CONFIG", "")
+    from_file = _read_yaml(path) if path else {}
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw: Any = environ.get(setting.env)
+        where = setting.env
+        if raw is None and setting.field in from_file:
+            raw, where = from_file[setting.field], f"{path}: {setting.field}"
+        if raw is None or (isinstance(raw, str) and raw == "" and setting.default == ""):
+            raw, where = setting.default, setting.env
+            if raw == "":
+                continue
+        try:
+            values[setting.field] = setting.parse(raw)
+        except (ValueError, TypeError) as exc:
+            shown = "***" if setting.secret else repr(raw)[:80]
+            raise SettingError(f"{where}: {exc} (got {shown})") from None
+    values["sources"] = _resolve_sources(values["sources"], environ, from_file)
+    values["traces"] = _resolve_traces(values["traces"], environ)
+    grouped = {st.field for st in SETTINGS if st.group == "triggers"}
+    trigger_values = {k: values.pop(k) for k in list(values) if k in grouped}
+    values["triggers"] = trigger_configs(trigger_values, values.get("trigger_hold", 30.0))
+    settings = SidecarSettings(**values)
+    _check_together(settings)
+    return settings
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise SettingError(f"JOBSIGHT_CONFIG: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SettingError(f"JOBSIGHT_CONFIG: {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise SettingError(f"JOBSIGHT_CONFIG: {path} must hold a mapping of settings")
+    known = {setting.field for setting in SETTINGS}
+    for key in loaded:
+        if key not in known:
+            raise SettingError(f"{path}: unknown setting {key!r}")
+    return {key: value for key, value in loaded.items() if value is not None}
+
+
+def _resolve_sources(
+    chosen: tuple[str, ...], environ: Mapping[str, str], from_file: Mapping[str, Any]
+) -> tuple[str, ...]:
+    if chosen != ("auto",):
+        return chosen
+    with_temporal = "TEMPORAL_ADDRESS" in environ or "temporal_address" in from_file
+    return ("jobs", "pgqueue", "pgboss", "postgres") + (("temporal",) if with_temporal else ())
+
+
+def _resolve_traces(choice: str, environ: Mapping[str, str]) -> bool:
+    lowered = choice.lower()
+    if lowered == "auto":
+        endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        return bool(endpoint) and environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none"
+    try:
+        return parse.boolean(lowered)
+    except ValueError:
+        raise SettingError(
+            f"JOBSIGHT_TRACES: must be auto, true or false (got {choice!r})"
+        ) from None
+
+
+def _check_together(settings: SidecarSettings) -> None:
+    if not settings.sources:
+        raise SettingError("JOBSIGHT_SOURCES: choose at least one source")
+    if not settings.database_url:
+        raise SettingError("DATABASE_URL: not set (the sidecar's sources, leader and state)")
+    host, _, port = settings.temporal_address.rpartition(":")
+    if "temporal" in settings.sources and (not host or not port.isdigit()):
+        raise SettingError(
+            f"TEMPORAL_ADDRESS: must be host:port (got {settings.temporal_address!r})"
+        )
+    if settings.commit_lag > settings.max_commit_lag:
+        raise SettingError("JOBSIGHT_COMMIT_LAG: must not exceed JOBSIGHT_MAX_COMMIT_LAG")
+
+
+def settings_fields() -> set[str]:
+    return {f.name for f in fields(SidecarSettings)}
