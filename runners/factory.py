@@ -8,6 +8,7 @@ Engines are imported only when chosen.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import os
@@ -226,6 +227,6 @@ class RoutingJobRunner:
         for runner in self._engines.values():
             await runner.start()
 
-    async def stop(self) -> None:
-        for runner in self._engines.values():
-            await runner.stop()
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops every engine, all within the same grace (they stop side by side)."""
+        await asyncio.gather(*(runner.stop(grace) for runner in self._engines.values()))

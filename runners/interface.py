@@ -178,6 +178,7 @@ class JobRunner(Protocol):
         """Begins processing jobs for the registered handlers."""
         ...
 
-    async def stop(self) -> None:
-        """Stops fetching, lets running jobs finish within a grace period, hands back the rest."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops taking work, lets running jobs finish within `grace` seconds (default: the
+        engine's shutdown_grace), hands back the rest, and closes the connections."""
         ...

@@ -17,6 +17,7 @@ import asyncpg
 from jobsight.runners.errors import IllegalTransitionError, JobNotFoundError, ValidationError
 from jobsight.runners.ids import new_job_id
 from jobsight.runners.interface import JobStatusInfo
+from jobsight.runners.records import JOB_COLUMNS, NEW_JOB_COLUMNS
 from jobsight.runners.status import RUNNING, JobStatus, allowed_from, is_finished
 from jobsight.runners.validation import (
     DEFAULT_MAX_METADATA_BYTES,
@@ -29,10 +30,6 @@ from jobsight.runners.validation import (
 
 SYSTEM_USER = uuid.UUID(int=0)
 MAX_ERROR_LENGTH = 8_000
-
-_JOB_COLUMNS = """tenant, job_id, type, metadata, status::text AS status, created_at, updated_at,
-    user_id, runner_type, external_id, external_run_id, run_at, started_at, finished_at,
-    attempts, worker_version, progress, error"""
 
 
 @dataclass(frozen=True)
@@ -133,10 +130,9 @@ class JobService:
         if JobStatus(status) not in allowed_from(JobStatus.PROCESSING):
             raise ValidationError("status", f"a new job starts waiting, not {status!r}")
         row = await self._conn(conn).fetchrow(
-            f"""INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, runner_type,
-                                  external_id, run_at, updated_at)
+            f"""INSERT INTO jobs ({NEW_JOB_COLUMNS})
                 VALUES ($1, $2, $3, $4::jsonb, $5::job_status, $6, $7, $8, $9, now())
-                RETURNING {_JOB_COLUMNS}""",  # noqa: S608 - constant column list
+                RETURNING {JOB_COLUMNS}""",  # noqa: S608 - constant column list
             tenant_id,
             new_id,
             name,
@@ -185,7 +181,7 @@ class JobService:
                   external_run_id = coalesce($9, external_run_id)
                 WHERE job_id = $1 AND ($2::uuid IS NULL OR tenant = $2)
                   AND status::text = ANY($10::text[])
-                RETURNING {_JOB_COLUMNS}""",  # noqa: S608 - constant column list
+                RETURNING {JOB_COLUMNS}""",  # noqa: S608 - constant column list
             job,
             tenant_id,
             str(target),
@@ -297,7 +293,7 @@ class JobService:
         job = check_uuid("job_id", job_id)
         tenant_id = None if tenant is None else check_uuid("tenant", tenant)
         row = await self._conn(conn).fetchrow(
-            f"""SELECT {_JOB_COLUMNS} FROM jobs
+            f"""SELECT {JOB_COLUMNS} FROM jobs
                 WHERE job_id = $1 AND ($2::uuid IS NULL OR tenant = $2)""",  # noqa: S608 - constant column list
             job,
             tenant_id,

@@ -9,15 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-# Which `jobs` status mirrors each queue state.
-STATE_TO_STATUS = {
-    "created": "queued",
-    "retry": "queued",
-    "active": "processing",
-    "completed": "completed",
-    "cancelled": "cancelled",
-    "failed": "failed",
-}
+from jobsight.runners.records import STATUS_OF_STATE as STATE_TO_STATUS
 
 
 async def wait_for(

@@ -23,6 +23,11 @@ from jobsight.runners import (
 from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from jobsight.runners.pgqueue.maintenance import Maintainer
 from tests.pgqueue_helpers import disagreements, wait_for
+from tests.support.transitions import (
+    illegal_transitions,
+    install_status_audit,
+    recorded_transitions,
+)
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-00000000beef")
 FAST = {
@@ -37,8 +42,10 @@ MakeRunner = Callable[..., PgQueueJobRunner]
 @pytest.fixture
 async def conn(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
     c = await asyncpg.connect(migrated_db)
+    await install_status_audit(c)
     yield c
     assert await disagreements(c) == []  # after every test: the two tables agree
+    assert await illegal_transitions(c) == []  # ...and every status change was allowed
     await c.close()
 
 
@@ -634,3 +641,40 @@ async def test_fetching_pauses_while_outcomes_wait_to_be_written(
     await wait_for(
         lambda: count(conn, "SELECT count(*) = 200 FROM jobs WHERE status='completed'"), 10
     )
+
+
+async def test_every_status_change_is_audited(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+) -> None:
+    """The audit behind every test here sees the engine's changes, and would flag a bad one."""
+    registry = HandlerRegistry()
+    quick = RetryPolicy(max_attempts=2, initial_interval=timedelta(milliseconds=10))
+
+    @registry.handler("asset_import", retry=quick)
+    async def flaky(ctx, data):  # type: ignore[no-untyped-def]
+        if data["fail"] and ctx.attempt == 1:
+            raise RuntimeError("first attempt fails")
+
+    runner = make_runner(registry)
+    await runner.start()
+    ok = await runner.schedule_job("asset_import", {"fail": False}, tenant=TENANT)
+    retried = await runner.schedule_job("asset_import", {"fail": True}, tenant=TENANT)
+    for job in (ok, retried):
+        await wait_for(lambda job=job: _completed(conn, job.job_id), 10)
+    seen = set(await recorded_transitions(conn))
+    assert {(None, "queued"), ("queued", "processing"), ("processing", "completed")} <= seen
+    assert ("processing", "queued") in seen  # the retry waits again
+    await conn.execute("UPDATE jobs SET status = 'queued' WHERE job_id = $1", ok.job_id)
+    assert await illegal_transitions(conn) == [("completed", "queued")]
+    await conn.execute("DELETE FROM status_audit WHERE old_status = 'completed'")
+    await conn.execute(
+        "UPDATE jobs SET status = 'completed' WHERE job_id = $1", ok.job_id
+    )  # restore it, so the tables agree again
+    await conn.execute(
+        "DELETE FROM status_audit WHERE new_status = 'completed' AND old_status = 'queued'"
+    )
+
+
+async def _completed(conn: asyncpg.Connection, job_id: uuid.UUID) -> bool:
+    status = await conn.fetchval("SELECT status::text FROM jobs WHERE job_id = $1", job_id)
+    return bool(status == "completed")

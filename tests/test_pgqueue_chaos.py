@@ -18,6 +18,7 @@ import pytest
 from jobsight.runners.pgqueue import PgQueueJobRunner
 from tests.chaos_handlers import registry
 from tests.pgqueue_helpers import disagreements, wait_for
+from tests.support.transitions import illegal_transitions, install_status_audit
 
 JOBS = 2000
 WORKERS = 3
@@ -37,6 +38,9 @@ def _start_worker(url: str) -> subprocess.Popen[bytes]:
 
 @pytest.mark.slow
 async def test_sigkilled_workers_lose_no_job(migrated_db: str) -> None:
+    audit = await asyncpg.connect(migrated_db)
+    await install_status_audit(audit)  # recovery of killed workers' jobs is audited too
+    await audit.close()
     producer = PgQueueJobRunner(migrated_db, registry, work=False)
     tenant = "4b1d5e7a-0000-4000-8000-000000000c4a"
     for start in range(0, JOBS, 500):
@@ -61,6 +65,7 @@ async def test_sigkilled_workers_lose_no_job(migrated_db: str) -> None:
         await wait_for(lambda: conn.fetchval(crashed, KILLS), within=10, interval=0.2)
 
         assert await disagreements(conn) == []
+        assert await illegal_transitions(conn) == []
         # Every job completed, so every one has left the queue (jobs rows are the record).
         assert await conn.fetchval("SELECT count(*) FROM pgqueue.job") == 0
         once = await conn.fetchval(

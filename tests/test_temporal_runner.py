@@ -265,3 +265,48 @@ async def test_jobs_started_before_their_scheduler_hears_back_end_completed(
     )
     assert [r["status"] for r in rows] == ["completed"] * 3
     assert all(r["external_run_id"] for r in rows)
+
+
+async def test_stop_honours_its_grace(conn: asyncpg.Connection, make_runner: MakeRunner):
+    """A short grace stops a long handler (its attempt fails as "worker stopped" and another
+    worker runs the job again); a long grace lets a running handler finish its attempt."""
+    registry = HandlerRegistry()
+    started = asyncio.Event()
+
+    @registry.handler("import", retry=RetryPolicy(initial_interval=timedelta(milliseconds=50)))
+    async def first_attempt_hangs(ctx, data):  # type: ignore[no-untyped-def]
+        started.set()
+        if data.get("hang") and ctx.attempt == 1:
+            await asyncio.sleep(120)
+        await asyncio.sleep(data["seconds"])
+
+    first = make_runner(registry, shutdown_grace=timedelta(seconds=60))
+    await first.start()
+    job = await first.schedule_job("import", {"seconds": 0, "hang": True}, tenant=TENANT)
+    await asyncio.wait_for(started.wait(), 20)
+    began = asyncio.get_running_loop().time()
+    await first.stop(grace=0.5)
+    assert asyncio.get_running_loop().time() - began < 10  # not the 60 s default, nor 120 s
+    assert await status_of(conn, job.job_id) in ("processing", "queued")  # handed back
+    second = make_runner(registry)
+    await second.start()
+    await wait_for(lambda: _is(conn, job.job_id, "completed"), 30)
+    details = await conn.fetch(
+        "SELECT status::text, attempt, error FROM job_details WHERE job_id = $1 ORDER BY attempt",
+        job.job_id,
+    )
+    assert [(d["status"], d["attempt"]) for d in details] == [("failed", 1), ("completed", 2)]
+    assert "worker stopped" in details[0]["error"]
+
+    started.clear()
+    patient = await second.schedule_job("import", {"seconds": 1.5}, tenant=TENANT)
+    await wait_for(lambda: _is(conn, patient.job_id, "processing"), 20)
+    await second.stop(grace=30)
+    # The handler finished within the grace: its attempt is recorded completed. The job's final
+    # status is the workflow's next activity, which the next worker to poll writes.
+    attempts = await conn.fetch(
+        "SELECT status::text, attempt FROM job_details WHERE job_id = $1", patient.job_id
+    )
+    assert [(d["status"], d["attempt"]) for d in attempts] == [("completed", 1)]
+    await make_runner(registry).start()
+    await wait_for(lambda: _is(conn, patient.job_id, "completed"), 30)

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from jobsight.runners.base import RunnerBase
+from jobsight.runners.base import RecurringJob, RunnerBase
 from jobsight.runners.errors import ValidationError
 from jobsight.runners.interface import (
     ScheduleOptions,
@@ -20,15 +20,13 @@ from jobsight.runners.pgqueue import sql
 from jobsight.runners.pgqueue.sending import send
 from jobsight.runners.pgqueue.settings import PgQueueSettings
 from jobsight.runners.pgqueue.worker import Worker
-from jobsight.runners.recurrence import parse_recurrence
 from jobsight.runners.registry import HandlerRegistry
-from jobsight.runners.service import SYSTEM_USER
-from jobsight.runners.validation import check_job_name, check_uuid, encode_payload
+from jobsight.runners.validation import check_uuid
 
 CONNECT_TIMEOUT_S = 10.0
 
 
-class PgQueueJobRunner(RunnerBase):
+class PgQueueJobRunner(RunnerBase[PgQueueSettings]):
     """Schedules jobs on the Postgres queue; `start()` also works them for registered handlers.
 
     A producer that only schedules never needs `start()`: the pool opens on first use.
@@ -44,14 +42,15 @@ class PgQueueJobRunner(RunnerBase):
         *,
         work: bool = True,
     ) -> None:
-        self._url = database_url
-        self.registry = registry if registry is not None else HandlerRegistry()
-        self.settings = settings or PgQueueSettings()
-        self._work = work
+        super().__init__(database_url, registry, settings, work=work)
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._worker: Worker | None = None
         self._worker_connections: asyncpg.Pool | None = None
+
+    @classmethod
+    def default_settings(cls) -> PgQueueSettings:
+        return PgQueueSettings()
 
     # --- connections ------------------------------------------------------------------------
 
@@ -140,27 +139,14 @@ class PgQueueJobRunner(RunnerBase):
             max_payload_bytes=self.settings.max_payload_bytes,
         )
 
-    async def schedule_recurring_job(
-        self,
-        job_name: str,
-        data: dict[str, Any],
-        interval: str,
-        *,
-        tenant: uuid.UUID | str,
-        user_id: uuid.UUID | str | None = None,
-    ) -> ScheduleResult:
-        """Fires `job_name` on a cron expression or interval; each run is its own job.
-        Returns the schedule's id (cancel it with `cancel_job`)."""
-        self.registry.get(check_job_name(job_name))
-        recurrence = parse_recurrence(interval)
-        tenant_id = check_uuid("tenant", tenant)
-        user = SYSTEM_USER if user_id is None else check_uuid("user_id", user_id)
-        payload = encode_payload(data, "data", self.settings.max_payload_bytes)
-        schedule_id = uuid.uuid4()
-        first = recurrence.next_after(datetime.now(UTC))
+    async def create_schedule(self, recurring: RecurringJob) -> ScheduleResult:
+        """A row of pgqueue.schedule; the maintainer fires it when due."""
+        job, schedule_id = recurring.job, uuid.uuid4()
+        first = recurring.recurrence.next_after(datetime.now(UTC))
         await (await self.pool()).execute(
-            sql.INSERT_SCHEDULE, schedule_id, job_name, tenant_id, user, payload, interval, first
-        )
+            sql.INSERT_SCHEDULE, schedule_id, job.config.name, job.tenant, job.user, job.payload,
+            recurring.spec, first,
+        )  # fmt: skip
         return ScheduleResult(job_id=schedule_id, external_id=f"schedule:{schedule_id}")
 
     async def cancel_job(self, job_id: uuid.UUID | str) -> bool:
@@ -210,10 +196,12 @@ class PgQueueJobRunner(RunnerBase):
                 raise
             self._worker, self._worker_connections = worker, pool
 
-    async def stop(self, grace: float | None = None) -> None:
+    async def stop_worker(self, grace: float) -> None:
         if self._worker is not None:
             await self._worker.stop(grace)
             self._worker = None
+
+    async def close(self) -> None:
         for pool in (self._worker_connections, self._pool):
             if pool is not None:
                 await pool.close()

@@ -1,8 +1,23 @@
 """Every statement the pgqueue engine runs. Each is one round trip that changes the queue row and
 its `jobs` row (and `job_details`) together, so the two tables can never disagree.
 
-All values are bound parameters; the only identifiers are the fixed names below.
+All values are bound parameters; the only identifiers are the fixed names below. The `jobs` and
+`job_details` columns and the status each queue state is mirrored as come from runners/records.py.
 """
+
+from jobsight.runners.records import (
+    ATTEMPT_COLUMNS,
+    ATTEMPT_STEP,
+    NEW_JOB_COLUMNS,
+    STATUS_OF_STATE,
+)
+
+QUEUED = STATUS_OF_STATE["created"]
+RUNNING = STATUS_OF_STATE["active"]
+COMPLETED = STATUS_OF_STATE["completed"]
+FAILED = STATUS_OF_STATE["failed"]
+RETRYING = STATUS_OF_STATE["retry"]
+CANCELLED = STATUS_OF_STATE["cancelled"]
 
 # Channels: a job name when waiting work appears; a job id when an active job is cancelled.
 WAKE_CHANNEL = "jobsight_pgqueue"
@@ -32,9 +47,8 @@ WITH queued AS (
   SELECT count(pg_notify('{WAKE_CHANNEL}', $3)) AS n
   FROM (SELECT 1 FROM queued WHERE start_after <= now() LIMIT 1) ready
 )
-INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, runner_type, external_id,
-                  run_at, updated_at)
-SELECT $4, q.id, $3, q.data, 'queued', $14, 'pgqueue', q.id::text, q.start_after, now()
+INSERT INTO jobs ({NEW_JOB_COLUMNS})
+SELECT $4, q.id, $3, q.data, '{QUEUED}', $14, 'pgqueue', q.id::text, q.start_after, now()
 FROM queued q WHERE (SELECT n FROM wake) >= 0
 {{returning}}
 """
@@ -52,7 +66,7 @@ SELECT id FROM pgqueue.job WHERE name = $1 AND singleton_key = $2 AND state <= '
 # $1 name, $2 limit, $3 worker id, $4 worker version. Both updates find their rows through
 # `= ANY(ARRAY(...))` index lookups: joined to `next` instead, the planner (told to expect LIMIT
 # rows) hashes a scan of each whole table, which cost 48 against 28 us per job at 20,000 queued.
-FETCH = """
+FETCH = f"""
 WITH next AS (
   SELECT id FROM pgqueue.job
   WHERE name = $1 AND state < 'active' AND start_after <= now()
@@ -68,7 +82,7 @@ WITH next AS (
             j.retry_of
 ), mirrored AS (
   UPDATE jobs
-  SET status = 'processing', started_at = coalesce(jobs.started_at, t.started_at),
+  SET status = '{RUNNING}', started_at = coalesce(jobs.started_at, t.started_at),
       attempts = t.attempts, worker_version = $4, updated_at = now()
   FROM taken t
   WHERE jobs.job_id = ANY(ARRAY(SELECT id FROM taken)) AND jobs.tenant = t.tenant
@@ -91,23 +105,22 @@ FROM taken
 # its monotonic clock, so durations are exact and immune to clock skew between hosts.
 # $1 ids, $2 run times (ms), $3 attempt numbers, $4 worker id, $5 worker version. Only the
 # attempt this worker ran and still owns: a late outcome never lands on a later attempt.
-_COMPLETE_TEMPLATE = """
+_COMPLETE_TEMPLATE = f"""
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::float8[], $3::int[]) AS t(id, elapsed_ms, attempt)
 ), done AS (
-  {change}
+  {{change}}
   WHERE j.id = i.id AND j.id = ANY($1::uuid[])  -- lets the planner use the primary key
     AND j.state = 'active' AND j.worker_id = $4 AND j.attempts = i.attempt
-    AND (j.schedule_id IS NOT NULL OR j.retry_of IS NOT NULL) = {linked}
+    AND (j.schedule_id IS NOT NULL OR j.retry_of IS NOT NULL) = {{linked}}
   RETURNING j.id, j.tenant, j.attempts, j.started_at,
             j.started_at + i.elapsed_ms * interval '1 millisecond' AS completed_at
 ), mirrored AS (
-  UPDATE jobs SET status = 'completed', finished_at = d.completed_at, updated_at = now()
+  UPDATE jobs SET status = '{COMPLETED}', finished_at = d.completed_at, updated_at = now()
   FROM done d WHERE jobs.tenant = d.tenant AND jobs.job_id = d.id
 )
-INSERT INTO job_details (tenant, job_id, step_name, status, processed_at, retry_count, attempt,
-                         started_at, finished_at, worker_version)
-SELECT tenant, id, 'attempt', 'completed', now(), attempts - 1, attempts, started_at,
+INSERT INTO job_details ({ATTEMPT_COLUMNS}, worker_version)
+SELECT tenant, id, '{ATTEMPT_STEP}', '{COMPLETED}', now(), attempts - 1, attempts, started_at,
        completed_at, $5
 FROM done
 """
@@ -155,13 +168,12 @@ WITH input AS (
             j.dead_letter, i.error, i.finished_at
 ), mirrored AS (
   UPDATE jobs
-  SET status = CASE WHEN f.state = 'failed' THEN 'failed' ELSE 'queued' END::job_status,
+  SET status = CASE WHEN f.state = 'failed' THEN '{FAILED}' ELSE '{RETRYING}' END::job_status,
       finished_at = f.completed_at, error = f.error, updated_at = now()
   FROM failed f WHERE jobs.tenant = f.tenant AND jobs.job_id = f.id
 ), details AS (
-  INSERT INTO job_details (tenant, job_id, step_name, status, processed_at, retry_count,
-                           attempt, started_at, finished_at, error, worker_version)
-  SELECT tenant, id, 'attempt', 'failed', now(), attempts - 1, attempts, started_at,
+  INSERT INTO job_details ({ATTEMPT_COLUMNS}, error, worker_version)
+  SELECT tenant, id, '{ATTEMPT_STEP}', '{FAILED}', now(), attempts - 1, attempts, started_at,
          finished_at, error, $6
   FROM failed
 ), dead_letters AS MATERIALIZED (
@@ -171,9 +183,8 @@ WITH input AS (
   INSERT INTO pgqueue.job (id, name, tenant, data)
   SELECT new_id, dead_letter, tenant, data FROM dead_letters
 ), dead_rows AS (
-  INSERT INTO jobs (tenant, job_id, type, metadata, status, user_id, runner_type, external_id,
-                    run_at, updated_at)
-  SELECT d.tenant, d.new_id, d.dead_letter, d.data, 'queued', j.user_id, 'pgqueue',
+  INSERT INTO jobs ({NEW_JOB_COLUMNS})
+  SELECT d.tenant, d.new_id, d.dead_letter, d.data, '{QUEUED}', j.user_id, 'pgqueue',
          d.new_id::text, now(), now()
   FROM dead_letters d JOIN jobs j ON j.tenant = d.tenant AND j.job_id = d.source_id
   WHERE (SELECT count(pg_notify('{WAKE_CHANNEL}', dead_letter)) FROM dead_letters) >= 0
@@ -190,7 +201,7 @@ WITH back AS (
   WHERE j.id = ANY($1::uuid[]) AND j.state = 'active' AND j.worker_id = $2
   RETURNING j.id, j.tenant, j.name, j.attempts
 ), mirrored AS (
-  UPDATE jobs SET status = 'queued', attempts = b.attempts, updated_at = now()
+  UPDATE jobs SET status = '{QUEUED}', attempts = b.attempts, updated_at = now()
   FROM back b WHERE jobs.tenant = b.tenant AND jobs.job_id = b.id
 )
 SELECT count(pg_notify('{WAKE_CHANNEL}', name)) FROM (SELECT DISTINCT name FROM back) n
@@ -206,13 +217,12 @@ WITH target AS (
   FROM target t WHERE j.id = t.id
   RETURNING j.id, j.tenant, j.attempts, j.started_at, t.old_state
 ), mirrored AS (
-  UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now()
+  UPDATE jobs SET status = '{CANCELLED}', finished_at = now(), updated_at = now()
   FROM cancelled c WHERE jobs.tenant = c.tenant AND jobs.job_id = c.id
 ), details AS (
-  INSERT INTO job_details (tenant, job_id, step_name, status, processed_at, retry_count,
-                           attempt, started_at, finished_at, error)
-  SELECT tenant, id, 'attempt', 'cancelled', now(), attempts - 1, attempts, started_at, now(),
-         'cancelled while running'
+  INSERT INTO job_details ({ATTEMPT_COLUMNS}, error)
+  SELECT tenant, id, '{ATTEMPT_STEP}', '{CANCELLED}', now(), attempts - 1, attempts, started_at,
+         now(), 'cancelled while running'
   FROM cancelled WHERE old_state = 'active'
 )
 SELECT id, old_state::text AS old_state,

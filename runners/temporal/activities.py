@@ -9,6 +9,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from temporalio import activity
@@ -21,12 +22,14 @@ from jobsight.runners.errors import (
     UnknownJobError,
     describe_error,
 )
+from jobsight.runners.records import ATTEMPT_STEP
 from jobsight.runners.registry import HandlerRegistry
 from jobsight.runners.service import JobService
 from jobsight.runners.status import JobStatus
 from jobsight.runners.temporal import types as t
 
 log = logging.getLogger("jobsight.temporal.activities")
+WORKER_STOPPED = "worker stopped before the attempt finished (its grace ran out)"
 
 
 @dataclass
@@ -65,6 +68,15 @@ class JobActivities:
         self._registry = registry
         self._client = client
         self._version = worker_version
+        self._running: set[asyncio.Task[Any]] = set()  # activities running a handler now
+        self._stopped: set[asyncio.Task[Any]] = set()  # ...that the worker's stop ended
+
+    def stop_running(self) -> int:
+        """Stops every running handler (the worker is stopping and its grace has run out)."""
+        for task in self._running:
+            self._stopped.add(task)
+            task.cancel()
+        return len(self._running)
 
     @activity.defn(name=t.OPEN_ACTIVITY)
     async def open_job(self, inp: t.OpenInput) -> None:
@@ -101,12 +113,20 @@ class JobActivities:
         every = info.heartbeat_timeout.total_seconds() / 3 if info.heartbeat_timeout else 5.0
         beat = asyncio.create_task(self._heartbeat(max(every, 0.2)))
         timeout_s = config.timeout.total_seconds() if config.timeout else None
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
         try:
             async with asyncio.timeout(timeout_s) as deadline:
                 await config.handler(ctx, inp.data)
         except asyncio.CancelledError:
-            await self._detail(inp, info.attempt, JobStatus.CANCELLED, started, "cancelled")
-            raise
+            if task not in self._stopped:  # the job itself was cancelled
+                await self._detail(inp, info.attempt, JobStatus.CANCELLED, started, "cancelled")
+                raise
+            task.uncancel()  # the worker stopped: this attempt fails, Temporal retries it
+            error = WORKER_STOPPED
+            await self._detail(inp, info.attempt, JobStatus.FAILED, started, error)
+            raise ApplicationError(error, type="WorkerStopped") from None
         except Exception as exc:
             if isinstance(exc, TimeoutError) and deadline.expired():
                 error = f"TimeoutError: no result within {timeout_s:g} s"
@@ -116,6 +136,8 @@ class JobActivities:
             raise ApplicationError(error, type=type(exc).__name__) from None
         finally:
             beat.cancel()
+            self._running.discard(task)
+            self._stopped.discard(task)
         await self._detail(inp, info.attempt, JobStatus.COMPLETED, started, None)
 
     async def _heartbeat(self, interval: float) -> None:
@@ -129,7 +151,7 @@ class JobActivities:
         error: str | None,
     ) -> None:  # fmt: skip
         await self._service.add_detail(
-            inp.job_id, tenant=inp.tenant, step_name="attempt", status=status, attempt=attempt,
+            inp.job_id, tenant=inp.tenant, step_name=ATTEMPT_STEP, status=status, attempt=attempt,
             error=error, started_at=started, finished_at=datetime.now(UTC),
             worker_version=self._version,
         )  # fmt: skip

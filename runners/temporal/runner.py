@@ -14,7 +14,7 @@ import logging
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -44,21 +44,23 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from jobsight.runners.base import RunnerBase
+from jobsight.runners.base import RecurringJob, RunnerBase
 from jobsight.runners.errors import JobNotFoundError, JobsightError
 from jobsight.runners.ids import new_job_id
 from jobsight.runners.interface import HandlerConfig, ScheduleOptions, ScheduleResult
-from jobsight.runners.recurrence import parse_recurrence
 from jobsight.runners.registry import HandlerRegistry
-from jobsight.runners.service import SYSTEM_USER, JobService
+from jobsight.runners.service import JobService
 from jobsight.runners.status import is_finished
 from jobsight.runners.temporal import types as t
 from jobsight.runners.temporal.activities import JobActivities
 from jobsight.runners.temporal.settings import TemporalSettings
 from jobsight.runners.temporal.workflow import JobWorkflow
-from jobsight.runners.validation import check_job_name, check_uuid, encode_payload
+from jobsight.runners.validation import check_uuid
 
 log = logging.getLogger("jobsight.temporal")
+# The SDK's own grace (after which it cancels running activities) is set out of reach; the
+# runner's stop(grace) stops handlers itself, so any grace, longer or shorter, is honoured.
+UNBOUNDED_GRACE = timedelta(days=1)
 
 
 class TemporalUnavailableError(JobsightError):
@@ -102,7 +104,7 @@ def job_input(config: HandlerConfig, tenant: str, data: dict[str, Any], job_id: 
     )  # fmt: skip
 
 
-class TemporalJobRunner(RunnerBase):
+class TemporalJobRunner(RunnerBase[TemporalSettings]):
     runner_type = "temporal"
 
     def __init__(
@@ -113,16 +115,18 @@ class TemporalJobRunner(RunnerBase):
         *,
         work: bool = True,
     ) -> None:
-        self._url = database_url
-        self.registry = registry if registry is not None else HandlerRegistry()
-        self.settings = settings or TemporalSettings()
-        self._work = work
+        super().__init__(database_url, registry, settings, work=work)
         self._pool: asyncpg.Pool | None = None
         self._client: Client | None = None
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._attributes_ready = False
+        self._activities: JobActivities | None = None
+
+    @classmethod
+    def default_settings(cls) -> TemporalSettings:
+        return TemporalSettings()
 
     # --- connections ------------------------------------------------------------------------
 
@@ -166,10 +170,8 @@ class TemporalJobRunner(RunnerBase):
         user_id: uuid.UUID | str | None = None,
     ) -> ScheduleResult:
         opts = options or ScheduleOptions()
-        config = self.registry.get(check_job_name(job_name))
-        tenant_id = check_uuid("tenant", tenant)
-        user = SYSTEM_USER if user_id is None else check_uuid("user_id", user_id)
-        encode_payload(data, "data", self.settings.max_payload_bytes)
+        job = self.check_job(job_name, data, tenant, user_id)
+        config, tenant_id, user = job.config, job.tenant, job.user
         client = await self.client()
         await self.ensure_search_attributes()
         job_id = new_job_id()
@@ -226,26 +228,15 @@ class TemporalJobRunner(RunnerBase):
             "DELETE FROM jobs WHERE job_id = $1 AND status = 'queued'", job_id
         )
 
-    async def schedule_recurring_job(
-        self,
-        job_name: str,
-        data: dict[str, Any],
-        interval: str,
-        *,
-        tenant: uuid.UUID | str,
-        user_id: uuid.UUID | str | None = None,
-    ) -> ScheduleResult:
-        config = self.registry.get(check_job_name(job_name))
-        recurrence = parse_recurrence(interval)
-        tenant_id = check_uuid("tenant", tenant)
-        user = SYSTEM_USER if user_id is None else check_uuid("user_id", user_id)
-        encode_payload(data, "data", self.settings.max_payload_bytes)
-        schedule_id = uuid.uuid4()
+    async def create_schedule(self, recurring: RecurringJob) -> ScheduleResult:
+        """A Temporal Schedule; every run it fires opens its own `jobs` row."""
+        job, recurrence, schedule_id = recurring.job, recurring.recurrence, uuid.uuid4()
+        config, job_name = job.config, job.config.name
         spec = (ScheduleSpec(cron_expressions=[recurrence.cron]) if recurrence.cron
                 else ScheduleSpec(intervals=[ScheduleIntervalSpec(every=recurrence.every)]))  # type: ignore[arg-type]  # fmt: skip
         action = ScheduleActionStartWorkflow(
             t.WORKFLOW_NAME,
-            job_input(config, str(tenant_id), data, "", str(user),
+            job_input(config, str(job.tenant), job.data, "", str(job.user),
                       self.settings.heartbeat_timeout.total_seconds()),
             id=f"jobsight-{job_name}-schedule-{schedule_id}",
             task_queue=self.settings.task_queue,
@@ -317,6 +308,7 @@ class TemporalJobRunner(RunnerBase):
         if not self._work or not len(self.registry) or self._worker is not None:
             return
         activities = JobActivities(pool, self.registry, client, self.settings.worker_version)
+        self._activities = activities
         self._worker = Worker(
             client,
             task_queue=self.settings.task_queue,
@@ -330,16 +322,29 @@ class TemporalJobRunner(RunnerBase):
             ),
             activities=[activities.open_job, activities.run_handler, activities.finish_job],
             max_concurrent_activities=self.settings.max_concurrent_activities,
-            graceful_shutdown_timeout=self.settings.shutdown_grace,
+            # stop(grace) decides when running handlers are stopped, not the SDK's own timer.
+            graceful_shutdown_timeout=UNBOUNDED_GRACE,
         )
         self._worker_task = asyncio.create_task(self._worker.run(), name="temporal-worker")
 
-    async def stop(self, grace: float | None = None) -> None:
-        if self._worker is not None:
-            await self._worker.shutdown()
-            if self._worker_task is not None:
-                await asyncio.gather(self._worker_task, return_exceptions=True)
-            self._worker = self._worker_task = None
+    async def stop_worker(self, grace: float) -> None:
+        """The worker stops polling at once; running handlers get `grace` seconds, then are
+        stopped: their attempt ends as failed ("worker stopped") and Temporal retries it on
+        another worker, within the job's retry policy."""
+        if self._worker is None:
+            return
+        shutdown = asyncio.create_task(self._worker.shutdown(), name="temporal-worker-shutdown")
+        done, _ = await asyncio.wait({shutdown}, timeout=grace)
+        if not done and self._activities is not None:
+            stopped = self._activities.stop_running()
+            log.info("stopped %d running handler(s) after the %.1f s grace", stopped, grace)
+        await asyncio.gather(shutdown, return_exceptions=True)
+        if self._worker_task is not None:
+            await asyncio.gather(self._worker_task, return_exceptions=True)
+        self._worker = self._worker_task = None
+        self._activities = None
+
+    async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
