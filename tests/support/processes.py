@@ -1,0 +1,36 @@
+"""The `jobsight` command as real processes: one-shot runs, and long-running ones (workers)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.support.paths import ROOT
+
+
+def jobsight(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Runs `python -m jobsight ARGS` to the end, from the repository (so that the tests'
+    handler modules import), with the environment plus `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "jobsight", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_jobsight(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Starts `python -m jobsight ARGS` in the background (output discarded)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobsight", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
