@@ -10,14 +10,15 @@ from tests.support.paths import ROOT
 
 
 def jobsight(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, inherit: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Runs `python -m jobsight ARGS` to the end, from the repository (so that the tests'
-    handler modules import), with the environment plus `env`."""
+    handler modules import), with the environment plus `env` (only `env`: inherit=False)."""
+    base = dict(os.environ) if inherit else {}
     return subprocess.run(
         [sys.executable, "-m", "jobsight", *args],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        env={**base, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

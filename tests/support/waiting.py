@@ -11,6 +11,7 @@ async def eventually(
     check: Callable[[], Awaitable[object]],
     within: float = 10.0,
     what: str = "condition",
+    *,
     interval: float = 0.05,
 ) -> float:
     """Waits until `check()` is truthy; returns the seconds it took. Fails with `what` named

@@ -5,34 +5,30 @@ shows as a crash (host, pid, version) in the worker registry."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import asyncpg
 import pytest
 
 from jobsight.runners.pgqueue import PgQueueJobRunner
-from tests.chaos_handlers import registry
-from tests.pgqueue_helpers import disagreements, wait_for
+from tests.support.handlers.chaos import registry
+from tests.support.pgqueue import disagreements
+from tests.support.processes import start_jobsight
 from tests.support.transitions import illegal_transitions, install_status_audit
+from tests.support.waiting import eventually
 
 JOBS = 2000
 WORKERS = 3
 KILLS = 6
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _start_worker(url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JOBSIGHT_WORKER_VERSION": "chaos-1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "jobsight", "worker", "--handlers",
-         "tests.chaos_handlers:registry", "--concurrency", "10", "--heartbeat-interval", "0.3",
-         "--heartbeat-timeout", "1.5", "--database-url", url],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    return start_jobsight(
+        "worker", "--handlers", "tests.support.handlers.chaos:registry", "--concurrency", "10",
+        "--heartbeat-interval", "0.3", "--heartbeat-timeout", "1.5", "--database-url", url,
+        env={"JOBSIGHT_WORKER_VERSION": "chaos-1"},
     )  # fmt: skip
 
 
@@ -60,9 +56,9 @@ async def test_sigkilled_workers_lose_no_job(migrated_db: str) -> None:
             killed.append(victim.pid)
             workers.append(_start_worker(migrated_db))
         done = "SELECT count(*) = $1 FROM jobs WHERE status = 'completed'"
-        await wait_for(lambda: conn.fetchval(done, JOBS), within=120, interval=0.5)
+        await eventually(lambda: conn.fetchval(done, JOBS), within=120, interval=0.5)
         crashed = "SELECT count(*) = $1 FROM pgqueue.worker WHERE state = 'crashed'"
-        await wait_for(lambda: conn.fetchval(crashed, KILLS), within=10, interval=0.2)
+        await eventually(lambda: conn.fetchval(crashed, KILLS), within=10, interval=0.2)
 
         assert await disagreements(conn) == []
         assert await illegal_transitions(conn) == []
@@ -104,7 +100,7 @@ async def test_the_cli_worker_runs_on_uvloop(migrated_db: str) -> None:
     conn = await asyncpg.connect(migrated_db)
     try:
         done = "SELECT status = 'completed' FROM jobs WHERE job_id = $1"
-        await wait_for(lambda: conn.fetchval(done, job.job_id), within=30, interval=0.2)
+        await eventually(lambda: conn.fetchval(done, job.job_id), within=30, interval=0.2)
         progress = await conn.fetchval("SELECT progress FROM jobs WHERE job_id = $1", job.job_id)
         assert progress == 1.0
     finally:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import require_tool
+from tests.support.paths import ROOT
+from tests.support.tools import require_tool
 
-ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "alerts" / "generated"
 DASHBOARDS = ROOT / "dashboards" / "generated"
-SCHEMA = Path(__file__).parent / "schema"
+SCHEMA = ROOT / "tests" / "schema"
 # tsc errors that remain, each for a reason outside the dashboards (README: "Dashboards").
 JUSTIFIED = {
     # MappingType is a TypeScript string enum; JSON can only hold its value "value", which is

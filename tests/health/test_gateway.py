@@ -11,12 +11,10 @@ import json
 import math
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -26,15 +24,16 @@ from jsonpath_ng import parse as jsonpath
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobsight.devstack.localstack import free_port
-from jobsight.runners import HandlerRegistry, RetryPolicy
 from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from jobsight.runners.pgqueue.maintenance import Maintainer
 from jobsight.settings import load_settings
 from jobsight.sidecar.app import serve
-from tests.conftest import IN_CI, require_tool
-from tests.pgqueue_helpers import wait_for
+from tests.support.handlers.gateway import registry
+from tests.support.paths import ROOT
+from tests.support.processes import jobsight
+from tests.support.tools import IN_CI, require_tool
+from tests.support.waiting import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "helm" / "jobsight" / "examples"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000000ee")
@@ -75,7 +74,7 @@ async def sidecar(url: str, **env: str) -> AsyncIterator[str]:
     task = asyncio.create_task(serve(settings, stop, handle_signals=False))
     base = f"http://127.0.0.1:{port}"
     try:
-        await wait_for(lambda: _answers(base), 15)
+        await eventually(lambda: _answers(base), 15)
         yield base
     finally:
         stop.set()
@@ -113,29 +112,7 @@ async def until_state(
     async def check() -> bool:
         return await trigger_state(base, name, version) == state
 
-    await wait_for(check, within, 0.1)
-
-
-def registry() -> HandlerRegistry:
-    reg = HandlerRegistry()
-
-    @reg.handler("generate-invoice")
-    async def fine(ctx, data):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.01)
-
-    @reg.handler("asset_import", retry=RetryPolicy(max_attempts=1))
-    async def broken(ctx, data):  # type: ignore[no-untyped-def]
-        raise ValueError("corrupt asset")
-
-    @reg.handler("invoice_zip")
-    async def slow(ctx, data):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.6)
-
-    @reg.handler("credit-reconciliation", timeout=None)
-    async def hangs(ctx, data):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(3600)
-
-    return reg
+    await eventually(check, within, interval=0.1)
 
 
 async def run_jobs(url: str, name: str, count: int, version: str) -> None:
@@ -145,7 +122,7 @@ async def run_jobs(url: str, name: str, count: int, version: str) -> None:
     await runner.start()
     try:
         done = "SELECT count(*) FROM jobs WHERE type = $1 AND finished_at IS NOT NULL"
-        await wait_for(lambda: _at_least(runner, done, name, count), 20)
+        await eventually(lambda: _at_least(runner, done, name, count), 20)
     finally:
         await runner.stop(grace=1)
 
@@ -285,7 +262,7 @@ async def test_hold_time_and_configured_readiness(migrated_db: str):
             rate = next(t for t in (await verdict(base))["triggers"] if t["name"] == "error_rate")
             return rate["value"] == 1.0
 
-        await wait_for(measured, 10, 0.05)
+        await eventually(measured, 10, interval=0.05)
         seen = loop.time()
         assert await trigger_state(base, "error_rate") == "ok"  # held
         await until_state(base, "error_rate", "rollback")
@@ -312,8 +289,8 @@ async def test_a_down_source_makes_the_verdict_unknown(migrated_db: str):
             depth = next(t for t in body["triggers"] if t["name"] == "queue_depth")
             return depth["detail"].startswith("temporal: down") and body["sources"]["jobs"]["up"]
 
-        await wait_for(temporal_down, 15, 0.1)
-        await wait_for(lambda: _verdict_is(base, "unknown"), 15, 0.1)
+        await eventually(temporal_down, 15, interval=0.1)
+        await eventually(lambda: _verdict_is(base, "unknown"), 15, interval=0.1)
         body = await verdict(base)
         depth = next(t for t in body["triggers"] if t["name"] == "queue_depth")
         assert depth["state"] == "unknown" and depth["detail"].startswith("temporal: down")
@@ -405,17 +382,10 @@ async def test_argo_and_flagger_examples_work_on_real_answers(migrated_db: str):
         assert (await get(base, "/gate", "POST", ["not", "an", "object"]))[0] == 400
 
 
-def jobsight_verdict(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "jobsight", "verdict", *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def jobsight_verdict(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return jobsight("verdict", *args, env=env)
 
 
 async def test_verdict_command_exit_codes(migrated_db: str):

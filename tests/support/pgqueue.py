@@ -1,26 +1,10 @@
-"""Shared helpers for the pgqueue tests: waiting on conditions, and the consistency check
-between queue jobs and their `jobs` rows."""
+"""The pgqueue tests' consistency check: queue jobs against their `jobs` rows."""
 
 from __future__ import annotations
-
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 
 from jobsight.runners.records import STATUS_OF_STATE as STATE_TO_STATUS
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[bool]], within: float = 10.0, interval: float = 0.05
-) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {within} s")
 
 
 async def disagreements(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from jobsight.devstack.localstack import free_port
-from tests.sidecar_process import ROOT, SidecarProcess, eventually
+from tests.support.paths import ROOT
+from tests.support.sidecar import SidecarProcess
+from tests.support.waiting import eventually
 
 
 async def test_demo_runs_both_engines_and_stops_cleanly(tmp_path: Path):

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from jobsight.devstack.localstack import free_port
-
-Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+from tests.support.scrape import Samples, parsed
 
 
 class SidecarProcess:
@@ -62,12 +57,7 @@ class SidecarProcess:
     async def scrape(self) -> Samples:
         status, text = await self.get("/metrics")
         assert status == 200, text
-        samples: Samples = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                key = tuple(sorted(sample.labels.items()))
-                samples.setdefault(sample.name, {})[key] = sample.value
-        return samples
+        return parsed(text)
 
     async def value(self, name: str, **labels: str) -> float | None:
         try:
@@ -94,15 +84,3 @@ class SidecarProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], within: float, what: str = "condition"
-) -> float:
-    """Waits until check() is true; returns the seconds it took."""
-    began = time.monotonic()
-    while time.monotonic() - began < within:
-        if await check():
-            return time.monotonic() - began
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what}: not met within {within} s")

@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest
 
 from jobsight.devstack.localstack import LocalTemporal
 from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
-from tests.pgqueue_helpers import wait_for
-from tests.temporal_handlers import registry
+from tests.support.handlers.temporal import registry
+from tests.support.processes import start_jobsight
+from tests.support.waiting import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
 TENANT = uuid.UUID("00000000-0000-4000-8000-00000000dead")
 
 
 def _worker(url: str, address: str, queue: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "jobsight", "worker", "--runner", "temporal", "--handlers",
-         "tests.temporal_handlers:registry", "--task-queue", queue, "--temporal-address",
-         address, "--database-url", url],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    return start_jobsight(
+        "worker", "--runner", "temporal", "--handlers", "tests.support.handlers.temporal:registry",
+        "--task-queue", queue, "--temporal-address", address, "--database-url", url,
     )  # fmt: skip
 
 
@@ -45,13 +39,13 @@ async def test_killed_worker_mid_activity(migrated_db: str, temporal_address: st
     try:
         result = await producer.schedule_job("slow-import", {"seconds": 3}, tenant=TENANT)
         running = "SELECT status = 'processing' FROM jobs WHERE job_id = $1"
-        await wait_for(lambda: conn.fetchval(running, result.job_id), 30)
+        await eventually(lambda: conn.fetchval(running, result.job_id), 30)
         await asyncio.sleep(0.5)
         first.send_signal(signal.SIGKILL)
         first.wait()
         second = _worker(migrated_db, temporal_address, queue)
         done = "SELECT status = 'completed' FROM jobs WHERE job_id = $1"
-        await wait_for(lambda: conn.fetchval(done, result.job_id), 60)
+        await eventually(lambda: conn.fetchval(done, result.job_id), 60)
         row = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1", result.job_id)
         assert row["attempts"] == 2 and row["finished_at"] is not None  # the kill cost one try
         details = await conn.fetch(
@@ -94,7 +88,7 @@ async def test_database_outage_does_not_lose_the_outcome(temporal_address: str) 
     retried and the job's row ends completed."""
     from jobsight.devstack.localstack import LocalPostgres, find_pg_bindir
     from jobsight.runners import HandlerRegistry, RetryPolicy, migrator
-    from tests.conftest import require_tool
+    from tests.support.tools import require_tool
 
     require_tool(find_pg_bindir() is not None, "PostgreSQL server binaries")
     pg = LocalPostgres(backend="system")
@@ -120,7 +114,7 @@ async def test_database_outage_does_not_lose_the_outcome(temporal_address: str) 
         result = await runner.schedule_job("credit-reconciliation", {}, tenant=TENANT)
         conn = await asyncpg.connect(url)
         running = "SELECT status = 'processing' FROM jobs WHERE job_id = $1"
-        await wait_for(lambda: conn.fetchval(running, result.job_id), 30)
+        await eventually(lambda: conn.fetchval(running, result.job_id), 30)
         await conn.close()
         pg.pause()  # the handler finishes while the database is away
         release.set()
@@ -128,7 +122,7 @@ async def test_database_outage_does_not_lose_the_outcome(temporal_address: str) 
         pg.resume()
         conn = await asyncpg.connect(url)
         done = "SELECT status = 'completed' FROM jobs WHERE job_id = $1"
-        await wait_for(lambda: conn.fetchval(done, result.job_id), 60)
+        await eventually(lambda: conn.fetchval(done, result.job_id), 60)
         details = await conn.fetch(
             "SELECT status::text FROM job_details WHERE job_id = $1", result.job_id
         )

@@ -22,12 +22,13 @@ from jobsight.runners import (
 )
 from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from jobsight.runners.pgqueue.maintenance import Maintainer
-from tests.pgqueue_helpers import disagreements, wait_for
+from tests.support.pgqueue import disagreements
 from tests.support.transitions import (
     illegal_transitions,
     install_status_audit,
     recorded_transitions,
 )
+from tests.support.waiting import eventually
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-00000000beef")
 FAST = {
@@ -82,7 +83,7 @@ async def test_send_now_runs_and_mirrors_rows(conn: asyncpg.Connection, make_run
     assert result.external_id == str(result.job_id) and not result.duplicate
     assert (await runner.get_job_status(result.job_id)).status == JobStatus.QUEUED
     await runner.start()
-    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status = 'completed'"), 5)
+    await eventually(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status = 'completed'"), 5)
     status = await runner.get_job_status(result.job_id)
     assert (status.status, status.progress, status.metadata) == (
         JobStatus.COMPLETED, 0.5, {"invoice": 1},
@@ -113,7 +114,7 @@ async def test_send_at_time_waits_until_due(conn: asyncpg.Connection, make_runne
     assert abs((row["run_at"] - due).total_seconds()) < 0.01
     await asyncio.sleep(0.6)
     assert ran_at == []  # not yet due; only the polling fallback can find it later
-    await wait_for(lambda: asyncio.sleep(0, bool(ran_at)), 3)
+    await eventually(lambda: asyncio.sleep(0, bool(ran_at)), 3)
     assert ran_at[0] >= due
 
 
@@ -129,14 +130,15 @@ async def test_recurring_fires_once_per_due_time_with_several_workers(
     assert schedule.external_id == f"schedule:{schedule.job_id}"
     await first.start()
     await second.start()
-    await asyncio.sleep(3.6)
+    fired_so_far = "SELECT count(*) >= 3 FROM pgqueue.job WHERE schedule_id = $1"
+    await eventually(lambda: conn.fetchval(fired_so_far, schedule.job_id), 10)
     assert await first.cancel_job(schedule.job_id)  # no further runs
     fired = await conn.fetch(
         """SELECT q.created_at, j.metadata FROM pgqueue.job q
            JOIN jobs j ON j.job_id = q.id WHERE q.schedule_id = $1 ORDER BY q.created_at""",
         schedule.job_id,
     )
-    assert 2 <= len(fired) <= 4  # about one a second (first due 1 s after scheduling)
+    assert 3 <= len(fired) <= 4  # about one a second (first due 1 s after scheduling)
     assert all(json.loads(r["metadata"]) == {"bucket": "b1"} for r in fired)
     # Fire times, not run times: each fire sets the next due time one interval after itself,
     # so two workers never fire the same due time twice.
@@ -148,7 +150,7 @@ async def test_recurring_fires_once_per_due_time_with_several_workers(
     after = await count(conn, "SELECT count(*) FROM pgqueue.job WHERE schedule_id = $1",
                         schedule.job_id)  # fmt: skip
     assert after == len(fired)
-    await wait_for(lambda: count(
+    await eventually(lambda: count(
         conn, "SELECT count(*) = 0 FROM jobs WHERE finished_at IS NULL"), 5)  # fmt: skip
 
 
@@ -183,7 +185,7 @@ async def test_priority_then_oldest_first(conn: asyncpg.Connection, make_runner:
         await runner.schedule_job("invoice_email", {"n": n}, tenant=TENANT,
                                   options=ScheduleOptions(priority=priority))  # fmt: skip
     await runner.start()
-    await wait_for(lambda: asyncio.sleep(0, len(order) == 5), 5)
+    await eventually(lambda: asyncio.sleep(0, len(order) == 5), 5)
     assert order == ["top", "high-1", "high-2", "low-1", "low-2"]
 
 
@@ -197,7 +199,7 @@ async def test_singleton_key(conn: asyncpg.Connection, make_runner: MakeRunner):
     assert again.duplicate and again.job_id == first.job_id
     assert await count(conn, "SELECT count(*) FROM jobs") == 1
     await runner.start()
-    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='completed'"), 5)
+    await eventually(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='completed'"), 5)
     third = await runner.schedule_job("credit-reconciliation", {"a": 3}, tenant=TENANT, options=key)
     assert not third.duplicate and third.job_id != first.job_id  # the key is free once finished
 
@@ -215,7 +217,7 @@ async def test_retries_with_exponential_backoff(conn: asyncpg.Connection, make_r
     runner = make_runner(registry)
     result = await runner.schedule_job("asset_import", {}, tenant=TENANT)
     await runner.start()
-    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='completed'"), 8)
+    await eventually(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='completed'"), 8)
     details = await conn.fetch(
         "SELECT * FROM job_details WHERE job_id = $1 ORDER BY attempt", result.job_id
     )
@@ -247,7 +249,7 @@ async def test_last_failure_goes_to_dead_letter(conn: asyncpg.Connection, make_r
     runner = make_runner(registry)
     result = await runner.schedule_job("import", {"url": "s3://x"}, tenant=TENANT)
     await runner.start()
-    await wait_for(lambda: asyncio.sleep(0, bool(dead)), 5)
+    await eventually(lambda: asyncio.sleep(0, bool(dead)), 5)
     status = await runner.get_job_status(result.job_id)
     assert (status.status, status.error) == (JobStatus.FAILED, "ValueError: bad file")
     assert dead == [{"url": "s3://x"}]
@@ -265,7 +267,7 @@ async def test_timeout_fails_the_attempt(conn: asyncpg.Connection, make_runner: 
     runner = make_runner(registry)
     result = await runner.schedule_job("evaluation", {}, tenant=TENANT)
     await runner.start()
-    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='failed'"), 5)
+    await eventually(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='failed'"), 5)
     details = await conn.fetch("SELECT * FROM job_details WHERE job_id = $1", result.job_id)
     assert [d["error"] for d in details] == ["TimeoutError: no result within 0.3 s"] * 2
     assert all(
@@ -312,7 +314,9 @@ async def test_lost_heartbeat_and_expiry_are_recovered(
     assert errors[orphan.job_id].startswith("lost: no heartbeat for 1")
     assert errors[expired.job_id] == "expired: no result within 1000 ms"
     await runner.start()  # both run again, on a live worker
-    await wait_for(lambda: count(conn, "SELECT count(*) = 2 FROM jobs WHERE status='completed'"), 5)
+    await eventually(
+        lambda: count(conn, "SELECT count(*) = 2 FROM jobs WHERE status='completed'"), 5
+    )
     assert await count(conn, "SELECT max(attempts) FROM jobs") == 2
 
 
@@ -362,9 +366,9 @@ async def test_retry_a_failed_job(conn: asyncpg.Connection, make_runner: MakeRun
     runner = make_runner(registry)
     failed = await runner.schedule_job("renew-microsoft-calendar-webhooks", {"k": 1}, tenant=TENANT)
     await runner.start()
-    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='failed'"), 5)
+    await eventually(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='failed'"), 5)
     again = await runner.retry_job(failed.job_id)
-    await wait_for(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='completed'"), 5)
+    await eventually(lambda: count(conn, "SELECT count(*) FROM jobs WHERE status='completed'"), 5)
     assert (await runner.get_job_status(failed.job_id)).status == JobStatus.FAILED  # unchanged
     # The re-run completed, and its queue row stays (as completed) for its link to the failed
     # job, which nothing else records; a plain job's row leaves the queue when it completes.
@@ -419,7 +423,7 @@ async def test_per_name_concurrency(conn: asyncpg.Connection, make_runner: MakeR
                          concurrency_by_name={"verify-google-calendar-pubsub": 3})  # fmt: skip
     await runner.schedule_many("verify-google-calendar-pubsub", [{}] * 30, tenant=TENANT)
     await runner.start()
-    await wait_for(
+    await eventually(
         lambda: count(conn, "SELECT count(*) = 30 FROM jobs WHERE status='completed'"), 5
     )
     assert peak["n"] == 3
@@ -480,8 +484,8 @@ async def test_worker_registry(conn: asyncpg.Connection, make_runner: MakeRunner
     assert (row["state"], row["version"], row["queues"]) == ("running", "2026.11.23", ["cleanup"])
     assert row["pid"] > 0 and row["host"]
     before = row["heartbeat_at"]
-    await asyncio.sleep(0.5)
-    assert await conn.fetchval("SELECT heartbeat_at FROM pgqueue.worker") > before
+    beat = "SELECT heartbeat_at > $1 FROM pgqueue.worker"
+    await eventually(lambda: conn.fetchval(beat, before), 5, "a heartbeat")
 
 
 async def test_bad_input_is_refused_and_nothing_written(
@@ -525,7 +529,7 @@ async def test_handler_errors_never_stop_the_worker(
     await runner.schedule_many("expiring-credits-notification", [{"n": n} for n in range(10)],
                                tenant=TENANT)  # fmt: skip
     await runner.start()
-    await wait_for(
+    await eventually(
         lambda: count(conn, "SELECT count(*) = 10 FROM jobs WHERE finished_at IS NOT NULL"), 5
     )
     rows = await conn.fetch("SELECT status::text, error FROM jobs ORDER BY metadata->>'n'")
@@ -638,7 +642,7 @@ async def test_fetching_pauses_while_outcomes_wait_to_be_written(
         await tx.rollback()
     finally:
         await blocker.close()
-    await wait_for(
+    await eventually(
         lambda: count(conn, "SELECT count(*) = 200 FROM jobs WHERE status='completed'"), 10
     )
 
@@ -660,7 +664,7 @@ async def test_every_status_change_is_audited(
     ok = await runner.schedule_job("asset_import", {"fail": False}, tenant=TENANT)
     retried = await runner.schedule_job("asset_import", {"fail": True}, tenant=TENANT)
     for job in (ok, retried):
-        await wait_for(lambda job=job: _completed(conn, job.job_id), 10)
+        await eventually(lambda job=job: _completed(conn, job.job_id), 10)
     seen = set(await recorded_transitions(conn))
     assert {(None, "queued"), ("queued", "processing"), ("processing", "completed")} <= seen
     assert ("processing", "queued") in seen  # the retry waits again

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobsight.settings import SETTINGS, SettingError, load_settings
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
 
 
 def test_settings_defaults_env_and_yaml(tmp_path: Path):

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from jobsight import dburl
-
-
-def jobsight(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobsight", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+from tests.support.processes import jobsight
 
 
 @pytest.mark.parametrize(
@@ -55,7 +42,7 @@ def test_migrate_up_status_down(migrated_db: str, empty_db: str) -> None:
     ],
 )
 def test_bad_settings_exit_2_with_one_line(args: list[str], env: dict, message: str) -> None:
-    done = jobsight(*args, env={"PATH": "/usr/bin:/bin", **env})
+    done = jobsight(*args, env={"PATH": "/usr/bin:/bin", **env}, inherit=False)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "hunter2" not in done.stderr and "Traceback" not in done.stderr
@@ -76,9 +63,9 @@ def test_redact() -> None:
     [
         ("nocolon", "expected package.module:registry"),
         ("no_such_module_x:registry", "cannot import 'no_such_module_x'"),
-        ("tests.chaos_handlers:missing", "is nothing, not a HandlerRegistry"),
-        ("tests.chaos_handlers:chaos", "is function, not a HandlerRegistry"),
-        ("tests.cli_empty_registry:registry", "has no handlers registered"),
+        ("tests.support.handlers.chaos:missing", "is nothing, not a HandlerRegistry"),
+        ("tests.support.handlers.chaos:chaos", "is function, not a HandlerRegistry"),
+        ("tests.support.handlers.empty:registry", "has no handlers registered"),
     ],
 )
 def test_worker_refuses_bad_handlers(spec: str, message: str) -> None:
@@ -89,7 +76,7 @@ def test_worker_refuses_bad_handlers(spec: str, message: str) -> None:
 
 def test_worker_refuses_bad_settings() -> None:
     done = jobsight(
-        "worker", "--handlers", "tests.chaos_handlers:registry", "--concurrency", "0",
+        "worker", "--handlers", "tests.support.handlers.chaos:registry", "--concurrency", "0",
         "--database-url", "postgresql://u@127.0.0.1:1/x",
     )  # fmt: skip
     assert done.returncode == 2 and "concurrency: must be a whole number >= 1" in done.stderr

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from jobsight.settings import load_settings
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "jobsight"
 KUBE_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 CUSTOM = {"monitoring.coreos.com", "argoproj.io", "flagger.app"}  # CRDs: no upstream schema

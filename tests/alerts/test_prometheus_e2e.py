@@ -28,12 +28,12 @@ from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings
 from jobsight.settings import load_settings
 from jobsight.sidecar.app import serve
-from tests.conftest import require_tool
-from tests.pgqueue_helpers import wait_for
-from tests.test_health_gateway import registry as gateway_registry
-from tests.test_pgboss_source import pgboss_installs, run_scenario  # noqa: F401 - fixture
+from tests.support.handlers.gateway import registry as gateway_registry
+from tests.support.paths import ROOT
+from tests.support.pgboss import run_scenario
+from tests.support.tools import require_tool
+from tests.support.waiting import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerts" / "generated" / "jobsight-rules.yaml"
 DASHBOARDS = ROOT / "dashboards" / "generated"
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000000f1")
@@ -85,11 +85,29 @@ def substitute(expr: str) -> str:
 
 
 @pytest.mark.slow
+async def panel_problems(prom_url: str) -> list[str]:
+    """Every dashboard panel's queries against the real Prometheus: errors, and panels with no
+    data at all."""
+    problems = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        for title, exprs in expressions(json.loads(path.read_text())):
+            returned = 0
+            for expr in exprs:
+                body = await http_json(f"{prom_url}/api/v1/query", {"query": substitute(expr)})
+                if body.get("status") != "success":
+                    problems.append(f"{path.stem} / {title}: {body.get('error')}")
+                    continue
+                returned += len(body["data"]["result"])
+            if not returned:
+                problems.append(f"{path.stem} / {title}: no data")
+    return problems
+
+
 async def test_dashboards_and_rules_against_real_prometheus_and_alertmanager(
     migrated_db: str,
     temporal_address: str,
     tmp_path: Path,
-    pgboss_installs: dict[str, str],  # noqa: F811
+    pgboss_installs: dict[str, str],
 ):
     for tool in ("prometheus", "prometheus-alertmanager"):
         require_tool(shutil.which(tool) is not None, f"{tool} (Debian package)")
@@ -212,22 +230,16 @@ async def test_dashboards_and_rules_against_real_prometheus_and_alertmanager(
                     return [r["value"][1] for r in body["data"]["result"]] == ["1"]
                 return False
 
-            await wait_for(scraped, 60, 0.5)
-            await asyncio.sleep(15)  # rates need a few samples
-            problems = []
-            for path in sorted(DASHBOARDS.glob("*.json")):
-                for title, exprs in expressions(json.loads(path.read_text())):
-                    returned = 0
-                    for expr in exprs:
-                        body = await http_json(
-                            f"{prom_url}/api/v1/query", {"query": substitute(expr)}
-                        )
-                        if body.get("status") != "success":
-                            problems.append(f"{path.stem} / {title}: {body.get('error')}")
-                            continue
-                        returned += len(body["data"]["result"])
-                    if not returned:
-                        problems.append(f"{path.stem} / {title}: no data")
+            await eventually(scraped, 60, interval=0.5)
+            problems: list[str] = []
+
+            async def every_panel_answers() -> bool:
+                """Rates need a few samples: asked again until every panel has data."""
+                problems[:] = await panel_problems(prom_url)
+                return not problems
+
+            with contextlib.suppress(AssertionError):
+                await eventually(every_panel_answers, 60, interval=2.0)
             assert problems == []
 
             rules = await http_json(f"{prom_url}/api/v1/rules")
@@ -264,7 +276,7 @@ async def test_dashboards_and_rules_against_real_prometheus_and_alertmanager(
                 return bool(rollback_alert())
 
             try:
-                await wait_for(delivered, 180, 1.0)
+                await eventually(delivered, 180, interval=1.0)
             finally:
                 failing.cancel()
             (alert,) = rollback_alert()[:1]

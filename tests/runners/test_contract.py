@@ -27,7 +27,7 @@ from jobsight.runners import (
 from jobsight.runners.factory import RunnerSettings, create_runner
 from jobsight.runners.pgqueue import PgQueueSettings
 from jobsight.runners.temporal import TemporalSettings
-from tests.pgqueue_helpers import wait_for
+from tests.support.waiting import eventually
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000c0f0e")
 ROUTED = "generate-invoice"  # in hybrid mode: the one job name that goes to Temporal
@@ -43,13 +43,6 @@ def engine_of(mode: str, job_name: str) -> str:
 @pytest.fixture(params=["pgqueue", "temporal", "hybrid"])
 def mode(request: pytest.FixtureRequest) -> str:
     return request.param
-
-
-@pytest.fixture
-async def conn(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(migrated_db)
-    yield c
-    await c.close()
 
 
 @pytest.fixture
@@ -111,7 +104,7 @@ async def test_immediate_job_and_row_shape(mode: str, start: Start, conn: asyncp
     routed = await runner.schedule_job(ROUTED, {"invoice": 3}, tenant=TENANT)
     other = await runner.schedule_job("cleanup", {}, tenant=TENANT)
     for result, name in ((routed, ROUTED), (other, "cleanup")):
-        await wait_for(reached(conn, result.job_id, "completed"), 20)
+        await eventually(reached(conn, result.job_id, "completed"), 20)
         row = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1", result.job_id)
         assert row["runner_type"] == engine_of(mode, name)
         assert row["external_id"] == result.external_id and row["type"] == name
@@ -132,7 +125,7 @@ async def test_job_at_a_time(start: Start, conn: asyncpg.Connection):
     result = await runner.schedule_job_at(ROUTED, {}, due, tenant=TENANT)
     await asyncio.sleep(0.8)
     assert await status(conn, result.job_id) == "queued"
-    await wait_for(reached(conn, result.job_id, "completed"), 20)
+    await eventually(reached(conn, result.job_id, "completed"), 20)
     started = await conn.fetchval("SELECT started_at FROM jobs WHERE job_id = $1", result.job_id)
     assert started >= due - timedelta(milliseconds=50)
 
@@ -143,11 +136,13 @@ async def test_recurring_job(mode: str, start: Start, conn: asyncpg.Connection):
     runner = await start(registry)
     schedule = await runner.schedule_recurring_job(ROUTED, {"n": 1}, "1 second", tenant=TENANT)
     done = "SELECT count(*) >= 2 FROM jobs WHERE status = 'completed' AND type = $1"
-    await wait_for(lambda: conn.fetchval(done, ROUTED), 30)
+    await eventually(lambda: conn.fetchval(done, ROUTED), 30)
     assert await runner.cancel_job(schedule.job_id)
     rows = await conn.fetch("SELECT * FROM jobs WHERE status = 'completed'")
     assert all(r["runner_type"] == engine_of(mode, ROUTED) for r in rows)
     assert len({r["job_id"] for r in rows}) == len(rows)  # each run its own row
+    if engine_of(mode, ROUTED) == "temporal":  # ...and its own workflow run
+        assert len({r["external_run_id"] for r in rows if r["external_run_id"]}) == len(rows)
 
 
 async def test_cancel_queued_job(start: Start, conn: asyncpg.Connection):
@@ -162,7 +157,7 @@ async def test_cancel_queued_job(start: Start, conn: asyncpg.Connection):
     later = datetime.now(UTC) + timedelta(seconds=2)
     result = await runner.schedule_job_at(ROUTED, {}, later, tenant=TENANT)
     assert await runner.cancel_job(result.job_id)
-    await wait_for(reached(conn, result.job_id, "cancelled"), 20)
+    await eventually(reached(conn, result.job_id, "cancelled"), 20)
     await asyncio.sleep(2.5)
     assert ran == [] and await status(conn, result.job_id) == "cancelled"
 
@@ -188,7 +183,7 @@ async def test_cancel_running_job_and_progress(start: Start, conn: asyncpg.Conne
     assert (info.status, info.progress) == (JobStatus.PROCESSING, 0.25)
     assert await runner.cancel_job(result.job_id)
     await asyncio.wait_for(cancelled.wait(), 20)  # the handler itself was cancelled
-    await wait_for(reached(conn, result.job_id, "cancelled"), 20)
+    await eventually(reached(conn, result.job_id, "cancelled"), 20)
     assert not await runner.cancel_job(result.job_id)
 
 
@@ -204,7 +199,7 @@ async def test_retry_with_backoff(start: Start, conn: asyncpg.Connection):
 
     runner = await start(registry)
     result = await runner.schedule_job(ROUTED, {}, tenant=TENANT)
-    await wait_for(reached(conn, result.job_id, "completed"), 30)
+    await eventually(reached(conn, result.job_id, "completed"), 30)
     details = await conn.fetch(
         "SELECT * FROM job_details WHERE job_id = $1 ORDER BY attempt", result.job_id
     )
@@ -232,8 +227,8 @@ async def test_timeout_and_handler_error(start: Start, conn: asyncpg.Connection)
     runner = await start(registry)
     slow = await runner.schedule_job(ROUTED, {}, tenant=TENANT)
     bad = await runner.schedule_job("import", {}, tenant=TENANT)
-    await wait_for(reached(conn, slow.job_id, "failed"), 30)
-    await wait_for(reached(conn, bad.job_id, "failed"), 30)
+    await eventually(reached(conn, slow.job_id, "failed"), 30)
+    await eventually(reached(conn, bad.job_id, "failed"), 30)
     assert (await runner.get_job_status(bad.job_id)).error == "ValueError: bad file"
     error = await conn.fetchval("SELECT error FROM job_details WHERE job_id = $1", slow.job_id)
     assert error == "TimeoutError: no result within 0.5 s"

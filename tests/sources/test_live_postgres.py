@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 
 from jobsight.runners import HandlerRegistry, RetryPolicy
 from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
@@ -16,7 +14,7 @@ from jobsight.runners.pgqueue.maintenance import Maintainer
 from jobsight.settings import SidecarSettings
 from jobsight.sources import jobs, pgqueue, postgres
 from jobsight.sources.base import PollContext
-from tests.pgqueue_helpers import wait_for
+from tests.support.waiting import eventually
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
 LAG = 0.3
@@ -30,12 +28,6 @@ FAST = {
 
 def settings_for(url: str, **overrides: object) -> SidecarSettings:
     return SidecarSettings(database_url=url, commit_lag=LAG, max_commit_lag=30.0, **overrides)
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(migrated_db, min_size=1, max_size=4) as p:
-        yield p
 
 
 async def poll(source, settings, pool, previous=None):  # type: ignore[no-untyped-def]
@@ -80,7 +72,7 @@ async def test_jobs_source_counts_runner_work_once(migrated_db: str, pool: async
     }
     await runner.start()
     try:
-        await wait_for(
+        await eventually(
             lambda: pool.fetchval("SELECT count(*) = 40 FROM jobs WHERE finished_at IS NOT NULL"),
             15,
         )
@@ -193,10 +185,10 @@ async def test_pgqueue_source_over_runner_work(migrated_db: str, pool: asyncpg.P
     hung = await runner.schedule_job("expired-credits", {}, tenant=TENANT)
     await runner.start()
     try:
-        await wait_for(
+        await eventually(
             lambda: pool.fetchval("SELECT count(*) = 1 FROM pgqueue.job WHERE state = 'failed'"), 10
         )
-        await wait_for(
+        await eventually(
             lambda: pool.fetchval(
                 "SELECT state = 'active' FROM pgqueue.job WHERE id = $1", hung.job_id
             ),

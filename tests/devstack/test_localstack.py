@@ -17,7 +17,7 @@ from jobsight.devstack.localstack import (
     find_pg_bindir,
     find_temporal_cli,
 )
-from tests.conftest import require_tool
+from tests.support.tools import require_tool
 
 
 def _alive(pid: int) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -14,21 +14,12 @@ from jobsight.runners import (
     HandlerRegistry,
     JobStatus,
     RetryPolicy,
-    ScheduleOptions,
-    UnknownJobError,
 )
 from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
-from tests.pgqueue_helpers import wait_for
+from tests.support.waiting import eventually
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-00000000face")
 MakeRunner = Callable[..., TemporalJobRunner]
-
-
-@pytest.fixture
-async def conn(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(migrated_db)
-    yield c
-    await c.close()
 
 
 @pytest.fixture
@@ -56,7 +47,11 @@ async def _noop(ctx, data):  # type: ignore[no-untyped-def]
     return None
 
 
-async def test_job_runs_and_mirrors_rows(conn: asyncpg.Connection, make_runner: MakeRunner):
+async def test_rows_carry_the_workflow_run_and_progress(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    """What the contract suite cannot ask of every engine: the workflow's run id on the row, and
+    progress reported through the workflow."""
     registry = HandlerRegistry()
     seen: list[dict] = []
 
@@ -68,7 +63,7 @@ async def test_job_runs_and_mirrors_rows(conn: asyncpg.Connection, make_runner: 
     runner = make_runner(registry)
     await runner.start()
     result = await runner.schedule_job("generate-invoice", {"invoice": 9}, tenant=TENANT)
-    await wait_for(lambda: _is(conn, result.job_id, "completed"), 20)
+    await eventually(lambda: _is(conn, result.job_id, "completed"), 20)
     row = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1", result.job_id)
     assert row["runner_type"] == "temporal" and row["external_id"] == result.external_id
     assert row["external_run_id"] and row["attempts"] == 1 and row["worker_version"]
@@ -84,88 +79,9 @@ async def _is(conn: asyncpg.Connection, job_id: uuid.UUID, status: str) -> bool:
     return await status_of(conn, job_id) == status
 
 
-async def test_retries_then_fails(conn: asyncpg.Connection, make_runner: MakeRunner):
-    registry = HandlerRegistry()
-    quick = RetryPolicy(max_attempts=3, initial_interval=timedelta(milliseconds=100))
-
-    @registry.handler("asset_import", retry=quick)
-    async def broken(ctx, data):  # type: ignore[no-untyped-def]
-        raise ValueError(f"bad row (attempt {ctx.attempt})")
-
-    runner = make_runner(registry)
-    await runner.start()
-    result = await runner.schedule_job("asset_import", {}, tenant=TENANT)
-    await wait_for(lambda: _is(conn, result.job_id, "failed"), 20)
-    details = await conn.fetch(
-        "SELECT status::text, attempt, error FROM job_details WHERE job_id = $1 ORDER BY attempt",
-        result.job_id,
-    )
-    assert [(d["status"], d["attempt"]) for d in details] == [
-        ("failed", 1), ("failed", 2), ("failed", 3),
-    ]  # fmt: skip
-    assert details[2]["error"] == "ValueError: bad row (attempt 3)"
-    assert (await runner.get_job_status(result.job_id)).error == "ValueError: bad row (attempt 3)"
-
-
-async def test_cancel_running_job(conn: asyncpg.Connection, make_runner: MakeRunner):
-    registry = HandlerRegistry()
-    started = asyncio.Event()
-
-    @registry.handler("batch")
-    async def long_job(ctx, data):  # type: ignore[no-untyped-def]
-        started.set()
-        await asyncio.sleep(120)
-
-    runner = make_runner(registry)
-    await runner.start()
-    result = await runner.schedule_job("batch", {}, tenant=TENANT)
-    await asyncio.wait_for(started.wait(), 20)
-    assert await runner.cancel_job(result.job_id)
-    await wait_for(lambda: _is(conn, result.job_id, "cancelled"), 20)
-    assert not await runner.cancel_job(result.job_id)  # already finished
-
-
-async def test_run_at_and_singleton(conn: asyncpg.Connection, make_runner: MakeRunner):
-    registry = HandlerRegistry()
-    registry.handler("expired-credits")(_noop)
-    runner = make_runner(registry)
-    await runner.start()
-    due = datetime.now(UTC) + timedelta(seconds=2)
-    key = ScheduleOptions(singleton_key="tenant-7")
-    first = await runner.schedule_job_at("expired-credits", {}, due, tenant=TENANT, options=key)
-    again = await runner.schedule_job("expired-credits", {}, tenant=TENANT, options=key)
-    assert again.duplicate and again.job_id == first.job_id
-    assert await conn.fetchval("SELECT count(*) FROM jobs") == 1
-    await asyncio.sleep(1.0)
-    assert await status_of(conn, first.job_id) == "queued"  # not before its time
-    await wait_for(lambda: _is(conn, first.job_id, "completed"), 20)
-    started = await conn.fetchval("SELECT started_at FROM jobs WHERE job_id = $1", first.job_id)
-    assert started >= due - timedelta(milliseconds=50)
-
-
-async def test_recurring_runs_each_get_a_row(conn: asyncpg.Connection, make_runner: MakeRunner):
-    registry = HandlerRegistry()
-    registry.handler("reconcile-bucket-usage")(_noop)
-    runner = make_runner(registry)
-    await runner.start()
-    schedule = await runner.schedule_recurring_job(
-        "reconcile-bucket-usage", {"bucket": 1}, "1 second", tenant=TENANT
-    )
-    await wait_for(
-        lambda: conn.fetchval("SELECT count(*) >= 2 FROM jobs WHERE status = 'completed'"), 30
-    )
-    assert await runner.cancel_job(schedule.job_id)
-    rows = await conn.fetch("SELECT * FROM jobs WHERE status = 'completed'")
-    assert all(r["runner_type"] == "temporal" and r["external_run_id"] for r in rows)
-    assert len({r["external_run_id"] for r in rows}) == len(rows)  # one row per run
-
-
-async def test_bad_input_and_temporal_down(conn: asyncpg.Connection, make_runner: MakeRunner):
+async def test_temporal_down_writes_nothing(conn: asyncpg.Connection, make_runner: MakeRunner):
     registry = HandlerRegistry()
     registry.handler("cleanup")(_noop)
-    runner = make_runner(registry)
-    with pytest.raises(UnknownJobError):
-        await runner.schedule_job("nope", {}, tenant=TENANT)
     down = make_runner(registry, address="127.0.0.1:1", connect_timeout=timedelta(seconds=2))
     with pytest.raises(TemporalUnavailableError, match=r"cannot reach Temporal at 127\.0\.0\.1:1"):
         await down.schedule_job("cleanup", {}, tenant=TENANT)
@@ -191,7 +107,7 @@ async def test_workflow_and_activity_spans_join_the_jobs_trace(
     runner = make_runner(registry)
     await runner.start()
     result = await runner.schedule_job("invoice_email", {}, tenant=TENANT)
-    await wait_for(lambda: _is(conn, result.job_id, "completed"), 20)
+    await eventually(lambda: _is(conn, result.job_id, "completed"), 20)
     await asyncio.sleep(0.5)  # the last spans end as the workflow completes
     spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == result.job_id.int]
     names = {s.name for s in spans}
@@ -231,11 +147,11 @@ async def test_status_and_progress_queries_and_cancel_signal(
     async def progress_seen() -> bool:
         return await handle.query(t.PROGRESS_QUERY) == 0.4
 
-    await wait_for(progress_seen, 10)
+    await eventually(progress_seen, 10)
     assert await handle.query(t.STATUS_QUERY) == "processing"
     await handle.signal(t.CANCEL_SIGNAL)
     await asyncio.wait_for(cancelled.wait(), 20)
-    await wait_for(lambda: _is(conn, result.job_id, "cancelled"), 20)
+    await eventually(lambda: _is(conn, result.job_id, "cancelled"), 20)
 
 
 async def test_jobs_started_before_their_scheduler_hears_back_end_completed(
@@ -250,7 +166,7 @@ async def test_jobs_started_before_their_scheduler_hears_back_end_completed(
 
     async def after_the_job_finished(self, job_id, run_id, **kw):  # type: ignore[no-untyped-def]
         done = "SELECT finished_at IS NOT NULL FROM jobs WHERE job_id = $1"
-        await wait_for(lambda: conn.fetchval(done, job_id), 30)
+        await eventually(lambda: conn.fetchval(done, job_id), 30)
         await record(self, job_id, run_id, **kw)
 
     monkeypatch.setattr(JobService, "set_external_run_id", after_the_job_finished)
@@ -290,7 +206,7 @@ async def test_stop_honours_its_grace(conn: asyncpg.Connection, make_runner: Mak
     assert await status_of(conn, job.job_id) in ("processing", "queued")  # handed back
     second = make_runner(registry)
     await second.start()
-    await wait_for(lambda: _is(conn, job.job_id, "completed"), 30)
+    await eventually(lambda: _is(conn, job.job_id, "completed"), 30)
     details = await conn.fetch(
         "SELECT status::text, attempt, error FROM job_details WHERE job_id = $1 ORDER BY attempt",
         job.job_id,
@@ -300,7 +216,7 @@ async def test_stop_honours_its_grace(conn: asyncpg.Connection, make_runner: Mak
 
     started.clear()
     patient = await second.schedule_job("import", {"seconds": 1.5}, tenant=TENANT)
-    await wait_for(lambda: _is(conn, patient.job_id, "processing"), 20)
+    await eventually(lambda: _is(conn, patient.job_id, "processing"), 20)
     await second.stop(grace=30)
     # The handler finished within the grace: its attempt is recorded completed. The job's final
     # status is the workflow's next activity, which the next worker to poll writes.
@@ -309,4 +225,4 @@ async def test_stop_honours_its_grace(conn: asyncpg.Connection, make_runner: Mak
     )
     assert [(d["status"], d["attempt"]) for d in attempts] == [("completed", 1)]
     await make_runner(registry).start()
-    await wait_for(lambda: _is(conn, patient.job_id, "completed"), 30)
+    await eventually(lambda: _is(conn, patient.job_id, "completed"), 30)

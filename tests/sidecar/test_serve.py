@@ -22,10 +22,11 @@ from aiohttp import web
 from jobsight.devstack.localstack import LocalPostgres, find_pg_bindir, free_port
 from jobsight.runners import HandlerRegistry, RetryPolicy, migrator
 from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
-from tests.conftest import require_tool
-from tests.otlp_receiver import OtlpReceiver
-from tests.pgqueue_helpers import wait_for
-from tests.sidecar_process import ROOT, SidecarProcess, eventually
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.paths import ROOT
+from tests.support.sidecar import SidecarProcess
+from tests.support.tools import require_tool
+from tests.support.waiting import eventually
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000000dd")
 INTERVAL = 1.0
@@ -224,7 +225,7 @@ async def test_each_finished_job_is_one_trace_across_restarts_and_leader_changes
             await runner.schedule_job("asset_import", {}, tenant=TENANT)
 
         await batch(20)
-        await asyncio.sleep(2.5 * INTERVAL)
+        await eventually(lambda: _true(len(otlp.roots()) >= 20), 20, "a exports the first jobs")
         await asyncio.to_thread(a.stop)  # clean stop (the receiver keeps serving): b takes over
         await eventually(lambda: _is(b.value("jobsight_leader"), 1), 10, "b leads")
         await batch(20)
@@ -238,7 +239,7 @@ async def test_each_finished_job_is_one_trace_across_restarts_and_leader_changes
         await eventually(lambda: _is(a.value("jobsight_leader"), 1), 10, "a leads again")
         await batch(20)
         finished = "SELECT count(*) FROM jobs WHERE finished_at IS NOT NULL"
-        await wait_for(lambda: _equals(conn.fetchval(finished), 63), 20)
+        await eventually(lambda: _equals(conn.fetchval(finished), 63), 20)
         await eventually(lambda: _true(len(otlp.roots()) >= 63), 20, "all traces exported")
         await asyncio.sleep(2 * INTERVAL)
     finally:
