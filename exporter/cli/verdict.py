@@ -13,23 +13,20 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-import asyncpg
-
-from jobsight import codec
 from jobsight.health.state import State
-from jobsight.health.verdict import unheld_verdict
-from jobsight.settings import SettingError, SidecarSettings
-from jobsight.sidecar.pages import fmt
-from jobsight.sources.status import SourceStatus, SourceView, describe
+
+if TYPE_CHECKING:  # the command's own imports load when it runs, not with every command
+    from jobsight.settings import SidecarSettings
 
 EXIT_CODES = {State.OK: 0, State.DEGRADED: 1, State.ROLLBACK: 3, State.UNKNOWN: 4}
 HTTP_TIMEOUT_S = 10.0
 
 
 async def from_sidecar(url: str, version: str | None) -> dict[str, Any]:
+    import aiohttp
+
     params = {"version": version} if version else {}
     timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -41,8 +38,13 @@ async def from_sidecar(url: str, version: str | None) -> dict[str, Any]:
 
 
 async def from_database(settings: SidecarSettings, version: str | None) -> dict[str, Any]:
+    import asyncpg
+
+    from jobsight import codec
+    from jobsight.health.verdict import unheld_verdict
     from jobsight.sidecar.app import build_sources, server_settings
     from jobsight.sources.base import PollContext
+    from jobsight.sources.status import SourceStatus, SourceView, describe
 
     settings = replace(settings, traces=False)
     views: dict[str, SourceView] = {}
@@ -74,6 +76,8 @@ async def from_database(settings: SidecarSettings, version: str | None) -> dict[
 
 
 def table(body: dict[str, Any]) -> str:
+    from jobsight.sidecar.pages import fmt
+
     scope = f" (version {body['version']})" if body.get("version") else ""
     lines = [f"verdict: {body['verdict']}{scope}", ""]
     header = ("trigger", "state", "value", "degraded", "rollback", "window", "detail")
@@ -103,6 +107,12 @@ def run(
     version: str | None,
     as_json: bool,
 ) -> int:
+    import aiohttp
+    import asyncpg
+
+    from jobsight.settings import SettingError
+    from jobsight.sources.status import describe
+
     try:
         if url:
             body = asyncio.run(from_sidecar(url, version))

@@ -4,6 +4,8 @@ the environment's Temporal settings, and only the flags given on top."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -58,3 +60,19 @@ def test_a_pgqueue_only_flag_on_temporal_is_refused() -> None:
     args = worker_args("--runner", "temporal", "--batch-size", "5")
     with pytest.raises(SettingError, match="--batch-size: applies to --runner pgqueue only"):
         build_worker_runner(args, URL, HandlerRegistry())
+
+
+def test_the_worker_command_loads_nothing_of_the_sidecar() -> None:
+    """A worker process stays small (the benchmark's worker RSS target): the command line loads
+    no HTTP server, metrics or tracing library, and no sidecar module."""
+    code = (
+        "import sys, jobsight.cli, jobsight.cli.worker, jobsight.runners.pgqueue\n"
+        "heavy = ('aiohttp', 'prometheus_client', 'opentelemetry', 'temporalio', 'yaml',"
+        " 'jobsight.sidecar', 'jobsight.sources', 'jobsight.health.verdict')\n"
+        "print(' '.join(sorted({m for m in sys.modules if m.startswith(heavy)})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
