@@ -1,5 +1,5 @@
 """The Helm chart's values.schema.json, generated so that the sidecar settings the chart accepts
-(`config`) are exactly the sidecar's own (exporter.settings.SETTINGS): an unknown key is refused by
+(`config`) are exactly the sidecar's own (jobsight.settings.SETTINGS): an unknown key is refused by
 `helm install`, not by a crash-looping pod."""
 
 from __future__ import annotations

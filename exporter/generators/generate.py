@@ -37,7 +37,7 @@ SECTIONS = {"README.md": [section("triggers", settings_doc.render_triggers)]}
 
 
 def monitoring_files() -> dict[str, Callable[[str], str]]:
-    """Dashboards and alert rules (their builders import the exporter's metric names)."""
+    """Dashboards and alert rules (their builders import the sidecar's metric names)."""
     from jobsight.alerts import rules
     from jobsight.dashboards import build
     from jobsight.generators import chart_schema

@@ -1,4 +1,4 @@
-"""The README's table of the sidecar's settings, generated from exporter.settings.SETTINGS."""
+"""The README's table of the sidecar's settings, generated from jobsight.settings.SETTINGS."""
 
 from __future__ import annotations
 

