@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+MAX_ERROR_LENGTH = 8_000  # characters of error text kept on a job or an attempt
+
+
+def storable_text(text: str, limit: int = MAX_ERROR_LENGTH) -> str:
+    """Text PostgreSQL can store, at most `limit` characters: a NUL is written as a visible
+    backslash-x00 and a lone surrogate (what Python shows for a non-UTF-8 file name) as its
+    backslash escape."""
+    visible = text.replace("\x00", "\\x00")
+    return visible.encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
+
 
 def describe_error(exc: BaseException) -> str:
-    """How a handler's failure is recorded on the job: "Type: message" (or just the type)."""
+    """How a handler's failure is recorded on the job: "Type: message" (or just the type),
+    storable and bounded whatever the message holds."""
     text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return storable_text(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 class JobsightError(Exception):

@@ -14,7 +14,12 @@ from typing import Any
 
 import asyncpg
 
-from jobsight.runners.errors import IllegalTransitionError, JobNotFoundError, ValidationError
+from jobsight.runners.errors import (
+    IllegalTransitionError,
+    JobNotFoundError,
+    ValidationError,
+    storable_text,
+)
 from jobsight.runners.ids import new_job_id
 from jobsight.runners.interface import JobStatusInfo
 from jobsight.runners.records import JOB_COLUMNS, NEW_JOB_COLUMNS
@@ -29,7 +34,6 @@ from jobsight.runners.validation import (
 )
 
 SYSTEM_USER = uuid.UUID(int=0)
-MAX_ERROR_LENGTH = 8_000
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def _decode(value: str | None) -> Any:
 
 
 def _bounded_error(error: str | None) -> str | None:
-    return None if error is None else error[:MAX_ERROR_LENGTH]
+    return None if error is None else storable_text(error)
 
 
 class JobService:

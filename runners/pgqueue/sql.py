@@ -231,6 +231,9 @@ SELECT id, old_state::text AS old_state,
 FROM cancelled
 """
 
+# $1 job id: its state now (a cancel notification is checked against it).
+JOB_STATE = "SELECT state::text FROM pgqueue.job WHERE id = $1"
+
 # $1 job id: the failed job's name, tenant, data and owner, to schedule a fresh run.
 FAILED_JOB = """
 SELECT j.name, j.tenant, j.data::text AS data, r.user_id

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from jobsight.runners.errors import describe_error
+from jobsight.runners.errors import describe_error, storable_text
 from jobsight.runners.interface import HandlerConfig
 from jobsight.runners.pgqueue import sql
 from jobsight.runners.pgqueue.context import PgQueueContext
@@ -32,6 +32,18 @@ from jobsight.runners.registry import HandlerRegistry
 log = logging.getLogger("jobsight.pgqueue.worker")
 
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+UNSTORABLE_ERROR = "(the error text could not be stored)"
+
+
+def about_the_rows(exc: BaseException) -> bool:
+    """The database refused the data (SQLSTATE classes 22 and 23), or asyncpg could not encode
+    an argument: the same rows will be refused again, whatever the connection does."""
+    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
+        return True  # asyncpg's client-side DataError
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    return isinstance(exc, asyncpg.PostgresError) and sqlstate[:2] in ("22", "23")
+
+
 MAX_ERROR_BACKOFF_S = 5.0
 FLUSHES_AT_ONCE = 1  # two at once measured no faster on two cores: they contend
 
@@ -96,6 +108,19 @@ class _Outcomes:
         for name in _OUTCOME_FIELDS:
             getattr(self, name)[:0] = getattr(other, name)
 
+    def add(self, other: _Outcomes) -> None:
+        for name in _OUTCOME_FIELDS:
+            getattr(self, name).extend(getattr(other, name))
+
+    def singles(self) -> list[_Outcomes]:
+        """One batch per outcome."""
+        ok = zip(self.ok_ids, self.ok_ms, self.ok_attempts, self.ok_linked, strict=True)
+        failed = zip(self.fail_ids, self.fail_errors, self.fail_ms, self.fail_attempts, strict=True)
+        return [_Outcomes([i], [ms], [a], [linked]) for i, ms, a, linked in ok] + [
+            _Outcomes(fail_ids=[i], fail_errors=[e], fail_ms=[ms], fail_attempts=[a])
+            for i, e, ms, a in failed
+        ]
+
 
 _OUTCOME_FIELDS = tuple(_Outcomes.__dataclass_fields__)
 
@@ -137,6 +162,7 @@ class Worker:
         self._wake = {name: asyncio.Event() for name in self._names}
         self._slot_freed = {name: asyncio.Event() for name in self._names}
         self._outcomes = _Outcomes()
+        self._cancel_checks: set[asyncio.Task[None]] = set()
         self._outcome_ready = asyncio.Event()
         self._flush_slots = asyncio.Semaphore(FLUSHES_AT_ONCE)
         self._unwritten = 0  # outcomes recorded and not yet written
@@ -229,8 +255,25 @@ class Worker:
             event.set()
 
     def _on_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        with contextlib.suppress(ValueError):
-            self._abort(uuid.UUID(payload), "cancelled")
+        """A wake-up, not the authority (any database role can NOTIFY): a running job is
+        stopped only once the database says it was cancelled."""
+        try:
+            job_id = uuid.UUID(payload)
+        except ValueError:
+            return
+        if job_id in self._running:
+            check = asyncio.get_running_loop().create_task(self._confirm_cancel(job_id))
+            self._cancel_checks.add(check)
+            check.add_done_callback(self._cancel_checks.discard)
+
+    async def _confirm_cancel(self, job_id: uuid.UUID) -> None:
+        try:
+            state = await self._pool.fetchval(sql.JOB_STATE, job_id)
+        except DB_ERRORS as exc:  # the heartbeat still notices a real cancel (job not owned)
+            log.warning("cannot check a cancel of %s (%s)", job_id, describe_error(exc))
+            return
+        if state == "cancelled":
+            self._abort(job_id, "cancelled")
 
     def _abort(self, job_id: uuid.UUID, reason: str) -> None:
         run = self._running.get(job_id)
@@ -336,7 +379,7 @@ class Worker:
             self._outcomes.ok_linked.append(linked)
         else:
             self._outcomes.fail_ids.append(job_id)
-            self._outcomes.fail_errors.append(error[:8000])
+            self._outcomes.fail_errors.append(storable_text(error))
             self._outcomes.fail_ms.append(elapsed_ms)
             self._outcomes.fail_attempts.append(attempt)
         self._outcome_ready.set()
@@ -407,10 +450,33 @@ class Worker:
                     batch.fail_ids, batch.fail_errors, batch.fail_ms = [], [], []
                     batch.fail_attempts = []
         except DB_ERRORS as exc:
+            if about_the_rows(exc):
+                return await self._write_refused(batch, exc)
             log.warning("recording %d outcomes failed (%s); will retry", len(batch),
                         describe_error(exc))  # fmt: skip
             return False
         return True
+
+    async def _write_refused(self, batch: _Outcomes, exc: BaseException) -> bool:
+        """The database refused a batch for its rows, not for the connection: each outcome is
+        written on its own, so that one it refuses cannot hold the others; a failure whose text
+        is still refused is written with a placeholder (its job fails all the same)."""
+        if len(batch) > 1:
+            left = _Outcomes()
+            for single in batch.singles():
+                if not await self._write(single):
+                    left.add(single)
+            for name in _OUTCOME_FIELDS:
+                setattr(batch, name, getattr(left, name))
+            return not left
+        if batch.fail_errors and batch.fail_errors[0] != UNSTORABLE_ERROR:
+            log.error(
+                "an error text was refused (%s); recording a placeholder", describe_error(exc)
+            )
+            batch.fail_errors = [UNSTORABLE_ERROR]
+            return await self._write(batch)
+        log.error("an outcome was refused (%s); kept, will retry", describe_error(exc))
+        return False
 
     # --- heartbeat --------------------------------------------------------------------------
 

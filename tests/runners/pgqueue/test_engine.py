@@ -682,3 +682,108 @@ async def test_every_status_change_is_audited(
 async def _completed(conn: asyncpg.Connection, job_id: uuid.UUID) -> bool:
     status = await conn.fetchval("SELECT status::text FROM jobs WHERE job_id = $1", job_id)
     return bool(status == "completed")
+
+
+async def test_unstorable_error_text_never_wedges_the_failure_path(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+) -> None:
+    """A NUL or a lone surrogate in an exception's text is stored visibly escaped; ordinary
+    failures around it are written as usual (issue 15, defect 1)."""
+    registry = HandlerRegistry()
+
+    @registry.handler("asset_import", retry=RetryPolicy(max_attempts=1))
+    async def poison(ctx, data):  # type: ignore[no-untyped-def]
+        if data["kind"] == "nul":
+            raise RuntimeError("bad \x00 byte")
+        if data["kind"] == "surrogate":
+            raise OSError("cannot read /imports/\udcff.csv")  # a non-UTF-8 file name
+        raise ValueError("ordinary")
+
+    runner = make_runner(registry)
+    await runner.start()
+    kinds = ("nul", "plain", "surrogate", "plain")
+    jobs = [await runner.schedule_job("asset_import", {"kind": k}, tenant=TENANT) for k in kinds]
+    failed = "SELECT count(*) = 4 FROM jobs WHERE status = 'failed'"
+    await eventually(lambda: conn.fetchval(failed), 10, "every job failed and was recorded")
+    errors = {
+        r["job_id"]: r["error"]
+        for r in await conn.fetch("SELECT job_id, error FROM jobs WHERE type = 'asset_import'")
+    }
+    assert errors[jobs[0].job_id] == "RuntimeError: bad \\x00 byte"
+    assert errors[jobs[2].job_id] == "OSError: cannot read /imports/\\udcff.csv"
+    assert errors[jobs[1].job_id] == "ValueError: ordinary"
+    assert runner.worker is not None and runner.worker.in_flight == 0
+
+
+async def test_a_refused_outcome_cannot_hold_the_others(
+    conn: asyncpg.Connection, make_runner: MakeRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should a row still be refused (its text not made storable), the batch is written one by
+    one: the others are recorded, the refused failure with a placeholder."""
+    from jobsight.runners.pgqueue import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "storable_text", lambda text: text)
+    monkeypatch.setattr(worker_module, "describe_error", lambda exc: f"{type(exc).__name__}: {exc}")
+    registry = HandlerRegistry()
+    gate = asyncio.Event()
+
+    @registry.handler("asset_import", retry=RetryPolicy(max_attempts=1))
+    async def fails(ctx, data):  # type: ignore[no-untyped-def]
+        await gate.wait()  # all finish together: one batch
+        raise RuntimeError("bad \x00 byte" if data["poison"] else "ordinary")
+
+    @registry.handler("generate-invoice")
+    async def works(ctx, data):  # type: ignore[no-untyped-def]
+        await gate.wait()
+
+    runner = make_runner(registry)
+    await runner.start()
+    poison = await runner.schedule_job("asset_import", {"poison": True}, tenant=TENANT)
+    plain = await runner.schedule_job("asset_import", {"poison": False}, tenant=TENANT)
+    done = await runner.schedule_job("generate-invoice", {}, tenant=TENANT)
+    running = "SELECT count(*) = 3 FROM jobs WHERE status = 'processing'"
+    await eventually(lambda: conn.fetchval(running), 10, "all three running")
+    gate.set()
+    finished = "SELECT count(*) = 3 FROM jobs WHERE finished_at IS NOT NULL"
+    await eventually(lambda: conn.fetchval(finished), 10, "all three recorded")
+    rows = {
+        r["job_id"]: (r["status"], r["error"])
+        for r in await conn.fetch("SELECT job_id, status::text, error FROM jobs")
+    }
+    assert rows[done.job_id] == ("completed", None)
+    assert rows[plain.job_id] == ("failed", "RuntimeError: ordinary")
+    assert rows[poison.job_id] == ("failed", worker_module.UNSTORABLE_ERROR)
+
+
+async def test_a_forged_cancel_notification_stops_nothing(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+) -> None:
+    """Any role can NOTIFY the cancel channel; the worker stops a job only when the database
+    records it cancelled (issue 15, defect 3)."""
+    registry = HandlerRegistry()
+    started, release = asyncio.Event(), asyncio.Event()
+    interrupted: list[str] = []
+
+    @registry.handler("batch")
+    async def long_job(ctx, data):  # type: ignore[no-untyped-def]
+        started.set()
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            interrupted.append(data["n"])
+            raise
+
+    runner = make_runner(registry)
+    await runner.start()
+    forged = await runner.schedule_job("batch", {"n": "forged"}, tenant=TENANT)
+    await asyncio.wait_for(started.wait(), 5)
+    await conn.execute("SELECT pg_notify($1, $2)", "jobsight_pgqueue_cancel", str(forged.job_id))
+    real = await runner.schedule_job("batch", {"n": "real"}, tenant=TENANT)
+    processing = "SELECT status::text = 'processing' FROM jobs WHERE job_id = $1"
+    await eventually(lambda: conn.fetchval(processing, real.job_id), 5, "the second job runs")
+    assert await runner.cancel_job(real.job_id)  # recorded in the database, then notified
+    await eventually(lambda: asyncio.sleep(0, interrupted == ["real"]), 5, "the real cancel")
+    release.set()
+    done = "SELECT status::text = 'completed' FROM jobs WHERE job_id = $1"
+    await eventually(lambda: conn.fetchval(done, forged.job_id), 5, "the forged one completes")
+    assert interrupted == ["real"]
