@@ -19,10 +19,12 @@ system-tools: ## install the system packages the tests and the demo need (as roo
 run: install system-tools ## bring up the demo stack on embedded defaults; Ctrl-C stops it
 	$(VENV)/bin/jobsight dev
 
-lint: install ## ruff, mypy --strict, radon (no function above complexity C without a reason)
+lint: install ## ruff; the strict type check and the complexity check (tests/support/typecheck.py)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m tests.support.typecheck
+	$(PY) -m tests.support.typecheck --tree
+	$(VENV)/bin/mypy
+	$(PY) -m tests.support.typecheck --complexity
 
 test: install system-tools lint ## lint, then the whole test suite against real services
 	$(VENV)/bin/pytest
