@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from jobsight import codec
 from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
-
-T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-def finished(
-    n: int,
-    name: str = "generate-invoice",
-    status: str = "completed",
-    run_s: float = 0.2,
-    runner: str = "pgqueue",
-) -> list[jobs.FinishedRow]:
-    return [
-        jobs.FinishedRow(
-            f"00000000-0000-4000-8000-{i:012d}",
-            name,
-            runner,
-            status,
-            run_s,
-            0.05,
-            T0 + timedelta(milliseconds=i),
-        )
-        for i in range(n)
-    ]
+from tests.support.canned import FINISHED_AT as T0
+from tests.support.canned import finished_rows as finished
 
 
 def test_codec_round_trips_every_snapshot_type():

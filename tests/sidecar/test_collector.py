@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobsight.settings import SidecarSettings
 from jobsight.sidecar.collector import SidecarCollector, registry_for
 from jobsight.sidecar.poller import SidecarState
 from jobsight.sources import jobs
 from jobsight.sources.status import SourceStatus, SourceView
-
-T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-SETTINGS_OBJ = SidecarSettings(database_url="postgresql://x@localhost/db")
-
-
-def finished(
-    n: int,
-    name: str = "generate-invoice",
-    status: str = "completed",
-    run_s: float = 0.2,
-    runner: str = "pgqueue",
-) -> list[jobs.FinishedRow]:
-    return [
-        jobs.FinishedRow(
-            f"00000000-0000-4000-8000-{i:012d}",
-            name,
-            runner,
-            status,
-            run_s,
-            0.05,
-            T0 + timedelta(milliseconds=i),
-        )
-        for i in range(n)
-    ]
+from tests.support.canned import FINISHED_AT as T0
+from tests.support.canned import PLAIN as SETTINGS_OBJ
+from tests.support.canned import finished_rows as finished
 
 
 def test_histograms_carry_the_job_trace_id_as_exemplar():

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from jobsight.labels import OTHER, LabelCap
-from jobsight.settings import SidecarSettings
 from jobsight.sources import jobs
 from jobsight.sources.finished import ZERO_UUID, FinishedCursor
 from jobsight.sources.signals import Finished, LatencyCandidate
+from tests.support.canned import FINISHED_AT as T0
+from tests.support.canned import PLAIN as SETTINGS_OBJ
+from tests.support.canned import finished_rows as finished
 from tests.support.scrape import Samples, rendered
-
-T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-SETTINGS_OBJ = SidecarSettings(database_url="postgresql://x@localhost/db")
-
-
-def finished(
-    n: int,
-    name: str = "generate-invoice",
-    status: str = "completed",
-    run_s: float = 0.2,
-    runner: str = "pgqueue",
-) -> list[jobs.FinishedRow]:
-    return [
-        jobs.FinishedRow(
-            f"00000000-0000-4000-8000-{i:012d}",
-            name,
-            runner,
-            status,
-            run_s,
-            0.05,
-            T0 + timedelta(milliseconds=i),
-        )
-        for i in range(n)
-    ]
 
 
 def render(source: Any, snapshot: Any) -> Samples:

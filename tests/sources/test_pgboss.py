@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,11 +10,9 @@ import pytest
 from jobsight.labels import OTHER
 from jobsight.settings import SidecarSettings
 from jobsight.sources import pgboss
+from tests.support.canned import FINISHED_AT as T0
+from tests.support.canned import PLAIN as SETTINGS_OBJ
 from tests.support.scrape import Samples, rendered
-
-T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-SETTINGS_OBJ = SidecarSettings(database_url="postgresql://x@localhost/db")
 
 
 def render(source: Any, snapshot: Any) -> Samples:

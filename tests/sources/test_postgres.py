@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from jobsight.labels import OTHER
-from jobsight.settings import SidecarSettings
 from jobsight.sources import postgres
+from tests.support.canned import PLAIN as SETTINGS_OBJ
 from tests.support.scrape import Samples, rendered
-
-SETTINGS_OBJ = SidecarSettings(database_url="postgresql://x@localhost/db")
 
 
 def render(source: Any, snapshot: Any) -> Samples:

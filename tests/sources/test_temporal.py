@@ -6,11 +6,9 @@ from typing import Any
 
 import pytest
 
-from jobsight.settings import SidecarSettings
 from jobsight.sources import temporal
+from tests.support.canned import PLAIN as SETTINGS_OBJ
 from tests.support.scrape import Samples, rendered
-
-SETTINGS_OBJ = SidecarSettings(database_url="postgresql://x@localhost/db")
 
 
 def render(source: Any, snapshot: Any) -> Samples:

@@ -4,9 +4,9 @@ up, with the rows a test asks for."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from jobsight.settings import load_settings
+from jobsight.settings import SidecarSettings, load_settings
 from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
 from jobsight.sources.finished import FinishedCursor
 from jobsight.sources.status import SourceStatus, SourceView
@@ -64,3 +64,29 @@ def views(
             temporal.TemporalSnapshot(task_queues=[temporal.TaskQueueRow("q", backlog)])
         ),
     }
+
+
+FINISHED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+PLAIN = SidecarSettings(database_url="postgresql://x@localhost/db")  # every default
+
+
+def finished_rows(
+    n: int,
+    name: str = "generate-invoice",
+    status: str = "completed",
+    run_s: float = 0.2,
+    runner: str = "pgqueue",
+) -> list[jobs.FinishedRow]:
+    """`n` jobs finished a millisecond apart from FINISHED_AT, as the jobs source reads them."""
+    return [
+        jobs.FinishedRow(
+            f"00000000-0000-4000-8000-{i:012d}",
+            name,
+            runner,
+            status,
+            run_s,
+            0.05,
+            FINISHED_AT + timedelta(milliseconds=i),
+        )
+        for i in range(n)
+    ]
