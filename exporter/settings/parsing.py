@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from jobsight import dburl
-from jobsight.health.state import VERDICT_STATES
+from jobsight.health.state import VERDICT_STATES, State
 
 SOURCE_NAMES = ("jobs", "pgqueue", "pgboss", "postgres", "temporal")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -97,9 +97,12 @@ def duration_or_zero(text: str) -> float:
     return 0.0 if str(text).strip() in ("0", "0s") else parse_duration(text)
 
 
+READINESS_CHOICES = ("never", State.ROLLBACK, State.DEGRADED)
+
+
 def readiness(text: str) -> str:
     value = str(text).strip().lower()
-    if value not in ("never", "rollback", "degraded"):
+    if value not in READINESS_CHOICES:
         raise ValueError("must be never, rollback or degraded")
     return value
 

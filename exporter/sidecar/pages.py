@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import html
 
+from jobsight.health.state import State
 from jobsight.health.verdict import TriggerResult, Verdict
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar.poller import SidecarState
 
 COLORS = {
-    "ok": "#1a7f37",
-    "degraded": "#9a6700",
-    "rollback": "#cf222e",
-    "unknown": "#6e7781",
-    "disabled": "#8c959f",
+    State.OK: "#1a7f37",
+    State.DEGRADED: "#9a6700",
+    State.ROLLBACK: "#cf222e",
+    State.UNKNOWN: "#6e7781",
+    State.DISABLED: "#8c959f",
 }
 
 
