@@ -15,6 +15,7 @@ from datetime import datetime
 
 import asyncpg
 
+from jobsight.runners.errors import describe_error
 from jobsight.runners.pgqueue import sql
 from jobsight.runners.pgqueue.sending import send
 from jobsight.runners.pgqueue.settings import PgQueueSettings
@@ -26,6 +27,9 @@ log = logging.getLogger("jobsight.pgqueue.maintenance")
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 SCHEDULES_PER_ROUND = 100
 RETENTION_ROUND_BUDGET_S = 2.0
+MAX_BACKOFF_S = 60.0  # the maintainer's own retry delay after an unexpected error
+SCHEDULE_RETRY_S = 30.0  # a schedule that failed to fire: 30 s, 60 s, ... up to an hour
+SCHEDULE_RETRY_MAX_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -47,14 +51,22 @@ class Maintainer:
         interval = self._settings.maintenance_interval.total_seconds()
         retention_every = self._settings.retention_interval.total_seconds()
         next_retention = time.monotonic()
+        failures = 0
         while True:
             try:
                 await self.run_once()
                 if time.monotonic() >= next_retention:
                     await self.purge()
                     next_retention = time.monotonic() + retention_every
+                failures = 0
+            except asyncio.CancelledError:
+                raise
             except DB_ERRORS as exc:
                 log.warning("maintenance failed (%s: %s); retrying", type(exc).__name__, exc)
+            except Exception:  # whatever it is, crash detection and schedules must go on
+                failures += 1
+                log.exception("maintenance round failed unexpectedly (%d in a row)", failures)
+                await asyncio.sleep(min(MAX_BACKOFF_S, interval * 2**failures))
             await asyncio.sleep(interval)
 
     async def run_once(self) -> Report | None:
@@ -78,23 +90,38 @@ class Maintainer:
         return Report(len(crashed), len(lost), fired)
 
     async def _fire_schedules(self, conn: asyncpg.Connection) -> int:
+        """Fires each due schedule in its own savepoint: one that cannot fire records why and is
+        tried again later, and never holds the others (or the maintainer) back."""
         due = await conn.fetch(sql.DUE_SCHEDULES, SCHEDULES_PER_ROUND)
+        fired = 0
         for row in due:
-            now: datetime = await conn.fetchval("SELECT now()")
-            await send(
-                conn,
-                self._registry,
-                row["name"],
-                row["tenant"],
-                [json.loads(row["data"])],
-                user_id=row["user_id"],
-                max_payload_bytes=self._settings.max_payload_bytes,
-                require_handler=False,
-                schedule_id=row["id"],
-            )
-            following = parse_recurrence(row["spec"]).next_after(max(now, row["next_run_at"]))
-            await conn.execute(sql.ADVANCE_SCHEDULE, row["id"], row["next_run_at"], following)
-        return len(due)
+            try:
+                async with conn.transaction():
+                    await self._fire(conn, row)
+                fired += 1
+            except (asyncpg.PostgresError, ValueError, TypeError, RecursionError) as exc:
+                error = describe_error(exc)
+                await conn.execute(
+                    sql.SCHEDULE_FAILED, row["id"], error, SCHEDULE_RETRY_S, SCHEDULE_RETRY_MAX_S
+                )
+                log.error("schedule %s (%s) could not fire: %s", row["id"], row["name"], error)
+        return fired
+
+    async def _fire(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+        now: datetime = await conn.fetchval("SELECT now()")
+        following = parse_recurrence(row["spec"]).next_after(max(now, row["next_run_at"]))
+        await send(
+            conn,
+            self._registry,
+            row["name"],
+            row["tenant"],
+            [json.loads(row["data"])],
+            user_id=row["user_id"],
+            max_payload_bytes=self._settings.max_payload_bytes,
+            require_handler=False,
+            schedule_id=row["id"],
+        )
+        await conn.execute(sql.ADVANCE_SCHEDULE, row["id"], row["next_run_at"], following)
 
     async def purge(self) -> int:
         """Removes finished queue rows past retention, batch by batch, within a time budget."""

@@ -143,7 +143,16 @@ class PgQueueJobRunner(RunnerBase[PgQueueSettings]):
         """A row of pgqueue.schedule; the maintainer fires it when due."""
         job, schedule_id = recurring.job, uuid.uuid4()
         first = recurring.recurrence.next_after(datetime.now(UTC))
-        await (await self.pool()).execute(
+        pool = await self.pool()
+        # Each firing sends the payload as PostgreSQL stores it, where numbers are written out
+        # in full (1e308 takes 309 digits): the limit applies to that form.
+        stored = await pool.fetchval(sql.STORED_SIZE, job.payload)
+        limit = self.settings.max_payload_bytes
+        if stored > limit:
+            raise ValidationError(
+                "data", f"is {stored} bytes as stored (numbers written out), over {limit}"
+            )
+        await pool.execute(
             sql.INSERT_SCHEDULE, schedule_id, job.config.name, job.tenant, job.user, job.payload,
             recurring.spec, first,
         )  # fmt: skip

@@ -306,8 +306,21 @@ FOR UPDATE SKIP LOCKED
 """
 
 ADVANCE_SCHEDULE = """
-UPDATE pgqueue.schedule SET last_run_at = $2, next_run_at = $3 WHERE id = $1
+UPDATE pgqueue.schedule SET last_run_at = $2, next_run_at = $3, last_error = NULL, failures = 0
+WHERE id = $1
 """
+
+# A firing that failed: $1 id, $2 error; tried again after $3 seconds, doubling with each
+# failure in a row, at most $4.
+SCHEDULE_FAILED = """
+UPDATE pgqueue.schedule
+SET last_error = $2, failures = failures + 1,
+    next_run_at = now() + least($3 * power(2, least(failures, 30)), $4) * interval '1 second'
+WHERE id = $1
+"""
+
+# What a payload becomes once stored as jsonb (numbers are written out in full): $1 JSON text.
+STORED_SIZE = "SELECT octet_length($1::jsonb::text)"
 
 INSERT_SCHEDULE = """
 INSERT INTO pgqueue.schedule (id, name, tenant, user_id, data, spec, next_run_at)

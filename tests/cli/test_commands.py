@@ -21,12 +21,12 @@ def test_migrate_up_status_down(migrated_db: str, empty_db: str) -> None:
     assert up.returncode == 0, up.stderr
     assert "0001_jobs_tables" in up.stdout and "0002_runner_columns" in up.stdout
     status = jobsight("migrate", "status", "--database-url", empty_db)
-    assert status.stdout.count("applied") == 4
+    assert status.stdout.count("applied") == 5
     again = jobsight("migrate", "up", "--database-url", empty_db)
     assert "nothing to do" in again.stdout
     down = jobsight("migrate", "down", "--to", "0", "--database-url", empty_db)
     assert down.returncode == 0 and "0002" in down.stdout and "0001" in down.stdout
-    assert jobsight("migrate", "status", "--database-url", empty_db).stdout.count("pending") == 4
+    assert jobsight("migrate", "status", "--database-url", empty_db).stdout.count("pending") == 5
 
 
 @pytest.mark.parametrize(

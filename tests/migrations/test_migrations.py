@@ -137,11 +137,15 @@ async def test_empty_database_up_down_up(empty_db: str) -> None:
     try:
         assert await _applied_versions(conn) == []
         await migrator.migrate(conn, "up")
-        assert await _applied_versions(conn) == [1, 2, 3, 4]
+        assert await _applied_versions(conn) == [1, 2, 3, 4, 5]
         assert NEW_JOB_COLUMNS <= await _columns(conn, "jobs")
         assert "cancelled" in await _enum_labels(conn)
+        assert {"last_error", "failures"} <= await _columns(conn, "schedule")
 
         await migrator.migrate(conn, "down")  # one step
+        assert await _applied_versions(conn) == [1, 2, 3, 4]
+        assert "last_error" not in await _columns(conn, "schedule")
+        await migrator.migrate(conn, "down")
         assert await _applied_versions(conn) == [1, 2, 3]
         assert await conn.fetchval("SELECT to_regnamespace('jobsight_sidecar')") is None
         await migrator.migrate(conn, "down")
@@ -158,7 +162,7 @@ async def test_empty_database_up_down_up(empty_db: str) -> None:
         assert await conn.fetchval("SELECT to_regtype('job_status')") is None
 
         await migrator.migrate(conn, "up")
-        assert await _applied_versions(conn) == [1, 2, 3, 4]
+        assert await _applied_versions(conn) == [1, 2, 3, 4, 5]
         assert all(s.checksum_matches for s in await migrator.status(conn))
     finally:
         await conn.close()
@@ -184,7 +188,7 @@ async def test_seed_shaped_database_keeps_every_row(empty_db: str) -> None:
         before = await conn.fetch("SELECT * FROM jobs ORDER BY job_id")
 
         await migrator.migrate(conn, "up")
-        assert await _applied_versions(conn) == [1, 2, 3, 4]
+        assert await _applied_versions(conn) == [1, 2, 3, 4, 5]
         after = await conn.fetch("SELECT * FROM jobs ORDER BY job_id")
         assert len(after) == len(before) == 50
         for old, new in zip(before, after, strict=True):
@@ -220,7 +224,7 @@ async def test_down_refuses_while_rows_are_cancelled(migrated_db: str) -> None:
         )
         with pytest.raises(asyncpg.RaiseError, match="cannot remove job status 'cancelled'"):
             await migrator.migrate(conn, "down", 1)
-        assert await _applied_versions(conn) == [1, 2]  # 0004, 0003 went down; 0002 did not
+        assert await _applied_versions(conn) == [1, 2]  # 0005, 0004, 0003 went down; 0002 did not
         assert "runner_type" in await _columns(conn, "jobs")
     finally:
         await conn.close()
@@ -231,8 +235,8 @@ async def test_concurrent_migrate_up_does_not_collide(empty_db: str) -> None:
     try:
         results = await asyncio.gather(*(migrator.migrate(c, "up") for c in conns))
         ran = sorted(step.version for steps in results for step in steps)
-        assert ran == [1, 2, 3, 4]  # each step ran exactly once, whichever connection ran it
-        assert await _applied_versions(conns[0]) == [1, 2, 3, 4]
+        assert ran == [1, 2, 3, 4, 5]  # each step ran exactly once, whichever connection ran it
+        assert await _applied_versions(conns[0]) == [1, 2, 3, 4, 5]
     finally:
         for c in conns:
             await c.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import uuid
@@ -787,3 +788,73 @@ async def test_a_forged_cancel_notification_stops_nothing(
     done = "SELECT status::text = 'completed' FROM jobs WHERE job_id = $1"
     await eventually(lambda: conn.fetchval(done, forged.job_id), 5, "the forged one completes")
     assert interrupted == ["real"]
+
+
+async def test_a_schedule_that_cannot_fire_holds_nothing_back(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+) -> None:
+    """A due schedule that fails when it fires records why and is tried again later; the other
+    schedules keep firing and the maintainer lives on (issue 15, defect 2)."""
+    registry = HandlerRegistry()
+    registry.handler("reconcile-bucket-usage")(_noop)
+    runner = make_runner(registry)
+    good = await runner.schedule_recurring_job(
+        "reconcile-bucket-usage", {"bucket": "b1"}, "1 second", tenant=TENANT
+    )
+    broken = await runner.schedule_recurring_job(
+        "reconcile-bucket-usage", {"bucket": "b2"}, "1 second", tenant=TENANT
+    )
+    # A spec the code of the day cannot read (written by another release, or by hand).
+    await conn.execute(
+        "UPDATE pgqueue.schedule SET spec = 'every tuesday' WHERE id = $1", broken.job_id
+    )
+    await runner.start()
+    fired = "SELECT count(*) >= 3 FROM pgqueue.job WHERE schedule_id = $1"
+    await eventually(lambda: conn.fetchval(fired, good.job_id), 10, "the good schedule fires on")
+    row = await conn.fetchrow("SELECT * FROM pgqueue.schedule WHERE id = $1", broken.job_id)
+    assert row["failures"] == 1 and "every tuesday" in row["last_error"]
+    assert row["next_run_at"] > datetime.now(UTC) + timedelta(seconds=20)  # tried again later
+    assert (
+        await conn.fetchval("SELECT last_error FROM pgqueue.schedule WHERE id = $1", good.job_id)
+        is None
+    )
+    assert runner.worker is not None
+
+
+async def test_a_schedule_payload_is_sized_as_stored(make_runner: MakeRunner) -> None:
+    """8 KB of JSON becomes 311 KB as jsonb text (each 1e308 written out): refused at once, rather
+    than failing at every firing."""
+    registry = HandlerRegistry()
+    registry.handler("reconcile-bucket-usage")(_noop)
+    runner = make_runner(registry)
+    with pytest.raises(ValidationError, match="as stored"):
+        await runner.schedule_recurring_job(
+            "reconcile-bucket-usage", {"x": [1e308] * 1000}, "1 hour", tenant=TENANT
+        )
+
+
+async def test_the_maintainer_survives_any_error(
+    migrated_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error in a maintenance round is logged and retried with a backoff; it never
+    ends the task that detects crashes and fires schedules."""
+    rounds: list[str] = []
+    original = Maintainer.run_once
+
+    async def flaky(self: Maintainer) -> object:
+        rounds.append("round")
+        if len(rounds) == 1:
+            raise RuntimeError("not a database error")
+        return await original(self)
+
+    monkeypatch.setattr(Maintainer, "run_once", flaky)
+    settings = PgQueueSettings(maintenance_interval=timedelta(milliseconds=20))
+    async with asyncpg.create_pool(migrated_db, min_size=1, max_size=2) as pool:
+        task = asyncio.create_task(Maintainer(pool, HandlerRegistry(), settings).run())
+        try:
+            await eventually(lambda: asyncio.sleep(0, len(rounds) >= 3), 5, "rounds go on")
+            assert not task.done()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
