@@ -21,7 +21,7 @@ import yaml
 
 from jobsight.health.specs import TRIGGERS
 from jobsight.sidecar import collector
-from jobsight.sources import jobs
+from jobsight.sources import jobs, pgqueue
 
 SCRAPE_JOB = "jobsight"  # the job label Prometheus gives the sidecar's targets
 RUNBOOK_BASE = os.environ.get(
@@ -261,7 +261,39 @@ def meta_alerts() -> list[Alert]:
             Example(((stale_series, "0+60x30"),), None, "20m"),
             group="jobsight-meta",
         ),
+        maintenance_alert(),
     ]
+
+
+def maintenance_alert() -> Alert:
+    """pgqueue workers run, but no maintenance round finished for 5 minutes: schedules do not
+    fire, crashed workers' jobs are not recovered, retention stops."""
+    stamp, alive = pgqueue.MAINTENANCE.name, pgqueue.WORKERS.name
+    stamp_series = f'{stamp}{{job="{SCRAPE_JOB}"}}'
+    alive_series = f'{alive}{{job="{SCRAPE_JOB}"}}'
+    return Alert(
+        "JobsightPgqueueMaintenanceStalled",
+        f"time() - max by ({BY}) ({stamp}) > 300 and on ({BY}) max by ({BY}) ({alive}) > 0",
+        "5m",
+        "warning",
+        "pgqueue workers run, but no maintenance round has finished for 5 minutes",
+        "Recurring schedules are not firing, crashed workers' jobs are not recovered and "
+        "retention has stopped, although workers are alive.",
+        Runbook(
+            "Every worker's maintainer fails its rounds (or none holds the maintenance lock).",
+            "Workers' logs ('maintenance round failed', 'schedule ... could not fire'); "
+            "pgqueue.schedule.last_error; pg_locks for the maintenance advisory lock.",
+            "Fix what the logs name (a database error, a migration not applied); a session "
+            "holding the advisory lock can be ended with pg_terminate_backend.",
+        ),
+        Example(
+            ((stamp_series, "0x30"), (alive_series, "1x30")),
+            {"severity": "warning", "job": SCRAPE_JOB},
+            "20m",
+        ),
+        Example(((stamp_series, "0+60x30"), (alive_series, "1x30")), None, "20m"),
+        group="jobsight-meta",
+    )
 
 
 def slo_recordings() -> list[Recording]:

@@ -64,6 +64,13 @@ CRASHES = MetricSpec(
     "pgqueue workers found crashed within JOBSIGHT_RECENT_WINDOW.",
 )
 
+MAINTENANCE = MetricSpec(
+    "jobsight_pgqueue_maintenance_last_round_timestamp_seconds",
+    "gauge",
+    "When a pgqueue maintenance round (crash detection, lost jobs, schedules) last finished "
+    "(Unix time); absent before migration 0005 or without read access to pgqueue.maintenance.",
+)
+
 WAITING_AND_ACTIVE = """
 SELECT name AS queue, state::text AS state, count(*) AS count,
        count(*) FILTER (WHERE start_after <= now()) AS ready,
@@ -102,6 +109,14 @@ WHERE state = 'running' OR stopped_at > now() - $1 * interval '1 second'
 """
 
 
+# The maintenance stamp, when the table exists (migration 0005) and this role may read it.
+MAINTENANCE_READABLE = """
+SELECT to_regclass('pgqueue.maintenance') IS NOT NULL
+       AND has_table_privilege('pgqueue.maintenance', 'SELECT')
+"""
+MAINTENANCE_SQL = "SELECT extract(epoch FROM last_round_at)::float8 FROM pgqueue.maintenance"
+
+
 @dataclass
 class QueueRow:
     queue: str
@@ -126,6 +141,7 @@ class PgQueueSnapshot:
     recent: list[RecentRow] = field(default_factory=list)
     workers_alive: int = 0
     worker_crashes: int = 0
+    maintained_at: float | None = None  # Unix time of the last maintenance round, if known
 
 
 def build_snapshot(
@@ -169,12 +185,23 @@ class PgQueueRows:
     alive: int = 0
     crashes: int = 0
     served: list[str] = field(default_factory=list)
+    maintained_at: float | None = None
 
 
 class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
     name = "pgqueue"
     snapshot_type = PgQueueSnapshot
-    metrics = (DEPTH, READY, OLDEST_READY, EXPIRED, RECENT_FAILED, RECENT_DEAD, WORKERS, CRASHES)
+    metrics = (
+        DEPTH,
+        READY,
+        OLDEST_READY,
+        EXPIRED,
+        RECENT_FAILED,
+        RECENT_DEAD,
+        WORKERS,
+        CRASHES,
+        MAINTENANCE,
+    )
 
     async def fetch(self, ctx: PollContext[PgQueueSnapshot]) -> PgQueueRows:
         window = ctx.settings.recent_window
@@ -184,6 +211,9 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
             queues = await conn.fetch(WAITING_AND_ACTIVE)
             recent = await conn.fetch(RECENT, window)
             workers = await conn.fetchrow(WORKERS_SQL, window)
+            maintained = None
+            if await conn.fetchval(MAINTENANCE_READABLE):
+                maintained = await conn.fetchval(MAINTENANCE_SQL)
         return PgQueueRows(
             True,
             [QueueRow(**r) for r in queues],
@@ -191,6 +221,7 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
             workers["alive"],
             workers["crashes"],
             list(workers["served"]),
+            maintained,
         )
 
     def build(
@@ -198,9 +229,11 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
     ) -> PgQueueSnapshot:
         if not rows.present:
             return PgQueueSnapshot(present=False)
-        return build_snapshot(
+        snapshot = build_snapshot(
             rows.queues, rows.recent, rows.alive, rows.crashes, settings.max_job_names, rows.served
         )
+        snapshot.maintained_at = rows.maintained_at
+        return snapshot
 
     def render(self, snap: PgQueueSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         yield samples(DEPTH, (((r.queue, r.state), r.count) for r in snap.queues))
@@ -221,6 +254,7 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
         yield samples(RECENT_DEAD, (((r.queue,), r.dead_lettered) for r in snap.recent))
         yield single(WORKERS, snap.workers_alive if snap.present else None)
         yield single(CRASHES, snap.worker_crashes if snap.present else None)
+        yield single(MAINTENANCE, snap.maintained_at)
 
     def signals(self, snap: PgQueueSnapshot, settings: SidecarSettings) -> SourceSignals:
         ready = sum(r.ready for r in snap.queues if r.state != "active")

@@ -10,6 +10,8 @@ import asyncio
 import json
 import logging
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,11 +43,16 @@ class Report:
 
 class Maintainer:
     def __init__(
-        self, pool: asyncpg.Pool, registry: HandlerRegistry, settings: PgQueueSettings
+        self,
+        pool: asyncpg.Pool,
+        registry: HandlerRegistry,
+        settings: PgQueueSettings,
+        worker_id: Callable[[], uuid.UUID] | None = None,
     ) -> None:
         self._pool = pool
         self._registry = registry
         self._settings = settings
+        self._worker_id = worker_id
 
     async def run(self) -> None:
         interval = self._settings.maintenance_interval.total_seconds()
@@ -87,6 +94,8 @@ class Maintainer:
                 )  # fmt: skip
                 log.warning("recovered %d expired or orphaned jobs", len(lost))
             fired = await self._fire_schedules(conn)
+            runner = self._worker_id() if self._worker_id is not None else None
+            await conn.execute(sql.MAINTENANCE_DONE, runner)
         return Report(len(crashed), len(lost), fired)
 
     async def _fire_schedules(self, conn: asyncpg.Connection) -> int:

@@ -319,6 +319,12 @@ SET last_error = $2, failures = failures + 1,
 WHERE id = $1
 """
 
+# A maintenance round finished (under the maintenance lock): $1 worker id (NULL: not a worker).
+MAINTENANCE_DONE = """
+INSERT INTO pgqueue.maintenance (singleton, last_round_at, worker_id) VALUES (true, now(), $1)
+ON CONFLICT (singleton) DO UPDATE SET last_round_at = now(), worker_id = $1
+"""
+
 # What a payload becomes once stored as jsonb (numbers are written out in full): $1 JSON text.
 STORED_SIZE = "SELECT octet_length($1::jsonb::text)"
 

@@ -172,7 +172,7 @@ class Worker:
         self._services: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
         self._stopping = False
-        self._maintainer = Maintainer(pool, registry, settings)
+        self._maintainer = Maintainer(pool, registry, settings, lambda: self.id)
 
     # --- lifecycle --------------------------------------------------------------------------
 

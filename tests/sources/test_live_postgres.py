@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -236,6 +237,33 @@ async def test_pgqueue_source_over_runner_work(migrated_db: str, pool: asyncpg.P
     after = await poll(pgqueue.SOURCE, settings, pool)
     assert after.worker_crashes == 1
     assert not [r for r in after.queues if r.expired]
+    # The round stamped pgqueue.maintenance, and the source exports when.
+    assert before.maintained_at is None
+    assert after.maintained_at is not None and abs(after.maintained_at - time.time()) < 30
+    families = {f.name: f for f in pgqueue.SOURCE.render(after, settings)}
+    (sample,) = families[pgqueue.MAINTENANCE.name].samples
+    assert sample.value == after.maintained_at
+
+
+async def test_the_maintenance_stamp_needs_no_access_it_lacks(migrated_db: str) -> None:
+    """A sidecar role granted SELECT before migration 0005 cannot read pgqueue.maintenance: the
+    source stays up and simply does not export the stamp."""
+    admin = await asyncpg.connect(migrated_db)
+    role = f"ro_{uuid.uuid4().hex[:8]}"
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")
+        await admin.execute(f"GRANT USAGE ON SCHEMA pgqueue TO {role}")
+        for table in ("job", "worker", "schedule"):
+            await admin.execute(f"GRANT SELECT ON pgqueue.{table} TO {role}")
+        await admin.execute("INSERT INTO pgqueue.maintenance (last_round_at) VALUES (now())")
+        url = migrated_db.replace("postgresql://postgres@", f"postgresql://{role}@")
+        async with asyncpg.create_pool(url, min_size=1, max_size=2) as limited:
+            snap = await poll(pgqueue.SOURCE, settings_for(migrated_db), limited)
+        assert snap.present and snap.maintained_at is None
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
 
 
 async def test_pgqueue_source_without_the_schema(empty_db: str):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -25,6 +26,10 @@ from tests.support.paths import ROOT
 def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built once per run the way the sidecar image builds it."""
     out = tmp_path_factory.mktemp("wheel")
+    # setuptools copies into build/lib and never removes what a checkout no longer has (a
+    # renamed migration would ship twice): build from a clean slate.
+    for stale in [ROOT / "build" / "lib", *(ROOT / "build").glob("bdist.*")]:
+        shutil.rmtree(stale, ignore_errors=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
         check=True,
