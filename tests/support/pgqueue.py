@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from jobsight.runners.records import STATUS_OF_STATE as STATE_TO_STATUS
+from jobsight.runners.records import STATUS_OF_STATE
 
 
 async def disagreements(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -29,7 +29,7 @@ def _disagrees(r: asyncpg.Record) -> bool:
     if r["state"] is None:  # no queue job: it must have completed
         return r["status"] != "completed" or r["completions"] != 1
     return (
-        r["status"] != STATE_TO_STATUS[r["state"]]
+        r["status"] != STATUS_OF_STATE[r["state"]]
         or r["runner_type"] != "pgqueue"
         or (r["state"] in ("active", "completed") and r["row_attempts"] != r["attempts"])
     )
