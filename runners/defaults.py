@@ -18,6 +18,7 @@ MAX_CONCURRENT_ACTIVITIES = 100  # temporal: activities (job attempts) running a
 SHUTDOWN_GRACE = timedelta(seconds=30)  # on stop, how long running jobs may finish
 HEARTBEAT_INTERVAL = timedelta(seconds=5)
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)  # a worker or job silent this long is lost
+MAINTENANCE_INTERVAL = timedelta(seconds=1)  # pgqueue: crash detection, lost jobs, schedules
 
 
 def default_worker_version() -> str:

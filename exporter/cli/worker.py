@@ -167,6 +167,12 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         given["concurrency"] = args.concurrency
         given["batch_size"] = args.batch_size
         given["heartbeat_interval"] = _duration(args.heartbeat_interval)
+        timeout = given["heartbeat_timeout"]
+        if timeout is not None and timeout < defaults.HEARTBEAT_TIMEOUT:
+            # maintenance keeps its default pace relative to the timeout (crashes found as soon)
+            given["maintenance_interval"] = defaults.MAINTENANCE_INTERVAL * (
+                timeout / defaults.HEARTBEAT_TIMEOUT
+            )
     return {name: value for name, value in given.items() if value is not None}
 
 

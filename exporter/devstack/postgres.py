@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "jobsight"
 # Throwaway clusters trade durability for speed; nothing in them outlives the stack.
+# Fast and not crash-safe: a crash (pg_ctl stop -m immediate) loses commits already acknowledged.
 _FAST_SETTINGS = ("fsync=off", "full_page_writes=off", "synchronous_commit=off")
 
 
@@ -51,6 +52,7 @@ class LocalPostgres:
 
     database: str = DEFAULT_DATABASE
     backend: str = "auto"  # auto | system | pgserver
+    durable: bool = False  # True: PostgreSQL's crash-safe defaults (for crash tests), not fast ones
     url: str = ""
     _dir: Path | None = None
     _bindir: Path | None = None
@@ -121,7 +123,7 @@ class LocalPostgres:
                 f"-k {self._dir}",
                 "-c max_connections=200",
             ]
-            + [f"-c {s}" for s in _FAST_SETTINGS]
+            + [f"-c {s}" for s in (() if self.durable else _FAST_SETTINGS)]
         )
         self._options = options
         self._pg_ctl_start()
@@ -143,12 +145,13 @@ class LocalPostgres:
                   str(self._dir / "server.log"), "-o", self._options, "-w", "-t",
                   str(int(START_TIMEOUT_S)), "start")  # fmt: skip
 
-    def pause(self) -> None:
-        """Stops the server but keeps its data (system binaries only): an outage to test with."""
+    def pause(self, *, immediate: bool = False) -> None:
+        """Stops the server but keeps its data (system binaries only): an outage to test with.
+        `immediate` stops it as a crash would (no checkpoint; recovery at the next start)."""
         if self._bindir is None or self._dir is None:
             raise LocalStackError("pause() needs the system-binaries backend")
-        self._run(str(self._bindir / "pg_ctl"), "-D", str(self._dir / "data"), "-m", "fast",
-                  "-w", "stop")  # fmt: skip
+        self._run(str(self._bindir / "pg_ctl"), "-D", str(self._dir / "data"), "-m",
+                  "immediate" if immediate else "fast", "-w", "stop")  # fmt: skip
 
     def resume(self) -> None:
         """Starts a paused server again, on the same port with the same data."""

@@ -2,7 +2,12 @@
 workers that stopped heartbeating are marked crashed; active jobs past their timeout or without
 a heartbeat fail that attempt (and retry while attempts remain); due recurring schedules fire
 once each; finished queue rows older than the retention age are removed in small batches (most
-completed jobs leave the queue when they complete: see sql.COMPLETE)."""
+completed jobs leave the queue when they complete: see sql.COMPLETE).
+
+A heartbeat's silence counts only while the database was reachable: each round notes since when
+rounds have run without a gap of more than half the heartbeat timeout, so an outage every worker
+saw (a failover) is not taken for crashes, and a worker that really died during it is found one
+heartbeat timeout after it ended."""
 
 from __future__ import annotations
 
@@ -82,11 +87,13 @@ class Maintainer:
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(sql.TRY_LOCK, sql.MAINTENANCE_LOCK):
                 return None
-            crashed = await conn.fetch(sql.MARK_CRASHED, timeout_s)
+            runner = self._worker_id() if self._worker_id is not None else None
+            reachable_since = await conn.fetchval(sql.ROUND_STARTED, runner, timeout_s / 2)
+            crashed = await conn.fetch(sql.MARK_CRASHED, timeout_s, reachable_since)
             for row in crashed:
                 log.warning("worker %s (host %s, pid %s, version %s) stopped heartbeating: crashed",
                             row["id"], row["host"], row["pid"], row["version"])  # fmt: skip
-            lost = await conn.fetch(sql.LOST_JOBS, timeout_s)
+            lost = await conn.fetch(sql.LOST_JOBS, timeout_s, reachable_since)
             if lost:
                 await conn.execute(
                     sql.FAIL, [r["id"] for r in lost], [r["reason"] for r in lost],
@@ -94,8 +101,6 @@ class Maintainer:
                 )  # fmt: skip
                 log.warning("recovered %d expired or orphaned jobs", len(lost))
             fired = await self._fire_schedules(conn)
-            runner = self._worker_id() if self._worker_id is not None else None
-            await conn.execute(sql.MAINTENANCE_DONE, runner)
         return Report(len(crashed), len(lost), fired)
 
     async def _fire_schedules(self, conn: asyncpg.Connection) -> int:

@@ -9,6 +9,10 @@ from jobsight.runners import defaults
 from jobsight.runners.errors import ValidationError
 from jobsight.runners.validation import DEFAULT_MAX_METADATA_BYTES
 
+# Maintenance runs at least this often per heartbeat timeout: a gap between rounds longer than
+# half the timeout is read as the database having been away (see maintenance.py).
+MAINTENANCE_ROUNDS_PER_TIMEOUT = 4
+
 
 @dataclass(frozen=True)
 class PgQueueSettings:
@@ -19,7 +23,7 @@ class PgQueueSettings:
     poll_interval: timedelta = timedelta(seconds=1)  # fallback when no NOTIFY arrives
     heartbeat_interval: timedelta = defaults.HEARTBEAT_INTERVAL
     heartbeat_timeout: timedelta = defaults.HEARTBEAT_TIMEOUT  # a silent worker or job is lost
-    maintenance_interval: timedelta = timedelta(seconds=1)  # crashes, expiry, cron
+    maintenance_interval: timedelta = defaults.MAINTENANCE_INTERVAL  # crashes, expiry, cron
     retention: timedelta = timedelta(days=7)  # finished queue rows kept this long
     retention_interval: timedelta = timedelta(minutes=5)
     retention_batch: int = 1000
@@ -59,6 +63,12 @@ class PgQueueSettings:
                 raise ValidationError(name, f"must be positive, got {duration}")
         if self.shutdown_grace < timedelta(0):
             raise ValidationError("shutdown_grace", "must not be negative")
+        if self.heartbeat_timeout < self.maintenance_interval * MAINTENANCE_ROUNDS_PER_TIMEOUT:
+            raise ValidationError(
+                "maintenance_interval",
+                f"must be at most 1/{MAINTENANCE_ROUNDS_PER_TIMEOUT} of heartbeat_timeout, or "
+                "ordinary gaps between maintenance rounds look like database outages",
+            )
         if self.heartbeat_timeout <= self.heartbeat_interval * 2:
             raise ValidationError(
                 "heartbeat_timeout", "must exceed twice heartbeat_interval, or live work looks lost"

@@ -274,26 +274,44 @@ WHERE id = $1 AND state = 'running'
 
 TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 
-# $1 heartbeat timeout (seconds).
+# A maintenance round starts (under the maintenance lock): $1 worker id (NULL: not a worker),
+# $2 the longest gap (seconds) between rounds that still counts as "the database was reachable
+# all along". Returns since when it has been: a silent heartbeat only counts from then, so an
+# outage every worker saw is not taken for crashes. Rolled back with the round if it fails.
+ROUND_STARTED = """
+INSERT INTO pgqueue.maintenance AS m (singleton, last_round_at, available_since, worker_id)
+VALUES (true, now(), now(), $1)
+ON CONFLICT (singleton) DO UPDATE
+SET available_since = CASE
+      WHEN m.available_since IS NULL
+           OR m.last_round_at < now() - $2::float8 * interval '1 second' THEN now()
+      ELSE m.available_since END,
+    last_round_at = now(), worker_id = $1
+RETURNING available_since
+"""
+
+# $1 heartbeat timeout (seconds), $2 since when the database has been reachable.
 MARK_CRASHED = """
 UPDATE pgqueue.worker SET state = 'crashed', stopped_at = now()
-WHERE state = 'running' AND heartbeat_at < now() - $1::float8 * interval '1 second'
+WHERE state = 'running'
+  AND greatest(heartbeat_at, $2::timestamptz) < now() - $1::float8 * interval '1 second'
 RETURNING id, host, pid, version
 """
 
-# Active jobs past their timeout, or whose heartbeat stopped. $1 heartbeat timeout (seconds),
-# which is also the grace past a job's timeout: the owning worker times its jobs out itself, so
-# this is the backstop for a hung or vanished worker, not a race with it.
+# Active jobs past their timeout, or whose heartbeat stopped while the database was reachable.
+# $1 heartbeat timeout (seconds), which is also the grace past a job's timeout: the owning worker
+# times its jobs out itself, so this is the backstop for a hung or vanished worker, not a race
+# with it. $2 since when the database has been reachable (see ROUND_STARTED).
 LOST_JOBS = """
 SELECT id, attempts,
-       CASE WHEN heartbeat_at >= now() - $1::float8 * interval '1 second'
+       CASE WHEN greatest(heartbeat_at, $2::timestamptz) >= now() - $1::float8 * interval '1 second'
             THEN 'expired: no result within ' || expire_ms || ' ms'
             ELSE 'lost: no heartbeat for ' || $1::float8 || ' s (worker gone?)' END AS reason
 FROM pgqueue.job
 WHERE state = 'active'
   AND ((expire_ms IS NOT NULL AND started_at + expire_ms * interval '1 millisecond'
                                   + $1::float8 * interval '1 second' < now())
-       OR heartbeat_at < now() - $1::float8 * interval '1 second')
+       OR greatest(heartbeat_at, $2::timestamptz) < now() - $1::float8 * interval '1 second')
 FOR UPDATE SKIP LOCKED
 """
 
@@ -317,12 +335,6 @@ UPDATE pgqueue.schedule
 SET last_error = $2, failures = failures + 1,
     next_run_at = now() + least($3 * power(2, least(failures, 30)), $4) * interval '1 second'
 WHERE id = $1
-"""
-
-# A maintenance round finished (under the maintenance lock): $1 worker id (NULL: not a worker).
-MAINTENANCE_DONE = """
-INSERT INTO pgqueue.maintenance (singleton, last_round_at, worker_id) VALUES (true, now(), $1)
-ON CONFLICT (singleton) DO UPDATE SET last_round_at = now(), worker_id = $1
 """
 
 # What a payload becomes once stored as jsonb (numbers are written out in full): $1 JSON text.

@@ -125,6 +125,23 @@ class _Outcomes:
 _OUTCOME_FIELDS = tuple(_Outcomes.__dataclass_fields__)
 
 
+@dataclass
+class _Strangers:
+    """Jobs the database says this worker runs but the worker never received: a fetch that
+    committed while its connection died loses its answer, and its jobs would sit active (kept
+    alive by this worker's heartbeat) until their expiry. A job is an orphan once two heartbeats
+    in a row found it owned and unknown, with no outcome unwritten, and every fetch that was in
+    flight at the first of them has ended (so its answer is not merely late)."""
+
+    seen: set[uuid.UUID] = field(default_factory=set)
+    fetches_then: set[object] = field(default_factory=set)
+
+    def confirm(self, strangers: set[uuid.UUID], fetching: set[object]) -> set[uuid.UUID]:
+        orphans = set() if self.fetches_then & fetching else strangers & self.seen
+        self.seen, self.fetches_then = strangers - orphans, set(fetching)
+        return orphans
+
+
 def _completions(
     batch: _Outcomes,
 ) -> list[tuple[str, list[uuid.UUID], list[float], list[int]]]:
@@ -171,6 +188,8 @@ class Worker:
         self._fetchers: list[asyncio.Task[None]] = []
         self._services: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
+        self._fetching: set[object] = set()  # one token per fetch in flight
+        self._strangers = _Strangers()
         self._stopping = False
         self._maintainer = Maintainer(pool, registry, settings, lambda: self.id)
 
@@ -301,16 +320,20 @@ class Worker:
                 await self._slot_freed[name].wait()
                 continue
             self._wake[name].clear()
+            token = object()
+            self._fetching.add(token)
             try:
                 rows = await self._pool.fetch(
                     sql.FETCH, name, min(free, batch), self.id, self._settings.worker_version
                 )
                 errors = 0
-            except DB_ERRORS as exc:
+            except DB_ERRORS as exc:  # it may have committed all the same: see _Strangers
                 errors += 1
                 log.warning("fetch %s failed (%s); retrying", name, describe_error(exc))
                 await asyncio.sleep(min(0.1 * 2**errors, MAX_ERROR_BACKOFF_S))
                 continue
+            finally:
+                self._fetching.discard(token)
             loop = asyncio.get_running_loop()
             now = loop.time()
             watchdogs: dict[int, _Watchdog] = {}
@@ -486,6 +509,7 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             snapshot = loop.time()
+            known, settled = set(self._running), self._unwritten == 0
             try:
                 async with self._pool.acquire() as conn:
                     owned = {row["id"] for row in await conn.fetch(sql.HEARTBEAT, self.id)}
@@ -493,6 +517,10 @@ class Worker:
             except DB_ERRORS as exc:
                 log.warning("heartbeat failed (%s)", describe_error(exc))
                 continue
+            strangers = owned - known - set(self._running) if settled else set()
+            orphans = self._strangers.confirm(strangers, self._fetching)
+            if orphans and not self._stopping:
+                await self._hand_back_orphans(orphans)
             if not alive:
                 log.error("worker %s was declared crashed (heartbeats too late); its jobs were "
                           "recovered elsewhere: re-registering", self.id)  # fmt: skip
@@ -508,6 +536,17 @@ class Worker:
             if self._listener is None or self._listener.is_closed():
                 await self._close_listener()
                 await self._listen()
+
+    async def _hand_back_orphans(self, orphans: set[uuid.UUID]) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.execute(sql.HAND_BACK, list(orphans), self.id)
+        except DB_ERRORS as exc:
+            log.warning("handing back %d orphaned jobs failed (%s)", len(orphans),
+                        describe_error(exc))  # fmt: skip
+            return
+        log.warning("handed back %d jobs this worker owned but never received (a fetch whose "
+                    "answer was lost with its connection)", len(orphans))  # fmt: skip
 
     async def _with_retry(self, action: Callable[[asyncpg.Connection], object]) -> None:
         for attempt in range(5):

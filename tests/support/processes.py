@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support.paths import ROOT
 
@@ -26,12 +27,20 @@ def jobsight(
     )
 
 
-def start_jobsight(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Starts `python -m jobsight ARGS` in the background (output discarded)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "jobsight", *args],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def start_jobsight(
+    *args: str, env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Starts `python -m jobsight ARGS` in the background, its output appended to `log` (or
+    discarded), so that a failing test can show what the process said."""
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobsight", *args],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
+        )
+    finally:
+        if not isinstance(out, int):
+            out.close()

@@ -305,6 +305,7 @@ async def test_lost_heartbeat_and_expiry_are_recovered(
            WHERE jobs.job_id = t.id AND jobs.tenant = t.tenant""",
         ghost,
     )
+    await _reachable_for(conn, timedelta(minutes=5))
     report = await Maintainer(await runner.pool(), registry, runner.settings).run_once()
     assert report is not None and (report.crashed_workers, report.recovered_jobs) == (1, 2)
     crashed = await conn.fetchrow("SELECT * FROM pgqueue.worker WHERE id = $1", ghost)
@@ -319,6 +320,91 @@ async def test_lost_heartbeat_and_expiry_are_recovered(
         lambda: count(conn, "SELECT count(*) = 2 FROM jobs WHERE status='completed'"), 5
     )
     assert await count(conn, "SELECT max(attempts) FROM jobs") == 2
+
+
+async def _reachable_for(conn: asyncpg.Connection, age: timedelta) -> None:
+    """As if maintenance rounds had run without a gap for `age` (the database was reachable)."""
+    await conn.execute(
+        """INSERT INTO pgqueue.maintenance (last_round_at, available_since)
+           VALUES (now(), now() - $1::interval)
+           ON CONFLICT (singleton)
+           DO UPDATE SET last_round_at = now(), available_since = now() - $1::interval""",
+        age,
+    )
+
+
+async def test_an_outage_every_worker_saw_is_not_a_crash(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    """After a gap in maintenance rounds (the database was away), silent heartbeats count only
+    from when rounds resumed: live workers and their jobs are left alone; a worker that stays
+    silent a heartbeat timeout after the outage is crashed then."""
+    registry = HandlerRegistry()
+    registry.handler("cleanup")(_noop)
+    runner = make_runner(registry)
+    job = await runner.schedule_job("cleanup", {}, tenant=TENANT)
+    silent = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO pgqueue.worker (id, host, pid, version, heartbeat_at)"
+        " VALUES ($1, 'db-was-away', 4243, '1.0.0', now() - interval '2 minutes')",
+        silent,
+    )
+    await conn.execute(
+        "UPDATE pgqueue.job SET state = 'active', attempts = 1, worker_id = $1,"
+        " started_at = now() - interval '2 minutes', heartbeat_at = now() - interval '2 minutes'",
+        silent,
+    )
+    # The last round before the outage, two minutes ago (the heartbeat timeout is 1 s).
+    await conn.execute(
+        "INSERT INTO pgqueue.maintenance (last_round_at, available_since)"
+        " VALUES (now() - interval '2 minutes', now() - interval '1 hour')"
+    )
+    maintainer = Maintainer(await runner.pool(), registry, runner.settings)
+    report = await maintainer.run_once()
+    assert report is not None and (report.crashed_workers, report.recovered_jobs) == (0, 0)
+    state = await conn.fetchval("SELECT state::text FROM pgqueue.worker WHERE id = $1", silent)
+    assert state == "running"
+    since = await conn.fetchval("SELECT now() - available_since FROM pgqueue.maintenance")
+    assert since < timedelta(seconds=1)  # reachable since this round
+    crashed = recovered = 0
+    for _ in range(12):  # rounds without a gap for a heartbeat timeout; the worker stays silent
+        await asyncio.sleep(0.1)
+        report = await maintainer.run_once()
+        assert report is not None
+        crashed, recovered = crashed + report.crashed_workers, recovered + report.recovered_jobs
+    assert (crashed, recovered) == (1, 1)
+    error = await conn.fetchval("SELECT error FROM job_details WHERE job_id = $1", job.job_id)
+    assert error.startswith("lost: no heartbeat")
+
+
+async def test_a_fetch_whose_answer_was_lost_is_handed_back(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    """A job the database says this worker took, which the worker never received (the fetch
+    committed, its connection died before the answer came): the worker's heartbeats find it and
+    hand it back, without spending its attempt, and it runs at once instead of at its expiry."""
+    registry = HandlerRegistry()
+    registry.handler("cleanup", timeout=timedelta(hours=1))(_noop)
+    runner = make_runner(registry, poll_interval=timedelta(hours=1))
+    await runner.start()
+    worker = runner.worker
+    assert worker is not None
+    job = await runner.schedule_job("cleanup", {}, tenant=TENANT)
+    await eventually(
+        lambda: count(conn, "SELECT count(*) = 1 FROM jobs WHERE status = 'completed'"), 5
+    )
+    orphan = await runner.schedule_job("cleanup", {"lost": True}, tenant=TENANT)
+    await conn.execute(  # as the lost fetch left it, before the worker could see it
+        """WITH t AS (UPDATE pgqueue.job SET state = 'active', attempts = 1, worker_id = $1,
+                        started_at = now(), heartbeat_at = now() WHERE id = $2
+                      RETURNING id, tenant)
+           UPDATE jobs SET status = 'processing', attempts = 1 FROM t
+           WHERE jobs.job_id = t.id AND jobs.tenant = t.tenant""",
+        worker.id, orphan.job_id,
+    )  # fmt: skip
+    done = "SELECT status = 'completed' AND attempts = 1 FROM jobs WHERE job_id = $1"
+    await eventually(lambda: conn.fetchval(done, orphan.job_id), 5, "orphan handed back, run")
+    assert job.job_id != orphan.job_id
 
 
 async def test_cancel_queued_and_running(conn: asyncpg.Connection, make_runner: MakeRunner):

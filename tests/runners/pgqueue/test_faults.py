@@ -1,0 +1,123 @@
+"""pgqueue under load across PostgreSQL going away: two worker processes and a producer keep
+working while the server is stopped as a crash would stop it (`pg_ctl stop -m immediate`) and
+started again, once briefly and once for longer than the heartbeat timeout. Every job completes
+exactly once, the rows agree with the queue, and no live worker is recorded as crashed."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from jobsight.devstack.postgres import LocalPostgres, find_pg_bindir
+from jobsight.runners import ScheduleOptions, migrator
+from jobsight.runners.pgqueue import PgQueueJobRunner
+from tests.support.faults import crashed_workers, exactly_once_violations
+from tests.support.handlers.chaos import registry
+from tests.support.pgqueue import disagreements
+from tests.support.processes import start_jobsight
+from tests.support.tools import require_tool
+from tests.support.transitions import install_status_audit
+from tests.support.waiting import eventually
+
+TENANT = "4b1d5e7a-0000-4000-8000-0000000fa017"
+JOBS = 600
+
+
+def _worker(url: str, heartbeat_timeout: float, log: Path) -> subprocess.Popen[bytes]:
+    return start_jobsight(
+        "worker", "--handlers", "tests.support.handlers.chaos:registry", "--concurrency", "10",
+        "--heartbeat-interval", f"{heartbeat_timeout / 6:g}",  # the defaults' proportions
+        "--heartbeat-timeout", f"{heartbeat_timeout:g}", "--database-url", url, log=log,
+    )  # fmt: skip
+
+
+async def _produce(url: str, produced: list[int]) -> None:
+    """Schedules JOBS jobs, 20 at a time, retrying through the outage: a singleton key per job
+    makes a retry after an unanswered commit find the job instead of adding a second."""
+    runner = PgQueueJobRunner(url, registry, work=False)
+    try:
+        for n in range(JOBS):
+            while True:
+                try:
+                    once = ScheduleOptions(singleton_key=f"n{n}")
+                    await runner.schedule_job("chaos", {"n": n}, tenant=TENANT, options=once)
+                    break
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                    await asyncio.sleep(0.2)
+            produced.append(n)
+            if n % 20 == 19:
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("outage_s", "heartbeat_timeout_s"),
+    [(1.0, 4.0), (8.0, 2.0)],
+    ids=["restart", "outage-longer-than-heartbeat-timeout"],
+)
+async def test_postgres_stopped_mid_load(
+    outage_s: float, heartbeat_timeout_s: float, tmp_path: Path
+) -> None:
+    require_tool(find_pg_bindir() is not None, "PostgreSQL server binaries")
+    pg = LocalPostgres(backend="system", durable=True)  # a crash loses no acknowledged commit
+    url = pg.start()
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        conn = await asyncpg.connect(url)
+        await migrator.migrate(conn, "up")
+        await install_status_audit(conn)
+        await conn.close()
+        workers = [_worker(url, heartbeat_timeout_s, tmp_path / f"w{i}.log") for i in range(2)]
+        produced: list[int] = []
+        producer = asyncio.create_task(_produce(url, produced))
+        await eventually(lambda: _count(url, "status = 'completed'", 50), within=60, interval=0.2)
+        pg.pause(immediate=True)  # mid-load: jobs running, outcomes waiting to be written
+        await asyncio.sleep(outage_s)
+        pg.resume()
+        await producer
+        assert sorted(produced) == list(range(JOBS))
+        await eventually(lambda: _count(url, "status = 'completed'", JOBS), within=120,
+                         interval=0.5)  # fmt: skip
+        await asyncio.sleep(heartbeat_timeout_s)  # a false crash would have been declared by now
+        conn = await asyncpg.connect(url)
+        try:
+            assert await exactly_once_violations(conn, JOBS) == []
+            assert await disagreements(conn) == []
+            assert await crashed_workers(conn) == []
+            ns = await conn.fetchval("SELECT count(DISTINCT metadata->>'n') FROM jobs")
+            assert ns == JOBS
+        finally:
+            await conn.close()
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        assert [proc.wait(30) for proc in workers] == [0, 0]
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+        pg.stop()
+        print_logs(tmp_path)
+
+
+def print_logs(folder: Path) -> None:
+    """The workers' own words, shown by pytest when the test fails."""
+    for log in sorted(folder.glob("w*.log")):
+        print(f"--- {log.name}\n{log.read_text(errors='replace')[-6000:]}")
+
+
+async def _count(url: str, where: str, at_least: int) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    try:
+        return bool(await conn.fetchval(f"SELECT count(*) >= $1 FROM jobs WHERE {where}", at_least))
+    finally:
+        await conn.close()
