@@ -58,6 +58,14 @@ class JobContext(Protocol):
     def tenant(self) -> uuid.UUID: ...
     @property
     def attempt(self) -> int: ...
+    @property
+    def idempotency_key(self) -> str:
+        """The same for every attempt and every delivery of one job, different for any other
+        job: pass it to the systems a handler changes (a payment API's Idempotency-Key, a
+        unique column) so that running the job again changes nothing twice. Both engines
+        deliver at least once: a worker that dies, or a Temporal server that restarts, after
+        the handler's work but before its success is recorded runs the handler again."""
+        ...
 
     async def report_progress(self, fraction: float) -> None:
         """Records progress (0..1) on the job; also counts as a heartbeat."""

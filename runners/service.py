@@ -22,8 +22,14 @@ from jobsight.runners.errors import (
 )
 from jobsight.runners.ids import new_job_id
 from jobsight.runners.interface import JobStatusInfo
-from jobsight.runners.records import JOB_COLUMNS, NEW_JOB_COLUMNS
-from jobsight.runners.status import RUNNING, JobStatus, allowed_from, is_finished
+from jobsight.runners.records import ATTEMPT_STEP, JOB_COLUMNS, NEW_JOB_COLUMNS
+from jobsight.runners.status import (
+    RUNNING,
+    JobStatus,
+    allowed_from,
+    can_transition,
+    is_finished,
+)
 from jobsight.runners.validation import (
     DEFAULT_MAX_METADATA_BYTES,
     check_job_name,
@@ -34,6 +40,18 @@ from jobsight.runners.validation import (
 )
 
 SYSTEM_USER = uuid.UUID(int=0)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a job as its engine reports it (see JobService.record_attempt)."""
+
+    number: int
+    status: JobStatus
+    started_at: datetime
+    finished_at: datetime
+    error: str | None = None
+    worker_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,13 +177,14 @@ class JobService:
         attempts: int | None = None,
         worker_version: str | None = None,
         external_run_id: str | None = None,
+        finished_at: datetime | None = None,
         conn: asyncpg.Connection | None = None,
     ) -> JobRecord:
         """Moves a job to `status` if its lifecycle allows it, atomically.
 
         Entering a running status stamps `started_at` (first time only); entering a final status
-        stamps `finished_at`. Raises IllegalTransitionError (a finished job never goes back) or
-        JobNotFoundError.
+        stamps `finished_at` (now, or the `finished_at` given: when the work really ended).
+        Raises IllegalTransitionError (a finished job never goes back) or JobNotFoundError.
         """
         target = JobStatus(status)
         job = check_uuid("job_id", job_id)
@@ -178,7 +197,7 @@ class JobService:
                   status = $3::job_status,
                   updated_at = now(),
                   started_at = CASE WHEN $4 THEN coalesce(started_at, now()) ELSE started_at END,
-                  finished_at = CASE WHEN $5 THEN now() ELSE finished_at END,
+                  finished_at = CASE WHEN $5 THEN coalesce($11, now()) ELSE finished_at END,
                   error = coalesce($6, error),
                   attempts = coalesce($7, attempts),
                   worker_version = coalesce($8, worker_version),
@@ -196,6 +215,7 @@ class JobService:
             worker_version,
             external_run_id,
             [str(s) for s in allowed_from(target)],
+            finished_at,
         )
         if row is not None:
             return JobRecord.from_row(row)
@@ -286,6 +306,71 @@ class JobService:
         except asyncpg.ForeignKeyViolationError:
             raise JobNotFoundError(job) from None
         return JobDetail.from_row(row)
+
+    async def record_attempt(
+        self,
+        job_id: uuid.UUID | str,
+        *,
+        tenant: uuid.UUID | str,
+        attempt: Attempt,
+        finish: bool = False,
+    ) -> JobStatus:
+        """Records one attempt of a job, once: its `job_details` row is keyed by job and attempt
+        number, so an engine that delivers at least once and reports the same attempt again
+        writes no second row (a completed attempt is kept; any other takes the later report).
+        With `finish`, the job takes the attempt's status as its final one, stamped with the
+        attempt's finish time, in the same transaction. Returns the job's status afterwards."""
+        tenant_id = check_uuid("tenant", tenant)
+        job = check_uuid("job_id", job_id)
+        if attempt.number < 1:
+            raise ValidationError("attempt", "must be 1 or more")
+        if not isinstance(self._db, asyncpg.Pool):
+            return await self._record_attempt(self._db, job, tenant_id, attempt, finish)
+        async with self._db.acquire() as conn:
+            return await self._record_attempt(conn, job, tenant_id, attempt, finish)
+
+    async def _record_attempt(
+        self, conn: asyncpg.Connection, job: uuid.UUID, tenant: uuid.UUID, attempt: Attempt,
+        finish: bool,
+    ) -> JobStatus:  # fmt: skip
+        async with conn.transaction():
+            # The job's row is locked first: reports of one job are written one after another.
+            current = await conn.fetchval(
+                "SELECT status::text FROM jobs WHERE tenant = $1 AND job_id = $2 FOR UPDATE",
+                tenant, job,
+            )  # fmt: skip
+            if current is None:
+                raise JobNotFoundError(job)
+            earlier = await conn.fetchrow(
+                """SELECT detail_id, status::text AS status FROM job_details
+                   WHERE tenant = $1 AND job_id = $2 AND step_name = $3 AND attempt = $4
+                   ORDER BY processed_at LIMIT 1""",
+                tenant, job, ATTEMPT_STEP, attempt.number,
+            )  # fmt: skip
+            if earlier is None:
+                await self.add_detail(
+                    job, tenant=tenant, step_name=ATTEMPT_STEP, status=attempt.status,
+                    attempt=attempt.number, error=attempt.error, started_at=attempt.started_at,
+                    finished_at=attempt.finished_at, worker_version=attempt.worker_version,
+                    conn=conn,
+                )  # fmt: skip
+            elif earlier["status"] != JobStatus.COMPLETED:
+                await conn.execute(
+                    """UPDATE job_details SET status = $3::job_status, error = $4,
+                         started_at = $5, finished_at = $6, worker_version = $7,
+                         processed_at = now()
+                       WHERE tenant = $1 AND detail_id = $2""",
+                    tenant, earlier["detail_id"], str(attempt.status),
+                    _bounded_error(attempt.error), attempt.started_at, attempt.finished_at,
+                    attempt.worker_version,
+                )  # fmt: skip
+            if not finish or not can_transition(current, attempt.status):
+                return JobStatus(current)
+            done = await self.update_status(
+                job, attempt.status, tenant=tenant, error=attempt.error,
+                finished_at=attempt.finished_at, conn=conn,
+            )  # fmt: skip
+            return done.status
 
     async def get_job(
         self,

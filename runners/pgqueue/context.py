@@ -20,6 +20,10 @@ class PgQueueContext:
     _pool: asyncpg.Pool
     _worker_id: uuid.UUID
 
+    @property
+    def idempotency_key(self) -> str:
+        return str(self.job_id)
+
     async def report_progress(self, fraction: float) -> None:
         """Records progress (0..1) on the `jobs` row; also a heartbeat."""
         await JobService(self._pool).set_progress(self.job_id, fraction)

@@ -22,6 +22,7 @@ from datetime import datetime
 
 import asyncpg
 
+from jobsight.runners.dberrors import DB_ERRORS
 from jobsight.runners.errors import describe_error
 from jobsight.runners.pgqueue import sql
 from jobsight.runners.pgqueue.sending import send
@@ -31,7 +32,6 @@ from jobsight.runners.registry import HandlerRegistry
 
 log = logging.getLogger("jobsight.pgqueue.maintenance")
 
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 SCHEDULES_PER_ROUND = 100
 RETENTION_ROUND_BUDGET_S = 2.0
 MAX_BACKOFF_S = 60.0  # the maintainer's own retry delay after an unexpected error

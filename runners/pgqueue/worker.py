@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from jobsight.runners.dberrors import DB_ERRORS, about_the_rows
 from jobsight.runners.errors import describe_error, storable_text
 from jobsight.runners.interface import HandlerConfig
 from jobsight.runners.pgqueue import sql
@@ -31,19 +32,7 @@ from jobsight.runners.registry import HandlerRegistry
 
 log = logging.getLogger("jobsight.pgqueue.worker")
 
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 UNSTORABLE_ERROR = "(the error text could not be stored)"
-
-
-def about_the_rows(exc: BaseException) -> bool:
-    """The database refused the data (SQLSTATE classes 22 and 23), or asyncpg could not encode
-    an argument: the same rows will be refused again, whatever the connection does."""
-    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
-        return True  # asyncpg's client-side DataError
-    sqlstate = str(getattr(exc, "sqlstate", "") or "")
-    return isinstance(exc, asyncpg.PostgresError) and sqlstate[:2] in ("22", "23")
-
-
 MAX_ERROR_BACKOFF_S = 5.0
 FLUSHES_AT_ONCE = 1  # two at once measured no faster on two cores: they contend
 

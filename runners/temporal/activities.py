@@ -16,20 +16,22 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from jobsight.runners.dberrors import DB_ERRORS, about_the_rows
 from jobsight.runners.errors import (
     IllegalTransitionError,
     JobNotFoundError,
     UnknownJobError,
     describe_error,
 )
-from jobsight.runners.records import ATTEMPT_STEP
+from jobsight.runners.interface import HandlerConfig
 from jobsight.runners.registry import HandlerRegistry
-from jobsight.runners.service import JobService
+from jobsight.runners.service import Attempt, JobService
 from jobsight.runners.status import JobStatus
 from jobsight.runners.temporal import types as t
 
 log = logging.getLogger("jobsight.temporal.activities")
 WORKER_STOPPED = "worker stopped before the attempt finished (its grace ran out)"
+RECORD_PATIENCE_S = 120.0  # how long an attempt's outcome is retried through a database outage
 
 
 @dataclass
@@ -44,6 +46,10 @@ class TemporalContext:
     _client: Client
     _workflow_id: str
     _run_id: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return str(self.job_id)
 
     async def report_progress(self, fraction: float) -> None:
         await self._service.set_progress(self.job_id, fraction)
@@ -94,6 +100,10 @@ class JobActivities:
 
     @activity.defn(name=t.RUN_ACTIVITY)
     async def run_handler(self, inp: t.RunInput) -> None:
+        """One attempt: the handler runs, and its outcome is recorded before the activity ends.
+        A success or a last failure also finishes the job's row, stamped when the handler
+        ended, whatever waits in the task queue. Temporal delivers an activity at least once:
+        a delivery that finds the job already completed returns without running the handler."""
         info = activity.info()
         try:
             config = self._registry.get(inp.job_name)
@@ -104,15 +114,26 @@ class JobActivities:
                 inp.job_id, JobStatus.PROCESSING, attempts=info.attempt,
                 worker_version=self._version, external_run_id=inp.run_id,
             )  # fmt: skip
-        except IllegalTransitionError as exc:  # finished meanwhile (cancelled): nothing to run
+        except IllegalTransitionError as exc:
+            if exc.current == JobStatus.COMPLETED:  # a repeated delivery of a recorded success
+                log.info("job %s: already completed; not running it again", inp.job_id)
+                return
+            # finished meanwhile (cancelled): nothing to run
             raise ApplicationError(str(exc), type="IllegalTransition", non_retryable=True) from None
-        started = datetime.now(UTC)
-        ctx = TemporalContext(uuid.UUID(inp.job_id), inp.job_name, uuid.UUID(inp.tenant),
-                              info.attempt, self._service, self._client, inp.workflow_id,
-                              inp.run_id)  # fmt: skip
         every = info.heartbeat_timeout.total_seconds() / 3 if info.heartbeat_timeout else 5.0
         beat = asyncio.create_task(self._heartbeat(max(every, 0.2)))
+        try:
+            await self._attempt(inp, config, info.attempt)
+        finally:
+            beat.cancel()
+
+    async def _attempt(self, inp: t.RunInput, config: HandlerConfig, number: int) -> None:
+        started = datetime.now(UTC)
+        ctx = TemporalContext(uuid.UUID(inp.job_id), inp.job_name, uuid.UUID(inp.tenant),
+                              number, self._service, self._client, inp.workflow_id,
+                              inp.run_id)  # fmt: skip
         timeout_s = config.timeout.total_seconds() if config.timeout else None
+        last = 0 < inp.max_attempts <= number
         task = asyncio.current_task()
         assert task is not None
         self._running.add(task)
@@ -121,46 +142,60 @@ class JobActivities:
                 await config.handler(ctx, inp.data)
         except asyncio.CancelledError:
             if task not in self._stopped:  # the job itself was cancelled
-                await self._detail(inp, info.attempt, JobStatus.CANCELLED, started, "cancelled")
+                await self._record(inp, number, JobStatus.CANCELLED, started, "cancelled")
                 raise
             task.uncancel()  # the worker stopped: this attempt fails, Temporal retries it
-            error = WORKER_STOPPED
-            await self._detail(inp, info.attempt, JobStatus.FAILED, started, error)
-            raise ApplicationError(error, type="WorkerStopped") from None
+            await self._record(inp, number, JobStatus.FAILED, started, WORKER_STOPPED)
+            raise ApplicationError(WORKER_STOPPED, type="WorkerStopped") from None
         except Exception as exc:
             if isinstance(exc, TimeoutError) and deadline.expired():
                 error = f"TimeoutError: no result within {timeout_s:g} s"
             else:
                 error = describe_error(exc)
-            await self._detail(inp, info.attempt, JobStatus.FAILED, started, error)
+            await self._record(inp, number, JobStatus.FAILED, started, error, finish=last)
             raise ApplicationError(error, type=type(exc).__name__) from None
         finally:
-            beat.cancel()
             self._running.discard(task)
             self._stopped.discard(task)
-        await self._detail(inp, info.attempt, JobStatus.COMPLETED, started, None)
+        await self._record(inp, number, JobStatus.COMPLETED, started, None, finish=True)
 
     async def _heartbeat(self, interval: float) -> None:
-        """Heartbeats while the handler runs, so a lost worker is noticed and a cancel heard."""
+        """Heartbeats while the handler runs and its outcome is written, so a lost worker is
+        noticed and a cancel heard."""
         while True:
             activity.heartbeat()
             await asyncio.sleep(interval)
 
-    async def _detail(
-        self, inp: t.RunInput, attempt: int, status: JobStatus, started: datetime,
-        error: str | None,
+    async def _record(
+        self, inp: t.RunInput, number: int, status: JobStatus, started: datetime,
+        error: str | None, *, finish: bool = False,
     ) -> None:  # fmt: skip
-        await self._service.add_detail(
-            inp.job_id, tenant=inp.tenant, step_name=ATTEMPT_STEP, status=status, attempt=attempt,
-            error=error, started_at=started, finished_at=datetime.now(UTC),
-            worker_version=self._version,
-        )  # fmt: skip
+        """Writes the attempt's outcome, retrying through a database outage for up to
+        RECORD_PATIENCE_S: the handler's work is done, and an activity that failed to record it
+        would run the handler again."""
+        attempt = Attempt(number, status, started, datetime.now(UTC), error, self._version)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + RECORD_PATIENCE_S
+        delay = 0.2
+        while True:
+            try:
+                await self._service.record_attempt(
+                    inp.job_id, tenant=inp.tenant, attempt=attempt, finish=finish
+                )
+                return
+            except DB_ERRORS as exc:
+                if about_the_rows(exc) or loop.time() + delay > give_up:
+                    raise
+                log.warning("job %s: recording attempt %d failed (%s); retrying", inp.job_id,
+                            number, describe_error(exc))  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     @activity.defn(name=t.FINISH_ACTIVITY)
     async def finish_job(self, inp: t.FinishInput) -> None:
         """The final status; a retry after a lost acknowledgement finds it already written."""
         try:
             await self._service.update_status(inp.job_id, inp.status, error=inp.error)
-        except IllegalTransitionError as exc:
+        except IllegalTransitionError as exc:  # the run activity finished it (or a retry did)
             if exc.current != inp.status:
                 log.warning("job %s: %s (left as %s)", inp.job_id, exc, exc.current)

@@ -61,6 +61,7 @@ class RunInput:
     data: dict[str, Any]
     workflow_id: str
     run_id: str
+    max_attempts: int = 0  # the retry policy's (0: unlimited, or a run from before it was sent)
 
 
 @dataclass

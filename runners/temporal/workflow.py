@@ -18,6 +18,8 @@ with workflow.unsafe.imports_passed_through():
 ROW_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                               maximum_interval=timedelta(seconds=5))  # fmt: skip
 ROW_WRITE_TIMEOUT = timedelta(seconds=30)
+# Runs started before this change wrote every finish in a second activity; replays keep that.
+FINISHED_BY_RUN_PATCH = "jobsight-finished-by-run-activity"
 
 
 @workflow.defn(name=t.WORKFLOW_NAME)
@@ -40,12 +42,15 @@ class JobWorkflow:
             )  # fmt: skip
         status, error = await self._run_handler(job, job_id, info.workflow_id, info.run_id)
         self._status = status
-        await workflow.execute_activity(
-            t.FINISH_ACTIVITY,
-            t.FinishInput(job_id, status, error),
-            start_to_close_timeout=ROW_WRITE_TIMEOUT,
-            retry_policy=ROW_WRITE_RETRY,
-        )
+        # A completed run activity has finished the job's row itself, when the handler ended;
+        # other outcomes may not be written yet (a timeout the server enforced, a cancel).
+        if status != "completed" or not workflow.patched(FINISHED_BY_RUN_PATCH):
+            await workflow.execute_activity(
+                t.FINISH_ACTIVITY,
+                t.FinishInput(job_id, status, error),
+                start_to_close_timeout=ROW_WRITE_TIMEOUT,
+                retry_policy=ROW_WRITE_RETRY,
+            )
         if status == "cancelled":
             raise CancelledError("job cancelled")
         if status == "failed":
@@ -67,7 +72,15 @@ class JobWorkflow:
         self._run = asyncio.ensure_future(
             workflow.execute_activity(
                 t.RUN_ACTIVITY,
-                t.RunInput(job_id, job.job_name, job.tenant, job.data, workflow_id, run_id),
+                t.RunInput(
+                    job_id,
+                    job.job_name,
+                    job.tenant,
+                    job.data,
+                    workflow_id,
+                    run_id,
+                    job.retry.max_attempts,
+                ),
                 start_to_close_timeout=backstop,
                 schedule_to_close_timeout=None if backstop else timedelta(days=365),
                 heartbeat_timeout=timedelta(seconds=job.heartbeat_timeout_s),
