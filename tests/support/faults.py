@@ -4,6 +4,8 @@ crashed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 
 from tests.support.transitions import illegal_transitions
@@ -41,3 +43,9 @@ async def crashed_workers(conn: asyncpg.Connection) -> list[str]:
     """pgqueue workers the maintainer declared crashed (host:pid)."""
     rows = await conn.fetch("SELECT host, pid FROM pgqueue.worker WHERE state = 'crashed'")
     return [f"{r['host']}:{r['pid']}" for r in rows]
+
+
+def print_logs(folder: Path) -> None:
+    """The worker processes' own words (w*.log), shown by pytest when the test fails."""
+    for log in sorted(folder.glob("w*.log")):
+        print(f"--- {log.name}\n{log.read_text(errors='replace')[-6000:]}")

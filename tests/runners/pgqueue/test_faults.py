@@ -16,7 +16,7 @@ import pytest
 from jobsight.devstack.postgres import LocalPostgres, find_pg_bindir
 from jobsight.runners import ScheduleOptions, migrator
 from jobsight.runners.pgqueue import PgQueueJobRunner
-from tests.support.faults import crashed_workers, exactly_once_violations
+from tests.support.faults import crashed_workers, exactly_once_violations, print_logs
 from tests.support.handlers.chaos import registry
 from tests.support.pgqueue import disagreements
 from tests.support.processes import start_jobsight
@@ -104,12 +104,6 @@ async def test_postgres_stopped_mid_load(
                 proc.kill()
         pg.stop()
         print_logs(tmp_path)
-
-
-def print_logs(folder: Path) -> None:
-    """The workers' own words, shown by pytest when the test fails."""
-    for log in sorted(folder.glob("w*.log")):
-        print(f"--- {log.name}\n{log.read_text(errors='replace')[-6000:]}")
 
 
 async def _count(url: str, where: str, at_least: int) -> bool:

@@ -7,23 +7,27 @@ import signal
 import subprocess
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from jobsight.devstack.localstack import LocalTemporal
 from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
+from tests.support.faults import exactly_once_violations, print_logs
 from tests.support.handlers.temporal import registry
 from tests.support.processes import start_jobsight
+from tests.support.transitions import install_status_audit
 from tests.support.waiting import eventually
 
+OUTAGE_S = 5.0
 TENANT = uuid.UUID("00000000-0000-4000-8000-00000000dead")
 
 
-def _worker(url: str, address: str, queue: str) -> subprocess.Popen[bytes]:
+def _worker(url: str, address: str, queue: str, log: Path | None = None) -> subprocess.Popen[bytes]:
     return start_jobsight(
         "worker", "--runner", "temporal", "--handlers", "tests.support.handlers.temporal:registry",
-        "--task-queue", queue, "--temporal-address", address, "--database-url", url,
+        "--task-queue", queue, "--temporal-address", address, "--database-url", url, log=log,
     )  # fmt: skip
 
 
@@ -132,3 +136,45 @@ async def test_database_outage_does_not_lose_the_outcome(temporal_address: str) 
         if runner is not None:
             await runner.stop()
         pg.stop()
+
+
+@pytest.mark.slow
+async def test_server_killed_and_restarted_mid_load(migrated_db: str, tmp_path: Path) -> None:
+    """Two worker processes working 300 jobs; the dev server is SIGKILLed mid-load and started
+    again on its database file. Every job completes, each attempt is recorded once, and no job
+    has two completed attempts (a redelivered success is not run again)."""
+    jobs = 300
+    server = LocalTemporal(persistent=True)
+    address = server.start()
+    queue = f"restart-{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(migrated_db)
+    await install_status_audit(conn)
+    producer = TemporalJobRunner(migrated_db, registry, TemporalSettings(
+        address=address, task_queue=queue), work=False)  # fmt: skip
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        for n in range(jobs):
+            await producer.schedule_job("steady", {"n": n}, tenant=TENANT)
+        workers = [_worker(migrated_db, address, queue, tmp_path / f"w{i}.log") for i in range(2)]
+        completed = "SELECT count(*) FROM jobs WHERE status = 'completed'"
+        await eventually(lambda: _at_least(conn, completed, 60), within=60, interval=0.1)
+        server.kill()
+        await asyncio.sleep(OUTAGE_S)  # longer than the SDK's own retries of a completion
+        server.restart()
+        await eventually(lambda: _at_least(conn, completed, jobs), within=180, interval=0.5)
+        assert await exactly_once_violations(conn, jobs) == []
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        assert [proc.wait(60) for proc in workers] == [0, 0]
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+        await producer.stop()
+        await conn.close()
+        server.stop()
+        print_logs(tmp_path)
+
+
+async def _at_least(conn: asyncpg.Connection, query: str, n: int) -> bool:
+    return bool(await conn.fetchval(query) >= n)
