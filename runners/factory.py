@@ -2,7 +2,9 @@
 
 Environment (the seed's names): JOB_RUNNER_TYPE=pgqueue|temporal,
 JOB_RUNNER_FALLBACK_TO_PGQUEUE=true|false, JOB_RUNNER_ROUTES="generate-invoice=temporal,*=pgqueue",
-DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_JOB_TASK_QUEUE.
+DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_JOB_TASK_QUEUE, and for a secured
+Temporal TEMPORAL_TLS, TEMPORAL_TLS_CA, TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY,
+TEMPORAL_TLS_SERVER_NAME, TEMPORAL_API_KEY (runners/temporal_access.py).
 Engines are imported only when chosen.
 """
 
@@ -28,6 +30,7 @@ from jobsight.runners.interface import (
     ScheduleResult,
 )
 from jobsight.runners.registry import HandlerRegistry
+from jobsight.runners.temporal_access import TemporalAccess
 from jobsight.runners.validation import check_uuid
 
 log = logging.getLogger("jobsight.factory")
@@ -43,6 +46,7 @@ class RunnerSettings:
     temporal_address: str = defaults.TEMPORAL_ADDRESS
     temporal_namespace: str = defaults.TEMPORAL_NAMESPACE
     temporal_task_queue: str = defaults.TEMPORAL_TASK_QUEUE
+    temporal_access: TemporalAccess = field(default_factory=TemporalAccess)  # TLS, API key
     engine_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -69,6 +73,7 @@ class RunnerSettings:
             temporal_address=env.get("TEMPORAL_ADDRESS", defaults.TEMPORAL_ADDRESS),
             temporal_namespace=env.get("TEMPORAL_NAMESPACE", defaults.TEMPORAL_NAMESPACE),
             temporal_task_queue=env.get("TEMPORAL_JOB_TASK_QUEUE", defaults.TEMPORAL_TASK_QUEUE),
+            temporal_access=TemporalAccess.from_env(env),
         )
 
     def engines(self) -> set[str]:
@@ -108,6 +113,7 @@ def engine_settings(engine: str, settings: RunnerSettings) -> Any:
             address=settings.temporal_address,
             namespace=settings.temporal_namespace,
             task_queue=settings.temporal_task_queue,
+            access=settings.temporal_access,
         )
     from jobsight.runners.pgqueue.settings import PgQueueSettings
 

@@ -17,10 +17,12 @@ import asyncpg
 from jobsight.cli.common import add_database_url, database_url
 from jobsight.runners import JobRunner, defaults
 from jobsight.runners.registry import HandlerRegistry
+from jobsight.runners.temporal_access import ENV_NAMES
 from jobsight.settings import SettingError
 
 ENGINES = ("pgqueue", "temporal")
-TEMPORAL_ENV = ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_JOB_TASK_QUEUE")
+TEMPORAL_ENV = ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_JOB_TASK_QUEUE",
+                *ENV_NAMES.values())  # fmt: skip
 
 
 def _seconds(value: timedelta) -> str:
@@ -34,6 +36,9 @@ def register(sub: Any) -> None:
         description="Runs the handlers registered in a HandlerRegistry of your own module. "
         "SIGTERM stops fetching, lets running jobs finish within the grace period and hands "
         "back the rest. Flags not given keep the engine's own defaults.",
+        epilog="A secured Temporal is reached with the environment: TEMPORAL_TLS, "
+        "TEMPORAL_TLS_CA, TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY (mutual TLS), "
+        "TEMPORAL_TLS_SERVER_NAME and TEMPORAL_API_KEY, as the sidecar is.",
     )
     worker.add_argument(
         "--runner", choices=ENGINES, default="pgqueue", help="engine (default pgqueue)"

@@ -167,6 +167,35 @@ class SidecarSettings:
         parse.boolean,
         "connect to Temporal over TLS",
     )
+    temporal_tls_ca: str = setting(
+        "TEMPORAL_TLS_CA",
+        "",
+        parse.plain_text,
+        "PEM file of the CA that signed Temporal's certificate (implies TLS; default: the "
+        "system's trust store)",
+        value="",
+    )
+    temporal_tls_cert: str = setting(
+        "TEMPORAL_TLS_CERT",
+        "",
+        parse.plain_text,
+        "PEM file of the client certificate for mutual TLS (with TEMPORAL_TLS_KEY)",
+        value="",
+    )
+    temporal_tls_key: str = setting(
+        "TEMPORAL_TLS_KEY",
+        "",
+        parse.plain_text,
+        "PEM file of the client certificate's private key (with TEMPORAL_TLS_CERT)",
+        value="",
+    )
+    temporal_tls_server_name: str = setting(
+        "TEMPORAL_TLS_SERVER_NAME",
+        "",
+        parse.plain_text,
+        "the name to verify on Temporal's certificate (default: the address's host)",
+        value="",
+    )
     temporal_api_key: str = setting(
         "TEMPORAL_API_KEY",
         "",

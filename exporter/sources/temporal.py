@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client.core import Metric
 
 from jobsight.metric_spec import MetricSpec, samples, single
+from jobsight.runners.temporal_access import TemporalAccess, unreachable
 from jobsight.settings import SidecarSettings
 from jobsight.sources.base import PollContext, RowSource
 from jobsight.sources.signals import Signals, SourceSignals
@@ -205,16 +206,31 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
         )
 
 
+def access(settings: SidecarSettings) -> TemporalAccess:
+    """The sidecar's TLS and API key settings, as the runners take them (same names)."""
+    return TemporalAccess(
+        tls=settings.temporal_tls,
+        tls_ca=settings.temporal_tls_ca,
+        tls_cert=settings.temporal_tls_cert,
+        tls_key=settings.temporal_tls_key,
+        tls_server_name=settings.temporal_tls_server_name,
+        api_key=settings.temporal_api_key,
+    )
+
+
 async def connect(settings: SidecarSettings) -> Any:
     from temporalio.client import Client
 
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        api_key=settings.temporal_api_key or None,
-        tls=settings.temporal_tls or bool(settings.temporal_api_key),
-        connect_timeout=timedelta(seconds=settings.poll_timeout),
-    )
+    reach = access(settings)
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            connect_timeout=timedelta(seconds=settings.poll_timeout),
+            **reach.client_options(),
+        )
+    except RuntimeError as exc:
+        raise ConnectionError(unreachable(settings.temporal_address, reach, exc)) from None
 
 
 async def describe_task_queue(

@@ -55,6 +55,7 @@ from jobsight.runners.temporal import types as t
 from jobsight.runners.temporal.activities import JobActivities
 from jobsight.runners.temporal.settings import TemporalSettings
 from jobsight.runners.temporal.workflow import JobWorkflow
+from jobsight.runners.temporal_access import unreachable
 from jobsight.runners.validation import check_uuid
 
 log = logging.getLogger("jobsight.temporal")
@@ -138,13 +139,13 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
                         self._client = await asyncio.wait_for(
                             Client.connect(self.settings.address,
                                            namespace=self.settings.namespace,
-                                           interceptors=[TracingInterceptor()]),
+                                           interceptors=[TracingInterceptor()],
+                                           **self.settings.access.client_options()),
                             self.settings.connect_timeout.total_seconds(),
                         )  # fmt: skip
                     except (RuntimeError, TimeoutError, OSError) as exc:
                         raise TemporalUnavailableError(
-                            f"TEMPORAL_ADDRESS: cannot reach Temporal at {self.settings.address}:"
-                            f" {exc or type(exc).__name__}"
+                            unreachable(self.settings.address, self.settings.access, exc)
                         ) from None
         return self._client
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from jobsight.runners import defaults
 from jobsight.runners.errors import ValidationError
+from jobsight.runners.temporal_access import TemporalAccess
 from jobsight.runners.validation import DEFAULT_MAX_METADATA_BYTES
 
 
@@ -16,6 +17,7 @@ class TemporalSettings:
     address: str = defaults.TEMPORAL_ADDRESS
     namespace: str = defaults.TEMPORAL_NAMESPACE
     task_queue: str = defaults.TEMPORAL_TASK_QUEUE
+    access: TemporalAccess = field(default_factory=TemporalAccess)  # TLS, mTLS, API key
     connect_timeout: timedelta = timedelta(seconds=10)
     rpc_timeout: timedelta = timedelta(seconds=10)
     shutdown_grace: timedelta = defaults.SHUTDOWN_GRACE

@@ -14,7 +14,7 @@ from jobsight.runners.factory import RunnerSettings, build_runner
 settings = RunnerSettings(database_url="postgresql://u@127.0.0.1:1/x", runner_type={engine!r})
 runner = build_runner({engine!r}, settings, HandlerRegistry())
 assert runner.runner_type == {engine!r}
-print(" ".join(sorted(m for m in sys.modules if m.startswith({other!r}))))
+print(" ".join(sorted(m for m in sys.modules if m == {other!r} or m.startswith({other!r} + "."))))
 """
 
 

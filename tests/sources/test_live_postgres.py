@@ -15,6 +15,7 @@ from jobsight.runners.pgqueue.maintenance import Maintainer
 from jobsight.settings import SidecarSettings
 from jobsight.sources import jobs, pgqueue, postgres
 from jobsight.sources.base import PollContext
+from tests.support.pgqueue import reachable_for
 from tests.support.waiting import eventually
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
@@ -229,6 +230,8 @@ async def test_pgqueue_source_over_runner_work(migrated_db: str, pool: asyncpg.P
         ("expired-credits", 1)
     ]
     maintainer_runner = PgQueueJobRunner(migrated_db, registry, PgQueueSettings(**FAST))
+    async with pool.acquire() as conn:
+        await reachable_for(conn, timedelta(minutes=5))
     report = await Maintainer(
         await maintainer_runner.pool(), registry, maintainer_runner.settings
     ).run_once()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 
 from jobsight.runners.records import STATUS_OF_STATE
@@ -32,4 +34,16 @@ def _disagrees(r: asyncpg.Record) -> bool:
         r["status"] != STATUS_OF_STATE[r["state"]]
         or r["runner_type"] != "pgqueue"
         or (r["state"] in ("active", "completed") and r["row_attempts"] != r["attempts"])
+    )
+
+
+async def reachable_for(conn: asyncpg.Connection, age: timedelta) -> None:
+    """As if maintenance rounds had run without a gap for `age`: the database has been reachable
+    that long, so a heartbeat silent for longer than the timeout within it is a crash."""
+    await conn.execute(
+        """INSERT INTO pgqueue.maintenance (last_round_at, available_since)
+           VALUES (now(), now() - $1::interval)
+           ON CONFLICT (singleton)
+           DO UPDATE SET last_round_at = now(), available_since = now() - $1::interval""",
+        age,
     )

@@ -23,7 +23,7 @@ from jobsight.runners import (
 )
 from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from jobsight.runners.pgqueue.maintenance import Maintainer
-from tests.support.pgqueue import disagreements
+from tests.support.pgqueue import disagreements, reachable_for
 from tests.support.transitions import (
     illegal_transitions,
     install_status_audit,
@@ -305,7 +305,7 @@ async def test_lost_heartbeat_and_expiry_are_recovered(
            WHERE jobs.job_id = t.id AND jobs.tenant = t.tenant""",
         ghost,
     )
-    await _reachable_for(conn, timedelta(minutes=5))
+    await reachable_for(conn, timedelta(minutes=5))
     report = await Maintainer(await runner.pool(), registry, runner.settings).run_once()
     assert report is not None and (report.crashed_workers, report.recovered_jobs) == (1, 2)
     crashed = await conn.fetchrow("SELECT * FROM pgqueue.worker WHERE id = $1", ghost)
@@ -320,17 +320,6 @@ async def test_lost_heartbeat_and_expiry_are_recovered(
         lambda: count(conn, "SELECT count(*) = 2 FROM jobs WHERE status='completed'"), 5
     )
     assert await count(conn, "SELECT max(attempts) FROM jobs") == 2
-
-
-async def _reachable_for(conn: asyncpg.Connection, age: timedelta) -> None:
-    """As if maintenance rounds had run without a gap for `age` (the database was reachable)."""
-    await conn.execute(
-        """INSERT INTO pgqueue.maintenance (last_round_at, available_since)
-           VALUES (now(), now() - $1::interval)
-           ON CONFLICT (singleton)
-           DO UPDATE SET last_round_at = now(), available_since = now() - $1::interval""",
-        age,
-    )
 
 
 async def test_an_outage_every_worker_saw_is_not_a_crash(
