@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from jobsight.runners import connections
 from jobsight.runners.base import RecurringJob, RunnerBase
 from jobsight.runners.errors import ValidationError
 from jobsight.runners.interface import (
@@ -22,8 +23,6 @@ from jobsight.runners.pgqueue.settings import PgQueueSettings
 from jobsight.runners.pgqueue.worker import Worker
 from jobsight.runners.registry import HandlerRegistry
 from jobsight.runners.validation import check_uuid
-
-CONNECT_TIMEOUT_S = 10.0
 
 
 class PgQueueJobRunner(RunnerBase[PgQueueSettings]):
@@ -55,9 +54,12 @@ class PgQueueJobRunner(RunnerBase[PgQueueSettings]):
     # --- connections ------------------------------------------------------------------------
 
     async def _connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(
-            self._url, timeout=CONNECT_TIMEOUT_S, server_settings=self._server_settings()
+        return await connections.connect(
+            self._url, server_settings=self._server_settings(), command_timeout=self._command_s()
         )
+
+    def _command_s(self) -> float:
+        return connections.command_timeout(self.settings.statement_timeout.total_seconds())
 
     def _server_settings(self, **extra: str) -> dict[str, str]:
         timeout_ms = int(self.settings.statement_timeout.total_seconds() * 1000)
@@ -67,11 +69,11 @@ class PgQueueJobRunner(RunnerBase[PgQueueSettings]):
     async def _create_pool(
         self, settings: dict[str, str] | None = None, **options: Any
     ) -> asyncpg.Pool:
-        return await asyncpg.create_pool(
+        return await connections.create_pool(
             self._url,
             min_size=1,
             max_size=self.settings.pool_size,
-            timeout=CONNECT_TIMEOUT_S,
+            command_timeout=self._command_s(),
             server_settings=self._server_settings(**(settings or {})),
             **options,
         )

@@ -44,6 +44,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from jobsight.runners import connections
 from jobsight.runners.base import RecurringJob, RunnerBase
 from jobsight.runners.errors import JobNotFoundError, JobsightError
 from jobsight.runners.ids import new_job_id
@@ -62,6 +63,7 @@ log = logging.getLogger("jobsight.temporal")
 # The SDK's own grace (after which it cancels running activities) is set out of reach; the
 # runner's stop(grace) stops handlers itself, so any grace, longer or shorter, is honoured.
 UNBOUNDED_GRACE = timedelta(days=1)
+DB_STATEMENT_TIMEOUT_S = 30.0  # each of the engine's own statements (row writes, reads)
 
 
 class TemporalUnavailableError(JobsightError):
@@ -153,9 +155,11 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
         if self._pool is None:
             async with self._lock:
                 if self._pool is None:
-                    self._pool = await asyncpg.create_pool(
-                        self._url, min_size=1, max_size=self.settings.pool_size, timeout=10,
-                        server_settings={"application_name": "jobsight-temporal"},
+                    self._pool = await connections.create_pool(
+                        self._url, min_size=1, max_size=self.settings.pool_size,
+                        command_timeout=connections.command_timeout(DB_STATEMENT_TIMEOUT_S),
+                        server_settings={"application_name": "jobsight-temporal",
+                                         "statement_timeout": f"{DB_STATEMENT_TIMEOUT_S:g}s"},
                     )  # fmt: skip
         return self._pool
 

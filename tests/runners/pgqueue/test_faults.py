@@ -6,8 +6,12 @@ exactly once, the rows agree with the queue, and no live worker is recorded as c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import socket
 import subprocess
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -15,11 +19,13 @@ import pytest
 
 from jobsight.devstack.postgres import LocalPostgres, find_pg_bindir
 from jobsight.runners import ScheduleOptions, migrator
-from jobsight.runners.pgqueue import PgQueueJobRunner
+from jobsight.runners.connections import CONNECT_TIMEOUT_S, KEEPALIVE_IDLE_S, command_timeout
+from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from tests.support.faults import crashed_workers, exactly_once_violations, print_logs
 from tests.support.handlers.chaos import registry
 from tests.support.pgqueue import disagreements
 from tests.support.processes import start_jobsight
+from tests.support.proxy import Proxy
 from tests.support.tools import require_tool
 from tests.support.transitions import install_status_audit
 from tests.support.waiting import eventually
@@ -115,3 +121,32 @@ async def _count(url: str, where: str, at_least: int) -> bool:
         return bool(await conn.fetchval(f"SELECT count(*) >= $1 FROM jobs WHERE {where}", at_least))
     finally:
         await conn.close()
+
+
+async def test_a_black_holed_database_is_noticed_in_bounded_time(migrated_db: str) -> None:
+    """The path to the database starts dropping every packet (nothing is closed): a call fails
+    within the client's bounds (command limit, then a bounded cancel), never hangs on the
+    kernel's TCP timeout; the sockets carry TCP keepalives for the idle ones."""
+    host_port = migrated_db.split("@", 1)[1].split("/", 1)[0]
+    proxy = Proxy(host_port)
+    address = proxy.start()
+    url = migrated_db.replace(host_port, address)
+    settings = PgQueueSettings(statement_timeout=timedelta(seconds=1))
+    runner = PgQueueJobRunner(url, registry, settings, work=False)
+    try:
+        await runner.schedule_job("chaos", {"n": 1}, tenant=TENANT)
+        pool = await runner.pool()
+        async with pool.acquire() as conn:
+            sock = conn._transport.get_extra_info("socket")  # type: ignore[attr-defined]
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE_S
+        proxy.blackhole()
+        began = time.monotonic()
+        with pytest.raises((TimeoutError, asyncpg.InterfaceError, OSError)):
+            await runner.schedule_job("chaos", {"n": 2}, tenant=TENANT)
+        # the command's limit, then at most one bounded connect (asyncpg's cancel request)
+        assert time.monotonic() - began < command_timeout(1.0) + CONNECT_TIMEOUT_S + 2
+    finally:
+        proxy.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(runner.stop(), 5)

@@ -20,7 +20,7 @@ from jobsight.settings import SidecarSettings
 from jobsight.sources import temporal as temporal_source
 from tests.support.handlers.temporal import registry
 from tests.support.processes import jobsight, start_jobsight
-from tests.support.tls_proxy import Pems, TlsProxy, issue
+from tests.support.proxy import Pems, Proxy, issue
 from tests.support.waiting import eventually
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-00000000071a")
@@ -32,7 +32,7 @@ def secured(temporal_address: str, tmp_path: Path) -> Iterator[tuple[str, Pems, 
     of an unrelated CA."""
     ca, pems = issue(tmp_path / "good")
     _, strangers = issue(tmp_path / "other")
-    proxy = TlsProxy(temporal_address, ca)
+    proxy = Proxy(temporal_address, ca)
     address = proxy.start()
     yield address, pems, strangers
     proxy.stop()

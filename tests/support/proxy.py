@@ -1,7 +1,9 @@
-"""A TLS-terminating proxy in front of a plaintext gRPC server (the Temporal dev server), as a
-load balancer in front of a secured Temporal would be: it offers ALPN h2, presents a certificate
-from a test CA (trustme) and, for mutual TLS, requires a client certificate from that CA. Runs
-on its own event loop in a thread, so that blocking test code cannot stall it."""
+"""A TCP proxy for fault tests, on its own event loop in a thread (blocking test code cannot
+stall it). With a CA it terminates TLS in front of a plaintext gRPC server (the Temporal dev
+server), as a load balancer in front of a secured Temporal would: it offers ALPN h2, presents a
+certificate from a test CA (trustme) and, for mutual TLS, requires a client certificate from
+that CA. `blackhole()` stops forwarding in both directions without closing anything: a network
+path that drops every packet."""
 
 from __future__ import annotations
 
@@ -39,22 +41,26 @@ def issue(folder: Path, ca: trustme.CA | None = None) -> tuple[trustme.CA, Pems]
 
 
 @dataclass
-class TlsProxy:
+class Proxy:
     upstream: str  # host:port of the plaintext server
-    ca: trustme.CA
+    ca: trustme.CA | None = None  # None: plain TCP
     require_client_cert: bool = True
     address: str = ""
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _thread: threading.Thread | None = None
     _server: asyncio.Server | None = None
+    _flowing: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> str:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        context.set_alpn_protocols(["h2"])
-        if self.require_client_cert:
-            context.verify_mode = ssl.CERT_REQUIRED
-            self.ca.configure_trust(context)
+        context = None
+        if self.ca is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+            context.set_alpn_protocols(["h2"])
+            if self.require_client_cert:
+                context.verify_mode = ssl.CERT_REQUIRED
+                self.ca.configure_trust(context)
+        self._flowing.set()
         port = free_port()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -72,7 +78,13 @@ class TlsProxy:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(
+            _pipe(reader, up_writer, self._flowing), _pipe(up_reader, writer, self._flowing)
+        )
+
+    def blackhole(self) -> None:
+        """From now on nothing passes, either way, and nothing is closed."""
+        self._flowing.clear()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -82,9 +94,13 @@ class TlsProxy:
             self._thread.join(10)
 
 
-async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+async def _pipe(
+    source: asyncio.StreamReader, sink: asyncio.StreamWriter, flowing: threading.Event
+) -> None:
     with contextlib.suppress(OSError, ssl.SSLError, asyncio.IncompleteReadError):
         while data := await source.read(65536):
+            if not flowing.is_set():
+                await asyncio.Event().wait()  # dropped, and held open forever
             sink.write(data)
             await sink.drain()
     with contextlib.suppress(OSError, ssl.SSLError):
