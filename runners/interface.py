@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from jobsight.runners.errors import ValidationError
 from jobsight.runners.status import JobStatus
-from jobsight.runners.validation import check_job_name
+from jobsight.runners.validation import check_job_name, check_text
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,12 @@ class ScheduleOptions:
     def __post_init__(self) -> None:
         if self.run_at is not None and self.run_at.tzinfo is None:
             raise ValidationError("run_at", "must be timezone-aware")
-        if self.singleton_key is not None and not self.singleton_key.strip():
-            raise ValidationError("singleton_key", "must be non-empty when given")
+        if self.singleton_key is not None:
+            if not isinstance(self.singleton_key, str) or not self.singleton_key.strip():
+                raise ValidationError("singleton_key", "must be non-empty text when given")
+            check_text(self.singleton_key, "singleton_key")
+        if not isinstance(self.priority, int) or isinstance(self.priority, bool):
+            raise ValidationError("priority", f"must be a whole number, got {self.priority!r}")
         if not -32768 <= self.priority <= 32767:
             raise ValidationError("priority", "must fit in a smallint (-32768..32767)")
 

@@ -20,6 +20,7 @@ _UNITS = {
 }  # fmt: skip
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([a-z]+?)s?\s*$")
 MIN_INTERVAL = timedelta(seconds=1)
+MAX_INTERVAL = timedelta(days=3660)  # ten years: the next run stays a date
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ def parse_recurrence(spec: str, field: str = "interval") -> Recurrence:
         count, unit = int(match.group(1)), match.group(2)
         if unit not in _UNITS:
             raise ValidationError(field, f"unknown unit {unit!r} in {spec!r}")
+        if count * _UNITS[unit] > MAX_INTERVAL.total_seconds():
+            raise ValidationError(field, f"{spec!r} is longer than {MAX_INTERVAL.days} days")
         every = timedelta(seconds=count * _UNITS[unit])
         if every < MIN_INTERVAL:
             raise ValidationError(field, f"{spec!r} is shorter than {MIN_INTERVAL}")
@@ -61,10 +64,12 @@ def parse_recurrence(spec: str, field: str = "interval") -> Recurrence:
         raise ValidationError(
             field, f"{spec!r} is neither an interval ('15 minutes') nor a 5-field cron expression"
         )
-    from croniter import CroniterBadCronError, croniter
+    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
     try:
-        croniter(text)
-    except (CroniterBadCronError, ValueError, KeyError) as exc:
+        croniter(text, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValidationError(field, f"cron expression {spec!r} never fires") from None
+    except (CroniterBadCronError, ValueError, KeyError, OverflowError) as exc:
         raise ValidationError(field, f"bad cron expression {spec!r}: {exc}") from None
     return Recurrence(spec=spec, cron=text)

@@ -20,6 +20,10 @@ ENV_NAMES = {
     "tls_server_name": "TEMPORAL_TLS_SERVER_NAME",
     "api_key": "TEMPORAL_API_KEY",
 }
+# How the SDK words a connection the server ended right after it was made (a TLS server that
+# wanted a client certificate, or that was spoken to in plaintext).
+CLOSED_MARKS = ("close_notify", "UnexpectedEof", "connection closed", "BrokenPipe",
+                "ConnectionReset", "Canceled")  # fmt: skip
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
@@ -95,11 +99,12 @@ def unreachable(address: str, access: TemporalAccess, exc: BaseException) -> str
             f"TEMPORAL_TLS_SERVER_NAME: {where} presents a certificate that is not valid for "
             f"{name!r}"
         )
-    if access.uses_tls and ("close_notify" in text or "UnexpectedEof" in text):
+    closed = any(mark in text for mark in CLOSED_MARKS)
+    if access.uses_tls and closed:
         hint = "" if access.tls_cert else " (it may require a client certificate: set "
         hint += "" if access.tls_cert else "TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY)"
         return f"TEMPORAL_TLS: {where} ended the TLS session{hint}"
-    if not access.uses_tls and ("BrokenPipe" in text or "UnexpectedEof" in text):
+    if not access.uses_tls and closed:
         return (
             f"TEMPORAL_TLS: {where} closed the connection; if it expects TLS, set "
             "TEMPORAL_TLS=true (and TEMPORAL_TLS_CA for a private CA)"

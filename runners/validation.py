@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import unicodedata
 import uuid
 from typing import Any
 
@@ -31,23 +33,43 @@ def check_job_name(value: object, field: str = "job_name") -> str:
         raise ValidationError(field, f"must be at most {MAX_JOB_NAME_LENGTH} characters")
     if value != value.strip() or any(ch.isspace() and ch != " " for ch in value):
         raise ValidationError(field, "must not have surrounding or control whitespace")
+    return check_text(value, field)
+
+
+def check_text(value: str, field: str) -> str:
+    """Text PostgreSQL can store: no control characters (NUL above all) and no lone surrogates
+    (what Python makes of bytes that are not UTF-8, e.g. in an OSError's file name)."""
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cs"):
+            raise ValidationError(field, f"must not contain the character {ch!r}")
     return value
 
 
 # One encoder for every call: json.dumps with any option builds a new one each time, which was
-# half the cost of encoding a small payload.
-_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+# half the cost of encoding a small payload. Text outside ASCII is kept as it is, so that a lone
+# surrogate shows when the text is encoded to UTF-8 (PostgreSQL's jsonb refuses one).
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+# A NUL in a string is written \u0000, which jsonb refuses; a backslash before it doubled (an even
+# number of them) is text the user wrote, e.g. "C:\\u0000dir", and is kept.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def encode_json(value: Any, field: str, max_bytes: int = DEFAULT_MAX_METADATA_BYTES) -> str:
-    """The JSON text of any JSON value: finite numbers only, no NULs, bounded in size."""
+    """The JSON text of any JSON value: finite numbers only, no NULs, no lone surrogates, not
+    nested deeper than the encoder can go, bounded in size (UTF-8 bytes)."""
     try:
         text = _ENCODER.encode(value)
+    except RecursionError:
+        raise ValidationError(field, "is nested too deeply") from None
     except (TypeError, ValueError) as exc:
         raise ValidationError(field, f"is not JSON-serialisable: {exc}") from None
-    if "\\u0000" in text:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end]
+        raise ValidationError(field, f"must not contain the lone surrogate {bad!r}") from None
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise ValidationError(field, "must not contain NUL characters (Postgres rejects them)")
-    size = len(text)  # the encoder escapes everything outside ASCII: one byte per character
     if size > max_bytes:
         raise ValidationError(field, f"is {size} bytes as JSON; the limit is {max_bytes}")
     return text
