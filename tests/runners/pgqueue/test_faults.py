@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 import subprocess
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -150,3 +152,68 @@ async def test_a_black_holed_database_is_noticed_in_bounded_time(migrated_db: st
         proxy.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(runner.stop(), 5)
+
+
+@pytest.mark.slow
+async def test_poison_in_the_middle_of_ordinary_traffic(migrated_db: str, tmp_path: Path) -> None:
+    """Two worker processes work ordinary jobs while some fail with unstorable error text and a
+    schedule written by another release cannot fire: the ordinary jobs complete exactly once, the
+    poison ones fail with their text escaped, the good schedule keeps firing, the bad one says
+    why, and maintenance goes on."""
+    conn = await asyncpg.connect(migrated_db)
+    await install_status_audit(conn)
+    producer = PgQueueJobRunner(migrated_db, registry, work=False)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        good = await producer.schedule_recurring_job("tick", {}, "1 second", tenant=TENANT)
+        bad = await producer.schedule_recurring_job("tick", {"v": 1}, "1 second", tenant=TENANT)
+        await conn.execute(  # as an older release stored it: grows past the limit as jsonb
+            "UPDATE pgqueue.schedule SET data = $2::jsonb WHERE id = $1",
+            bad.job_id, json.dumps({"x": [1e308] * 1000}),
+        )  # fmt: skip
+        workers = [_worker(migrated_db, 4.0, tmp_path / f"w{i}.log") for i in range(2)]
+        poison: list[uuid.UUID] = []
+        for n in range(JOBS):
+            await producer.schedule_job("chaos", {"n": n}, tenant=TENANT)
+            if n % 100 == 50:
+                for kind in ("nul", "surrogate"):
+                    result = await producer.schedule_job("poison-error", {"kind": kind},
+                                                         tenant=TENANT)  # fmt: skip
+                    poison.append(result.job_id)
+        done = "SELECT count(*) >= $1 FROM jobs WHERE type = 'chaos' AND status = 'completed'"
+        await eventually(lambda: conn.fetchval(done, JOBS), within=120, interval=0.5)
+        errors = await conn.fetch(
+            "SELECT status::text, error FROM jobs WHERE job_id = ANY($1::uuid[])", poison
+        )
+        assert {r["status"] for r in errors} == {"failed"}
+        texts = {r["error"] for r in errors}
+        assert texts == {"RuntimeError: bad \\x00 byte",
+                         "FileNotFoundError: [Errno 2] No such file or directory: "
+                         "'/data/caf\\udce9.csv'"}  # fmt: skip
+        fired = "SELECT count(*) FROM jobs WHERE type = 'tick' AND status = 'completed'"
+        assert await conn.fetchval(fired) >= 3
+        row = await conn.fetchrow("SELECT failures, last_error FROM pgqueue.schedule WHERE id = $1",
+                                  bad.job_id)  # fmt: skip
+        assert row["failures"] >= 1 and "bytes as JSON; the limit is" in row["last_error"]
+        assert await conn.fetchval("SELECT last_error FROM pgqueue.schedule WHERE id = $1",
+                                   good.job_id) is None  # fmt: skip
+        stamp = "SELECT now() - last_round_at < interval '5 seconds' FROM pgqueue.maintenance"
+        assert await conn.fetchval(stamp)
+        chaos = await conn.fetch("SELECT job_id FROM jobs WHERE type = 'chaos'")
+        once = await conn.fetchval(
+            """SELECT count(*) FROM jobs j WHERE j.type = 'chaos' AND (SELECT count(*) FROM
+               job_details d WHERE d.job_id = j.job_id AND d.status = 'completed') = 1"""
+        )
+        assert once == len(chaos) == JOBS
+        assert await disagreements(conn) == []
+        assert await crashed_workers(conn) == []
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        assert [proc.wait(30) for proc in workers] == [0, 0]
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+        await producer.stop()
+        await conn.close()
+        print_logs(tmp_path)
