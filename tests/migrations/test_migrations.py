@@ -12,6 +12,8 @@ import pytest
 from jobsight.runners import migrator
 from jobsight.runners.migrator import Migration, MigrationError, parse_migration, plan
 
+ALL_VERSIONS = [m.version for m in migrator.load_migrations()]  # every migration shipped
+
 SEED_DDL = """
 CREATE TYPE job_status AS ENUM ('pending', 'processing', 'completed', 'failed', 'active', 'queued');
 CREATE TABLE jobs (
@@ -137,12 +139,16 @@ async def test_empty_database_up_down_up(empty_db: str) -> None:
     try:
         assert await _applied_versions(conn) == []
         await migrator.migrate(conn, "up")
-        assert await _applied_versions(conn) == [1, 2, 3, 4, 5]
+        assert await _applied_versions(conn) == ALL_VERSIONS
         assert NEW_JOB_COLUMNS <= await _columns(conn, "jobs")
         assert "cancelled" in await _enum_labels(conn)
         assert {"last_error", "failures"} <= await _columns(conn, "schedule")
 
+        assert "available_since" in await _columns(conn, "maintenance")
         await migrator.migrate(conn, "down")  # one step
+        assert await _applied_versions(conn) == [1, 2, 3, 4, 5]
+        assert "available_since" not in await _columns(conn, "maintenance")
+        await migrator.migrate(conn, "down")
         assert await _applied_versions(conn) == [1, 2, 3, 4]
         assert "last_error" not in await _columns(conn, "schedule")
         await migrator.migrate(conn, "down")
@@ -162,7 +168,7 @@ async def test_empty_database_up_down_up(empty_db: str) -> None:
         assert await conn.fetchval("SELECT to_regtype('job_status')") is None
 
         await migrator.migrate(conn, "up")
-        assert await _applied_versions(conn) == [1, 2, 3, 4, 5]
+        assert await _applied_versions(conn) == ALL_VERSIONS
         assert all(s.checksum_matches for s in await migrator.status(conn))
     finally:
         await conn.close()
@@ -188,7 +194,7 @@ async def test_seed_shaped_database_keeps_every_row(empty_db: str) -> None:
         before = await conn.fetch("SELECT * FROM jobs ORDER BY job_id")
 
         await migrator.migrate(conn, "up")
-        assert await _applied_versions(conn) == [1, 2, 3, 4, 5]
+        assert await _applied_versions(conn) == ALL_VERSIONS
         after = await conn.fetch("SELECT * FROM jobs ORDER BY job_id")
         assert len(after) == len(before) == 50
         for old, new in zip(before, after, strict=True):
@@ -235,8 +241,8 @@ async def test_concurrent_migrate_up_does_not_collide(empty_db: str) -> None:
     try:
         results = await asyncio.gather(*(migrator.migrate(c, "up") for c in conns))
         ran = sorted(step.version for steps in results for step in steps)
-        assert ran == [1, 2, 3, 4, 5]  # each step ran exactly once, whichever connection ran it
-        assert await _applied_versions(conns[0]) == [1, 2, 3, 4, 5]
+        assert ran == ALL_VERSIONS  # each step ran exactly once, whichever connection ran it
+        assert await _applied_versions(conns[0]) == ALL_VERSIONS
     finally:
         for c in conns:
             await c.close()
