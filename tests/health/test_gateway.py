@@ -30,6 +30,7 @@ from jobsight.settings import load_settings
 from jobsight.sidecar.app import serve
 from tests.support.handlers.gateway import registry
 from tests.support.paths import ROOT
+from tests.support.pgqueue import reachable_for
 from tests.support.processes import jobsight
 from tests.support.tools import IN_CI, require_tool
 from tests.support.waiting import eventually
@@ -215,6 +216,7 @@ async def test_every_trigger_across_its_thresholds(migrated_db: str):
                     " VALUES ($1, 'gone', 1, now() - interval '1 hour')",
                     uuid.uuid4(),
                 )
+            await reachable_for(conn, timedelta(minutes=5))  # not an outage: crashes
             keeper = PgQueueJobRunner(migrated_db, registry(), PgQueueSettings(**FAST))
             report = await Maintainer(await keeper.pool(), registry(), keeper.settings).run_once()
             await keeper.stop()
