@@ -382,7 +382,8 @@ async def test_a_fetch_whose_answer_was_lost_is_handed_back(
     await eventually(
         lambda: count(conn, "SELECT count(*) = 1 FROM jobs WHERE status = 'completed'"), 5
     )
-    orphan = await runner.schedule_job("cleanup", {"lost": True}, tenant=TENANT)
+    later = datetime.now(UTC) + timedelta(hours=1)  # not fetchable by the worker meanwhile
+    orphan = await runner.schedule_job_at("cleanup", {"lost": True}, later, tenant=TENANT)
     await conn.execute(  # as the lost fetch left it, before the worker could see it
         """WITH t AS (UPDATE pgqueue.job SET state = 'active', attempts = 1, worker_id = $1,
                         started_at = now(), heartbeat_at = now() WHERE id = $2
@@ -391,6 +392,8 @@ async def test_a_fetch_whose_answer_was_lost_is_handed_back(
            WHERE jobs.job_id = t.id AND jobs.tenant = t.tenant""",
         worker.id, orphan.job_id,
     )  # fmt: skip
+    owned = "SELECT state::text FROM pgqueue.job WHERE id = $1"
+    assert await conn.fetchval(owned, orphan.job_id) == "active"
     done = "SELECT status = 'completed' AND attempts = 1 FROM jobs WHERE job_id = $1"
     await eventually(lambda: conn.fetchval(done, orphan.job_id), 5, "orphan handed back, run")
     assert job.job_id != orphan.job_id
