@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,18 @@ def start_jobsight(
     finally:
         if not isinstance(out, int):
             out.close()
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> list[int]:
+    """SIGTERM to every process, then their exit codes (a graceful stop exits 0)."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    return [proc.wait(timeout) for proc in procs]
+
+
+def kill_leftovers(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGKILL whatever is still running (a test's cleanup after a failure)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import socket
 import subprocess
 import time
@@ -26,7 +25,7 @@ from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from tests.support.faults import crashed_workers, exactly_once_violations, print_logs
 from tests.support.handlers.chaos import registry
 from tests.support.pgqueue import disagreements
-from tests.support.processes import start_jobsight
+from tests.support.processes import kill_leftovers, start_jobsight, stop_all
 from tests.support.proxy import Proxy
 from tests.support.tools import require_tool
 from tests.support.transitions import install_status_audit
@@ -103,13 +102,9 @@ async def test_postgres_stopped_mid_load(
             assert ns == JOBS
         finally:
             await conn.close()
-        for proc in workers:
-            proc.send_signal(signal.SIGTERM)
-        assert [proc.wait(30) for proc in workers] == [0, 0]
+        assert stop_all(workers, 30) == [0, 0]
     finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.kill()
+        kill_leftovers(workers)
         pg.stop()
         print_logs(tmp_path)
 
@@ -207,13 +202,9 @@ async def test_poison_in_the_middle_of_ordinary_traffic(migrated_db: str, tmp_pa
         assert once == len(chaos) == JOBS
         assert await disagreements(conn) == []
         assert await crashed_workers(conn) == []
-        for proc in workers:
-            proc.send_signal(signal.SIGTERM)
-        assert [proc.wait(30) for proc in workers] == [0, 0]
+        assert stop_all(workers, 30) == [0, 0]
     finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.kill()
+        kill_leftovers(workers)
         await producer.stop()
         await conn.close()
         print_logs(tmp_path)

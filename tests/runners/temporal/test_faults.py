@@ -16,7 +16,7 @@ from jobsight.devstack.localstack import LocalTemporal
 from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
 from tests.support.faults import exactly_once_violations, print_logs
 from tests.support.handlers.temporal import registry
-from tests.support.processes import start_jobsight
+from tests.support.processes import kill_leftovers, start_jobsight, stop_all
 from tests.support.transitions import install_status_audit
 from tests.support.waiting import eventually
 
@@ -163,13 +163,9 @@ async def test_server_killed_and_restarted_mid_load(migrated_db: str, tmp_path: 
         server.restart()
         await eventually(lambda: _at_least(conn, completed, jobs), within=180, interval=0.5)
         assert await exactly_once_violations(conn, jobs) == []
-        for proc in workers:
-            proc.send_signal(signal.SIGTERM)
-        assert [proc.wait(60) for proc in workers] == [0, 0]
+        assert stop_all(workers, 60) == [0, 0]
     finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.kill()
+        kill_leftovers(workers)
         await producer.stop()
         await conn.close()
         server.stop()
