@@ -38,6 +38,7 @@ class HeldState:
     since: float
     candidate: State | None = None
     candidate_since: float | None = None
+    known: bool = False  # some state other than unknown has taken effect since start
 
 
 @dataclass
@@ -67,18 +68,22 @@ class Verdict:
 
 
 def hold(previous: HeldState | None, raw: State, now: float, seconds: float) -> HeldState:
-    """A new raw state takes effect once it has lasted `seconds`; the first state at once."""
-    if previous is None or seconds <= 0:
+    """A new raw state takes effect once it has lasted `seconds`. The hold stops flapping
+    between known states; it does not delay knowing: the first state, and the first known
+    state after start (the first polls have landed), take effect at once."""
+    known = raw != State.UNKNOWN
+    first_known = previous is not None and not previous.known and known
+    if previous is None or seconds <= 0 or first_known:
         if previous is not None and previous.state == raw:
             return previous
-        return HeldState(raw, now)
+        return HeldState(raw, now, known=known or (previous is not None and previous.known))
     if raw == previous.state:
-        return HeldState(previous.state, previous.since)
+        return HeldState(previous.state, previous.since, known=previous.known)
     if raw == previous.candidate and previous.candidate_since is not None:
         if now - previous.candidate_since >= seconds:
-            return HeldState(raw, now)
+            return HeldState(raw, now, known=True)
         return previous
-    return HeldState(previous.state, previous.since, raw, now)
+    return HeldState(previous.state, previous.since, raw, now, known=previous.known)
 
 
 def worst(states: Iterable[State | str]) -> State:

@@ -278,6 +278,21 @@ async def test_hold_time_and_configured_readiness(migrated_db: str):
         assert (await get(base, "/livez")) == (200, "ok\n")
 
 
+async def test_a_started_sidecar_opens_the_gate_as_soon_as_it_knows(migrated_db: str):
+    """A sidecar (re)started in the middle of a rollout, with the default 30 s hold: the gate
+    opens once the first polls land, not a hold time later."""
+    async with sidecar(migrated_db, JOBSIGHT_TRIGGER_HOLD="30s") as base:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+
+        async def gate_open() -> bool:
+            return (await get(base, "/gate"))[0] == 200
+
+        await eventually(gate_open, 15, interval=0.1)
+        assert loop.time() - began < 10  # well inside the 30 s hold
+        assert (await verdict(base))["verdict"] == "ok"
+
+
 async def test_a_down_source_makes_the_verdict_unknown(migrated_db: str):
     async with sidecar(
         migrated_db,

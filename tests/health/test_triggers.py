@@ -135,7 +135,7 @@ def test_canary_scope_judges_the_versions_own_jobs():
 
 def test_hold_time_prevents_flapping():
     first = hold(None, "ok", 0, 30)
-    assert first == HeldState("ok", 0)
+    assert first == HeldState("ok", 0, known=True)
     pending = hold(first, "rollback", 10, 30)
     assert (pending.state, pending.candidate) == ("ok", "rollback")
     assert hold(pending, "rollback", 39, 30).state == "ok"
@@ -144,6 +144,20 @@ def test_hold_time_prevents_flapping():
     blip = hold(hold(promoted, "ok", 50, 30), "rollback", 55, 30)  # back before the hold ran out
     assert (blip.state, blip.since, blip.candidate) == ("rollback", 40, None)
     assert hold(first, "degraded", 5, 0).state == "degraded"  # no hold
+
+
+def test_the_first_known_state_after_start_is_not_held():
+    """A sidecar (re)started mid-rollout: unknown until its first polls land, then the state
+    they show at once (a gate is not halted for a hold time); later changes are held."""
+    start = hold(None, State.UNKNOWN, 0, 30)
+    assert hold(start, State.UNKNOWN, 3, 30).state == State.UNKNOWN
+    first = hold(start, State.OK, 4, 30)
+    assert (first.state, first.since, first.known) == (State.OK, 4, True)
+    outage = hold(first, State.UNKNOWN, 10, 30)  # a known state changes with the hold
+    assert outage.state == State.OK and outage.candidate == State.UNKNOWN
+    gone = hold(outage, State.UNKNOWN, 40, 30)
+    assert gone.state == State.UNKNOWN and gone.known
+    assert hold(gone, State.OK, 41, 30).state == State.UNKNOWN  # back: held like any change
 
 
 def test_verdict_is_the_worst_state():
