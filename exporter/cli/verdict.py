@@ -1,8 +1,9 @@
 """`jobsight verdict`: the rollback verdict for CI/CD gates, from a running sidecar (--url) or
 straight from the database (polling every enabled source once, no hold time).
 
-Exit codes: 0 ok, 1 degraded, 3 rollback, 4 unknown (also: the sidecar could not be reached);
-2 is a bad setting, as for every jobsight command."""
+Exit codes: 0 ok, 1 degraded, 3 rollback, 4 unknown (also: the sidecar could not be reached),
+5 inconclusive (a --version below its minimum sample); 2 is a bad setting, as for every jobsight
+command."""
 
 from __future__ import annotations
 
@@ -20,7 +21,13 @@ from jobsight.health.state import State
 if TYPE_CHECKING:  # the command's own imports load when it runs, not with every command
     from jobsight.settings import SidecarSettings
 
-EXIT_CODES = {State.OK: 0, State.DEGRADED: 1, State.ROLLBACK: 3, State.UNKNOWN: 4}
+EXIT_CODES = {
+    State.OK: 0,
+    State.DEGRADED: 1,
+    State.ROLLBACK: 3,
+    State.UNKNOWN: 4,
+    State.INCONCLUSIVE: 5,
+}
 HTTP_TIMEOUT_S = 10.0
 
 
@@ -139,7 +146,8 @@ def register(sub: Any) -> None:
         help="print the rollback verdict and exit with its code (for CI/CD gates)",
         description="Asks a running sidecar (--url) or, without --url, polls the database and "
         "Temporal once with the sidecar's settings, and prints every trigger. Exit codes: "
-        "0 ok, 1 degraded, 3 rollback, 4 unknown (or no answer), 2 bad setting.",
+        "0 ok, 1 degraded, 3 rollback, 4 unknown (or no answer), 5 inconclusive (a --version "
+        "below its minimum sample), 2 bad setting.",
     )
     verdict.add_argument("--url", help="a sidecar's base URL, e.g. http://127.0.0.1:9465")
     verdict.add_argument("--version", help="judge one worker version (canary scope)")

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 class State(StrEnum):
     OK = "ok"
+    INCONCLUSIVE = "inconclusive"  # a canary without the minimum sample yet: never a pass
     DEGRADED = "degraded"
     ROLLBACK = "rollback"
     UNKNOWN = "unknown"  # the data behind it cannot be vouched for: never a pass
@@ -22,8 +23,10 @@ class State(StrEnum):
 SEVERITY = {
     State.DISABLED: -1,
     State.OK: 0,
-    State.DEGRADED: 1,
-    State.UNKNOWN: 2,
-    State.ROLLBACK: 3,
+    State.INCONCLUSIVE: 1,
+    State.DEGRADED: 2,
+    State.UNKNOWN: 3,
+    State.ROLLBACK: 4,
 }
-VERDICT_STATES = (State.OK, State.DEGRADED, State.ROLLBACK, State.UNKNOWN)  # what a verdict can be
+# What a verdict can be (inconclusive only for a worker version's scope).
+VERDICT_STATES = (State.OK, State.INCONCLUSIVE, State.DEGRADED, State.ROLLBACK, State.UNKNOWN)

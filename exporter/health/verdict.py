@@ -8,7 +8,8 @@ state wins. Pure, except that an `Evaluator` remembers the held states between e
 A trigger is `unknown` when a source it draws on is enabled but down or stale (no success within
 three poll intervals), and `disabled` when none of its sources is enabled; disabled triggers do not
 count. With a worker version (canary scope), the version-aware triggers (error rate, p95 latency,
-stuck jobs) are judged on that version's own jobs; the others are global.
+stuck jobs) are judged on that version's own jobs, failing closed (see canary_measurement); the
+others are global.
 
 Only the poller evaluates (after each change of the state, and on a short tick so that hold times
 run on the clock); it stores the verdicts, and every reader (metrics, endpoints, pages) reads them.
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobsight.health.specs import BY_NAME, TRIGGERS, VERSION_AWARE
+from jobsight.health.specs import BY_NAME, TRIGGERS, VERSION_AWARE, TriggerConfig
 from jobsight.health.state import State
 from jobsight.health.triggers import TRIGGER_FUNCTIONS, Measurement
 from jobsight.settings import SidecarSettings
@@ -136,9 +137,30 @@ def measure(
         if problem:
             results[spec.name] = Measurement(None, State.UNKNOWN, detail=problem)
             continue
-        scope = scoped(merged, version if spec.name in VERSION_AWARE else None)
-        results[spec.name] = TRIGGER_FUNCTIONS[spec.name](scope, settings.triggers[spec.name], now)
+        cfg = settings.triggers[spec.name]
+        if version is None or spec.name not in VERSION_AWARE:
+            results[spec.name] = TRIGGER_FUNCTIONS[spec.name](scoped(merged, None), cfg, now)
+        else:
+            results[spec.name] = canary_measurement(spec.name, merged, version, cfg, now)
     return results
+
+
+def canary_measurement(
+    name: str, merged: SourceSignals, version: str, cfg: TriggerConfig, now: float
+) -> Measurement:
+    """A version-aware trigger on one worker version's own jobs, failing closed: a version with
+    no jobs in the window (it never ran one, or the name is mistyped) is unknown, and one with
+    fewer finished jobs than the trigger's minimum sample (at least one) is inconclusive."""
+    if version not in merged.by_version:
+        return Measurement(None, State.UNKNOWN, 0,
+                           f"version {version!r} has no jobs in the window (none run yet, "
+                           "or not a version the workers record)")  # fmt: skip
+    measured = TRIGGER_FUNCTIONS[name](scoped(merged, version), cfg, now)
+    needed = max(cfg.min_sample or 0, 1)
+    if measured.sample is not None and measured.sample < needed:
+        detail = f"{measured.sample} finished jobs of this version, {needed} needed to judge"
+        return Measurement(measured.value, State.INCONCLUSIVE, measured.sample, detail)
+    return measured
 
 
 class Evaluator:

@@ -247,7 +247,7 @@ class SidecarSettings:
     )
     gate_halt_on: tuple[str, ...] = setting(
         "JOBSIGHT_GATE_HALT_ON",
-        "rollback,unknown",
+        "rollback,unknown,inconclusive",
         parse.verdict_names,
         "verdicts on which the deployment gate (/gate) halts a rollout",
     )

@@ -13,6 +13,7 @@ from jobsight.sidecar.poller import SidecarState
 
 COLORS = {
     State.OK: "#1a7f37",
+    State.INCONCLUSIVE: "#0969da",
     State.DEGRADED: "#9a6700",
     State.ROLLBACK: "#cf222e",
     State.UNKNOWN: "#6e7781",

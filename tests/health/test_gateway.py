@@ -118,12 +118,13 @@ async def until_state(
 
 async def run_jobs(url: str, name: str, count: int, version: str) -> None:
     runner = PgQueueJobRunner(url, registry(), PgQueueSettings(**FAST, worker_version=version))
+    done = "SELECT count(*) FROM jobs WHERE type = $1 AND finished_at IS NOT NULL"
+    before = await (await runner.pool()).fetchval(done, name)
     for _ in range(count):
         await runner.schedule_job(name, {}, tenant=TENANT)
     await runner.start()
     try:
-        done = "SELECT count(*) FROM jobs WHERE type = $1 AND finished_at IS NOT NULL"
-        await eventually(lambda: _at_least(runner, done, name, count), 20)
+        await eventually(lambda: _at_least(runner, done, name, before + count), 20)
     finally:
         await runner.stop(grace=1)
 
@@ -278,6 +279,24 @@ async def test_hold_time_and_configured_readiness(migrated_db: str):
         assert (await get(base, "/livez")) == (200, "ok\n")
 
 
+async def test_a_canary_gate_fails_closed_without_evidence(migrated_db: str):
+    """Through a real sidecar: a mistyped version is unknown and an idle canary (3 finished
+    jobs, 5 needed) inconclusive; the gate halts on both and opens once the sample is there."""
+    async with sidecar(migrated_db) as base:
+        await run_jobs(migrated_db, "generate-invoice", 10, "1.0")
+        await until_state(base, "error_rate", "ok")
+        status, text = await get(base, "/gate?version=1.0-typo")
+        assert status == 412 and json.loads(text)["verdict"] == "unknown"
+        await run_jobs(migrated_db, "generate-invoice", 3, "1.1")
+        await until_state(base, "error_rate", "inconclusive", version="1.1")
+        status, text = await get(base, "/gate?version=1.1")
+        assert status == 412 and json.loads(text)["verdict"] == "inconclusive"
+        assert (await get(base, "/rollback?version=1.1"))[0] == 412  # nor a reason to roll back
+        await run_jobs(migrated_db, "generate-invoice", 3, "1.1")
+        await until_state(base, "error_rate", "ok", version="1.1")
+        assert (await get(base, "/gate?version=1.1"))[0] == 200
+
+
 async def test_a_started_sidecar_opens_the_gate_as_soon_as_it_knows(migrated_db: str):
     """A sidecar (re)started in the middle of a rollout, with the default 30 s hold: the gate
     opens once the first polls land, not a hold time later."""
@@ -383,7 +402,15 @@ async def test_argo_and_flagger_examples_work_on_real_answers(migrated_db: str):
             }
             return (await get(base, hook["url"].split("9465", 1)[1], "POST", payload))[0]
 
-        await run_jobs(migrated_db, "generate-invoice", 10, "2.4.0")
+        # A canary that has run too few jobs yet: Argo counts it inconclusive, Flagger halts.
+        await run_jobs(migrated_db, "generate-invoice", 2, "2.4.0")
+        await until_state(base, "error_rate", "inconclusive", "2.4.0")
+        assert await argo_measurement("2.4.0") == (False, False)
+        assert await flagger(hooks["rollout"]) > 202
+        assert await flagger(hooks["rollback"]) > 202
+        assert await argo_measurement("2.4.0-typo") == (False, False)  # unknown
+
+        await run_jobs(migrated_db, "generate-invoice", 8, "2.4.0")
         await until_state(base, "error_rate", "ok", "2.4.0")
         assert await argo_measurement("2.4.0") == (True, False)
         assert await flagger(hooks["rollout"]) <= 202
@@ -421,6 +448,10 @@ async def test_verdict_command_exit_codes(migrated_db: str):
         assert canary_ok.returncode == 0, canary_ok.stdout
         canary = await asyncio.to_thread(jobsight_verdict, "--url", base, "--version", "2.0")
         assert canary.returncode == 3 and "(version 2.0)" in canary.stdout
+        await run_jobs(migrated_db, "generate-invoice", 2, "3.0")
+        await until_state(base, "error_rate", "inconclusive", "3.0")
+        idle = await asyncio.to_thread(jobsight_verdict, "--url", base, "--version", "3.0")
+        assert idle.returncode == 5 and idle.stdout.startswith("verdict: inconclusive")
     gone = await asyncio.to_thread(jobsight_verdict, "--url", f"http://127.0.0.1:{free_port()}")
     assert gone.returncode == 4 and "cannot get a verdict" in gone.stdout
     bad_setting = await asyncio.to_thread(

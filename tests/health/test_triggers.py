@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from jobsight.health.specs import TRIGGERS
+from jobsight.health.specs import TRIGGERS, VERSION_AWARE
 from jobsight.health.state import State
 from jobsight.health.triggers import TRIGGER_FUNCTIONS, compare
 from jobsight.health.verdict import Evaluator, HeldState, hold, measure, unheld_verdict, worst
@@ -133,6 +133,29 @@ def test_canary_scope_judges_the_versions_own_jobs():
     assert states(v, version="1.1")["stuck_jobs"] == "ok"
 
 
+def test_a_canary_without_evidence_never_passes():
+    """A mistyped or idle version is unknown; one below the minimum sample is inconclusive;
+    with the sample, it is judged."""
+    rows = [
+        window_row("a", 500, 0),
+        window_row("a", 5, 0, version="2.0-few"),  # error_rate needs 20 finished jobs
+        window_row("a", 40, 0, version="2.0-enough"),
+    ]
+    v = views(rows)
+    typo = measure(v, BASE, NOW, "2.0-typo")
+    assert {typo[name].state for name in VERSION_AWARE} == {State.UNKNOWN}
+    assert "has no jobs in the window" in typo["error_rate"].detail
+    assert unheld_verdict(BASE, v, NOW, "2.0-typo").verdict == State.UNKNOWN
+    few = measure(v, BASE, NOW, "2.0-few")
+    assert few["error_rate"].state == State.INCONCLUSIVE
+    assert few["error_rate"].detail == "5 finished jobs of this version, 20 needed to judge"
+    assert unheld_verdict(BASE, v, NOW, "2.0-few").verdict == State.INCONCLUSIVE
+    assert unheld_verdict(BASE, v, NOW, "2.0-enough").verdict == State.OK
+    assert unheld_verdict(BASE, v, NOW, None).verdict == State.OK  # the global scope as before
+    assert worst([State.OK, State.INCONCLUSIVE]) == State.INCONCLUSIVE
+    assert worst([State.INCONCLUSIVE, State.DEGRADED]) == State.DEGRADED
+
+
 def test_hold_time_prevents_flapping():
     first = hold(None, "ok", 0, 30)
     assert first == HeldState("ok", 0, known=True)
@@ -180,8 +203,9 @@ def test_the_evaluator_holds_per_scope():
     assert later[None].verdict == later["1.0"].verdict == State.ROLLBACK
     error_rate = next(t for t in later[None].triggers if t.name == "error_rate")
     assert error_rate.since == NOW + 40
-    # A version the poller does not hold (no jobs in the window) is measured as it is now.
-    assert unheld_verdict(settings, failing, NOW + 41, "9.9").verdict == "ok"
+    # A version the poller does not hold (no jobs in the window) is measured as it is now:
+    # with no evidence, unknown, never ok.
+    assert unheld_verdict(settings, failing, NOW + 41, "9.9").verdict == "unknown"
 
 
 def test_every_trigger_spec_has_a_function():
