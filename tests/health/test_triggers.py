@@ -208,6 +208,21 @@ def test_the_evaluator_holds_per_scope():
     assert unheld_verdict(settings, failing, NOW + 41, "9.9").verdict == "unknown"
 
 
+def test_requests_for_other_versions_cannot_reset_a_canarys_hold():
+    """Scopes are the versions that ran jobs; asking for 40 others (what /verdict?version= does
+    for a scope the poller does not hold) creates no state, so the canary's hold runs on."""
+    settings = replace(BASE, triggers={k: replace(c, hold=30.0) for k, c in BASE.triggers.items()})
+    evaluator = Evaluator(settings)
+    calm = views([window_row("a", 100, 0, version="1.0")])
+    failing = views([window_row("a", 100, 50, version="1.0")])
+    evaluator.evaluate(calm, NOW)
+    assert evaluator.evaluate(failing, NOW + 5)["1.0"].verdict == State.OK  # held, pending
+    for n in range(40):
+        assert unheld_verdict(settings, failing, NOW + 6, f"junk-{n}").verdict == State.UNKNOWN
+    assert evaluator.evaluate(failing, NOW + 20)["1.0"].verdict == State.OK  # still held
+    assert evaluator.evaluate(failing, NOW + 36)["1.0"].verdict == State.ROLLBACK  # on time
+
+
 def test_every_trigger_spec_has_a_function():
     assert set(TRIGGER_FUNCTIONS) == {spec.name for spec in TRIGGERS}
 
