@@ -126,25 +126,29 @@ WHERE finished_at > now() - $1 * interval '1 second'
 GROUP BY GROUPING SETS ((type), (type, worker_version))
 """
 
+# Since when a running job has run: its started_at, or for rows written before jobsight's
+# migration (no started_at) the last change of the row, else its creation: never "not at all".
+ACTIVE_SINCE = "coalesce(started_at, updated_at::timestamptz, created_at::timestamptz)"
+
 # $1 stuck after (seconds)
-STUCK_BY_VERSION = """
+STUCK_BY_VERSION = f"""
 SELECT coalesce(worker_version, '') AS version, count(*) AS stuck
 FROM jobs
-WHERE status IN ('processing', 'active') AND started_at < now() - $1 * interval '1 second'
+WHERE status IN ('processing', 'active') AND {ACTIVE_SINCE} < now() - $1 * interval '1 second'
 GROUP BY 1
-"""
+"""  # noqa: S608 - a constant expression
 
 # $1 stuck after (seconds).
-UNFINISHED = """
+UNFINISHED = f"""
 SELECT type AS job_name, runner_type AS runner, status::text AS status, count(*) AS count,
        count(*) FILTER (WHERE status IN ('processing', 'active')
-                          AND started_at < now() - $1 * interval '1 second') AS stuck,
-       extract(epoch FROM now() - min(started_at)
+                          AND {ACTIVE_SINCE} < now() - $1 * interval '1 second') AS stuck,
+       extract(epoch FROM now() - min({ACTIVE_SINCE})
                  FILTER (WHERE status IN ('processing', 'active')))::float8 AS oldest_active
 FROM jobs
 WHERE status IN ('pending', 'queued', 'processing', 'active')
 GROUP BY 1, 2, 3
-"""
+"""  # noqa: S608 - a constant expression
 
 
 @dataclass

@@ -169,6 +169,28 @@ async def test_stuck_jobs_and_oldest_active_age(migrated_db: str, pool: asyncpg.
     assert 7100 < row.oldest_active < 7300
 
 
+async def test_rows_from_before_the_migration_are_not_invisible(
+    migrated_db: str, pool: asyncpg.Pool
+):
+    """Rows running since before jobsight's migration have no started_at: their last change,
+    else their creation, stands in, so years-old ones count as stuck and set the oldest age."""
+    settings = settings_for(migrated_db, stuck_after=600.0)
+    await pool.execute(
+        "INSERT INTO jobs (tenant, type, status, user_id, runner_type, created_at, updated_at)"
+        " VALUES ($1, 'legacy', 'processing', $1, 'pgqueue', now() - interval '3 years', NULL),"
+        " ($1, 'legacy', 'active', $1, 'pgqueue', now() - interval '3 years',"
+        "  now() - interval '2 days'),"
+        " ($1, 'legacy', 'processing', $1, 'pgqueue', now() - interval '10 seconds', NULL)",
+        TENANT,
+    )
+    snap = await poll(jobs.SOURCE, settings, pool)
+    rows = {r.status: r for r in snap.unfinished if r.job_name == "legacy"}
+    assert rows["processing"].stuck == 1 and rows["active"].stuck == 1
+    assert rows["processing"].oldest_active > 3 * 365 * 86400 - 86400
+    assert 2 * 86400 - 60 < rows["active"].oldest_active < 2 * 86400 + 60
+    assert sum(snap.stuck_by_version.values()) == 2
+
+
 async def test_pgqueue_source_over_runner_work(migrated_db: str, pool: asyncpg.Pool):
     settings = settings_for(migrated_db, recent_window=3600.0)
     registry = demo_registry()
