@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from jobsight.labels import OTHER, LabelCap
+from jobsight.labels import OTHER, LabelCap, clean
 from jobsight.sources import jobs
 from jobsight.sources.finished import ZERO_UUID, FinishedCursor
 from jobsight.sources.signals import Finished, LatencyCandidate
@@ -63,6 +63,19 @@ def test_label_cap_folds_unexpected_job_names_into_other():
     cap = LabelCap(1, ["a"])
     assert (cap("a"), cap("b"), cap(""), cap("x" * 500)) == ("a", OTHER, OTHER, OTHER)
     assert LabelCap(2)("") == "unknown"
+
+
+def test_distinct_names_never_share_a_label_value():
+    """Names that cleaning used to merge (trimmed, cut at 120, empty vs a real `unknown`, a real
+    `other` vs the overflow bucket) stay apart; ordinary names are their own value."""
+    long_a, long_b = "x" * 130 + "a", "x" * 130 + "b"
+    names = ["import", " import", "import ", long_a, long_b, "unknown", "", "other", None]
+    values = [clean(n) for n in names]
+    assert values[:3] == ["import", " import", "import "]
+    assert len(set(values[:6])) == 6 and values[6] == values[8] == "unknown"
+    assert values[7].startswith("other~") and values[5].startswith("unknown~")
+    assert all(len(v) <= 120 for v in values)
+    assert clean(long_a) == clean(long_a)  # stable across polls and sidecars
 
 
 def test_jobs_stuck_and_oldest_active_by_series():
