@@ -75,8 +75,7 @@ TRIGGER_STATE = MetricSpec(
 VERDICT = MetricSpec(
     "jobsight_verdict",
     "gauge",
-    "1 for the current verdict (ok, inconclusive, degraded, rollback, unknown), 0 for the "
-    "others.",
+    "1 for the current verdict (ok, inconclusive, degraded, rollback, unknown), 0 for the others.",
     ("verdict",),
 )
 TRIGGER_METRICS = (TRIGGER_VALUE, TRIGGER_THRESHOLD, TRIGGER_STATE, VERDICT)
