@@ -27,9 +27,8 @@ from jobsight.health.triggers import TRIGGER_FUNCTIONS, Measurement
 from jobsight.settings import SidecarSettings
 from jobsight.sources import load_source
 from jobsight.sources.signals import SourceSignals, merge_all, scoped
-from jobsight.sources.status import SourceView
+from jobsight.sources.status import STALE_AFTER_INTERVALS, Condition, SourceView, condition
 
-STALE_AFTER_INTERVALS = 3
 MAX_VERSIONS = 32  # canary scopes evaluated and held at once (the busiest versions)
 
 
@@ -95,20 +94,32 @@ def worst(states: Iterable[State | str]) -> State:
 def source_problem(
     views: Mapping[str, SourceView], settings: SidecarSettings, sources: tuple[str, ...], now: float
 ) -> str | None:
-    """Why the data behind a trigger cannot be vouched for, or None."""
-    for name in sources:
-        if name not in settings.sources:
-            continue
+    """Why the data behind a trigger cannot be vouched for, or None. An unsupported source
+    is no problem: it is left out (see judged_sources)."""
+    for name in judged_sources(views, settings, sources, now):
         view = views.get(name)
-        status = view.status if view else None
-        if status is not None and not status.up:
-            return f"{name}: down ({status.error or 'no reason given'})"
-        if status is None or view is None or view.snapshot is None:
+        found = condition(view, settings.interval(name), now)
+        if found == Condition.DOWN:
+            error = view.status.error if view and view.status else None
+            return f"{name}: down ({error or 'no reason given'})"
+        if found == Condition.PENDING:
             return f"{name}: not polled yet"
-        stale = STALE_AFTER_INTERVALS * settings.interval(name)
-        if status.last_success is None or now - status.last_success > stale:
+        if found == Condition.STALE:
+            stale = STALE_AFTER_INTERVALS * settings.interval(name)
             return f"{name}: stale (no success in {stale:.0f} s)"
     return None
+
+
+def judged_sources(
+    views: Mapping[str, SourceView], settings: SidecarSettings, sources: tuple[str, ...], now: float
+) -> list[str]:
+    """The enabled sources a trigger draws on, less those that refused an unsupported release."""
+    return [
+        name
+        for name in sources
+        if name in settings.sources
+        and condition(views.get(name), settings.interval(name), now) != Condition.UNSUPPORTED
+    ]
 
 
 def signals_of(views: Mapping[str, SourceView], settings: SidecarSettings) -> SourceSignals:
@@ -130,8 +141,10 @@ def measure(
     merged = signals if signals is not None else signals_of(views, settings)
     results: dict[str, Measurement] = {}
     for spec in TRIGGERS:
-        if not any(name in settings.sources for name in spec.sources):
-            results[spec.name] = Measurement(None, State.DISABLED, detail="no source enabled")
+        if not judged_sources(views, settings, spec.sources, now):
+            enabled = [name for name in spec.sources if name in settings.sources]
+            detail = f"unsupported: {', '.join(enabled)}" if enabled else "no source enabled"
+            results[spec.name] = Measurement(None, State.DISABLED, detail=detail)
             continue
         problem = source_problem(views, settings, spec.sources, now)
         if problem:

@@ -3,6 +3,7 @@ never touches a database."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar.poller import SidecarState
 from jobsight.sources.base import Source
+from jobsight.sources.status import Condition, condition
 
 SOURCE = ("source",)
 BUILD_INFO = MetricSpec(
@@ -31,8 +33,16 @@ LEADER = MetricSpec(
 SOURCE_UP = MetricSpec(
     "jobsight_source_up",
     "gauge",
-    "1 when the source's last poll succeeded (as seen by the leader).",
+    "1 when the source's numbers are current (its last poll succeeded, recently); while it is "
+    "0 the source's gauges are not exported (its counters keep their values).",
     SOURCE,
+)
+SOURCE_CONDITION = MetricSpec(
+    "jobsight_source_condition",
+    "gauge",
+    "1 for the source's condition (up, stale, down, unsupported, pending), 0 for the others: "
+    "why jobsight_source_up is 0.",
+    ("source", "condition"),
 )
 SOURCE_LAST_SUCCESS = MetricSpec(
     "jobsight_source_last_success_timestamp_seconds",
@@ -51,7 +61,16 @@ STATE_READ_UP = MetricSpec(
     "gauge",
     "Followers: 1 when the leader's published state was last read successfully.",
 )
-SELF_METRICS = (BUILD_INFO, LEADER, SOURCE_UP, SOURCE_LAST_SUCCESS, SOURCE_DURATION, STATE_READ_UP)
+SELF_METRICS = (
+    BUILD_INFO,
+    LEADER,
+    SOURCE_UP,
+    SOURCE_CONDITION,
+    SOURCE_LAST_SUCCESS,
+    SOURCE_DURATION,
+    STATE_READ_UP,
+)
+CUMULATIVE = ("counter", "histogram", "summary")  # kept while a source is not up
 
 TRIGGER = ("trigger",)
 TRIGGER_VALUE = MetricSpec(
@@ -96,11 +115,20 @@ class SidecarCollector(Collector):
         self._version = version
 
     def collect(self) -> Iterator[Metric]:
-        state = self._state
-        yield samples(BUILD_INFO, [((self._version, self._settings.instance), 1)])
+        state, settings = self._state, self._settings
+        yield samples(BUILD_INFO, [((self._version, settings.instance), 1)])
         yield single(LEADER, 1 if state.leader else 0)
+        now = time.time()
+        conditions = {
+            name: condition(view, settings.interval(name), now)
+            for name, view in state.views.items()
+        }
+        yield samples(SOURCE_UP, (((n,), int(c == Condition.UP)) for n, c in conditions.items()))
+        yield samples(
+            SOURCE_CONDITION,
+            (((n, each), int(c == each)) for n, c in conditions.items() for each in Condition),
+        )
         statuses = [(name, view.status) for name, view in state.views.items() if view.status]
-        yield samples(SOURCE_UP, (((n,), 1 if s.up else 0) for n, s in statuses))
         yield samples(
             SOURCE_LAST_SUCCESS,
             (((n,), s.last_success) for n, s in statuses if s.last_success is not None),
@@ -110,8 +138,12 @@ class SidecarCollector(Collector):
         )
         yield single(STATE_READ_UP, None if state.leader else (1 if state.state_read.up else 0))
         for name, view in state.views.items():
-            if view.snapshot is not None:
-                yield from self._sources[name].render(view.snapshot, self._settings)
+            if view.snapshot is None:
+                continue
+            current = conditions[name] == Condition.UP
+            for metric in self._sources[name].render(view.snapshot, settings):
+                if current or metric.type in CUMULATIVE:  # a gauge is only served while current
+                    yield metric
         yield from render_verdict(state.verdict(self._settings))
 
 

@@ -10,6 +10,7 @@ from jobsight.health.state import State
 from jobsight.health.verdict import TriggerResult, Verdict
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar.poller import SidecarState
+from jobsight.sources.status import Condition, condition
 
 COLORS = {
     State.OK: "#1a7f37",
@@ -69,13 +70,14 @@ def render(verdict: Verdict, state: SidecarState, settings: SidecarSettings, now
     sources = []
     for name, view in sorted(state.views.items()):
         status = view.status
-        up = bool(status and status.up)
+        found = condition(view, settings.interval(name), now)
+        up = found == Condition.UP
         last = ago(now - status.last_success) if status and status.last_success else "never"
         error = html.escape(status.error or "") if status else "not polled yet"
         sources.append(
-            f'<tr class="source" data-source="{name}" data-up="{int(up)}">'
-            f'<td>{name}</td><td class="{"up" if up else "down"}">'
-            f"{'up' if up else 'DOWN'}</td><td>{last}</td><td>{error}</td></tr>"
+            f'<tr class="source" data-source="{name}" data-up="{int(up)}" '
+            f'data-condition="{found}"><td>{name}</td><td class="{"up" if up else "down"}">'
+            f"{found if up else found.upper()}</td><td>{last}</td><td>{error}</td></tr>"
         )
     temporal = (
         f' · <a href="{html.escape(settings.temporal_ui_url)}">Temporal UI</a>'

@@ -30,7 +30,7 @@ from jobsight.settings import SidecarSettings
 from jobsight.sidecar import state_store
 from jobsight.sidecar.leadership import Leadership, NotLeader
 from jobsight.sources.base import PollContext, Source
-from jobsight.sources.status import SourceStatus, SourceView, describe
+from jobsight.sources.status import SourceStatus, SourceView, UnsupportedSource, describe
 
 log = logging.getLogger(__name__)
 EVALUATE_EVERY = 1.0  # seconds: a held trigger state changes at most this late
@@ -171,6 +171,8 @@ class Poller:
             try:
                 snapshot = await asyncio.wait_for(source.poll(ctx), self.settings.poll_timeout)
                 status = SourceStatus(True, time.time(), wall, time.monotonic() - began)
+                if previous_status.error:
+                    log.info("source %s is up again", name)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a source's failure is reported, never fatal
@@ -180,8 +182,11 @@ class Poller:
                     wall,
                     time.monotonic() - began,
                     describe(exc),
+                    unsupported=isinstance(exc, UnsupportedSource),
                 )
-                log.warning("source %s is down: %s", name, status.error)
+                if status.error != previous_status.error:  # said once, not at every poll
+                    what = "unsupported, left out" if status.unsupported else "down"
+                    log.warning("source %s is %s: %s", name, what, status.error)
             try:
                 await state_store.save(
                     self.leadership, self.settings.instance, name, snapshot, status

@@ -27,6 +27,7 @@ from jobsight.health.verdict import Verdict
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar import pages as status_page
 from jobsight.sidecar.poller import SidecarState
+from jobsight.sources.status import Condition, condition
 
 log = logging.getLogger(__name__)
 STATE = web.AppKey("state", SidecarState)
@@ -90,6 +91,19 @@ def readiness_checks(
     return checks
 
 
+def source_notes(state: SidecarState, settings: SidecarSettings) -> list[str]:
+    """Sources that are not up, for `?verbose`: shown, never failing (readiness is about this
+    sidecar answering; a source's trouble shows in the verdict and the metrics)."""
+    now = time.time()
+    notes = []
+    for name, view in sorted(state.views.items()):
+        found = condition(view, settings.interval(name), now)
+        if found != Condition.UP:
+            error = f": {view.status.error}" if view.status and view.status.error else ""
+            notes.append(f"[+]source-{name} {found}{error}")
+    return notes
+
+
 async def readyz(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     verdict = current_verdict(request) if settings.readiness_fail_on != "never" else None
@@ -105,6 +119,7 @@ async def readyz(request: web.Request) -> web.Response:
     status = 503 if failed else 200
     if "verbose" in request.query:
         lines = [f"[-]{n} failed: {r}" if r else f"[+]{n} ok" for n, r in checks.items()]
+        lines += source_notes(request.app[STATE], settings)
         lines.append("readyz check failed" if failed else "readyz check passed")
         return web.Response(status=status, text="\n".join(lines) + "\n")
     if only is not None:

@@ -34,6 +34,7 @@ from jobsight.sources.signals import (
     SourceSignals,
     trigger_windows,
 )
+from jobsight.sources.status import UnsupportedSource
 
 OLDEST_SUPPORTED = 24  # pg-boss 10
 LATENCY_MIN_SECONDS = 0.01  # pg-boss's latency bins: slot k >= 1 starts at 0.01 * sqrt(2)^(k-1)
@@ -107,8 +108,8 @@ CACHED_COLUMNS = (
 )
 
 
-class PgBossError(Exception):
-    pass
+class PgBossError(UnsupportedSource):
+    """A pg-boss schema this source does not read."""
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import logging
 import math
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from jsonpath_ng import parse as jsonpath
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobsight.devstack.localstack import free_port
+from jobsight.devstack.temporal import LocalTemporal
 from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from jobsight.runners.pgqueue.maintenance import Maintainer
 from jobsight.settings import load_settings
@@ -310,6 +312,79 @@ async def test_a_started_sidecar_opens_the_gate_as_soon_as_it_knows(migrated_db:
         await eventually(gate_open, 15, interval=0.1)
         assert loop.time() - began < 10  # well inside the 30 s hold
         assert (await verdict(base))["verdict"] == "ok"
+
+
+async def test_a_source_that_goes_down_serves_no_gauges(migrated_db: str):
+    """The Temporal dev server stops under a running sidecar: its gauges leave /metrics (an
+    outage shows no work that isn't there), jobsight_source_up and _condition say why, the
+    counters of the jobs source keep their values, and the gauges come back with the server."""
+    server = LocalTemporal()
+    address = server.start()
+    try:
+        async with sidecar(
+            migrated_db, JOBSIGHT_SOURCES="jobs,temporal", TEMPORAL_ADDRESS=address,
+            JOBSIGHT_POLL_TIMEOUT="1s",
+        ) as base:  # fmt: skip
+            await run_jobs(migrated_db, "generate-invoice", 3, "1.0")
+
+            async def scraped(name: str, **labels: str) -> float | None:
+                return metric((await get(base, "/metrics"))[1], name, **labels)
+
+            async def temporal_served() -> bool:
+                counted = await scraped("jobsight_jobs_completed_total")
+                return (await scraped("jobsight_temporal_long_running_workflows")) is not None and (
+                    counted is not None and counted >= 3
+                )
+
+            await eventually(temporal_served, 15, interval=0.1)
+            server.kill()
+
+            async def temporal_gone() -> bool:  # (stale first, while a poll waits)
+                return await scraped("jobsight_source_condition", source="temporal",
+                                     condition="down") == 1  # fmt: skip
+
+            await eventually(temporal_gone, 15, interval=0.1)
+            text = (await get(base, "/metrics"))[1]
+            assert metric(text, "jobsight_temporal_long_running_workflows") is None
+            assert metric(text, "jobsight_source_up", source="temporal") == 0
+            assert metric(text, "jobsight_jobs_completed_total") >= 3  # counters stay
+            assert metric(text, "jobsight_source_up", source="jobs") == 1
+            status, verbose = await get(base, "/readyz?verbose")
+            assert status == 200 and "[+]source-temporal down: " in verbose
+            server.restart()  # same address
+            await eventually(temporal_served, 30, interval=0.2)
+    finally:
+        server.stop()
+
+
+async def test_an_unsupported_pgboss_schema_halts_nothing(
+    migrated_db: str, caplog: pytest.LogCaptureFixture
+):
+    """A pg-boss 9 schema in the database: the source is refused once (one log line), shown as
+    unsupported, and the triggers are left to the sources that work: the gate passes."""
+    conn = await asyncpg.connect(migrated_db)
+    await conn.execute(
+        "CREATE SCHEMA pgboss; CREATE TABLE pgboss.version (version int);"
+        " INSERT INTO pgboss.version VALUES (20)"
+    )
+    await conn.close()
+    with caplog.at_level(logging.WARNING):
+        async with sidecar(migrated_db, JOBSIGHT_SOURCES="jobs,pgqueue,postgres,pgboss") as base:
+            await run_jobs(migrated_db, "generate-invoice", 6, "1.0")
+            await eventually(lambda: _verdict_is(base, "ok"), 15, interval=0.1)
+            assert (await get(base, "/gate"))[0] == 200
+            body = await verdict(base)
+            assert body["sources"]["pgboss"]["up"] is False
+            text = (await get(base, "/metrics"))[1]
+            assert metric(text, "jobsight_source_condition", source="pgboss",
+                          condition="unsupported") == 1  # fmt: skip
+            status, verbose = await get(base, "/readyz?verbose")
+            assert status == 200 and "[+]source-pgboss unsupported: PgBossError: " in verbose
+            page = (await get(base, "/"))[1]
+            assert 'data-condition="unsupported"' in page
+            await asyncio.sleep(1)  # several polls
+    refusals = [r for r in caplog.records if "source pgboss is unsupported" in r.getMessage()]
+    assert len(refusals) == 1
 
 
 async def test_a_down_source_makes_the_verdict_unknown(migrated_db: str):
