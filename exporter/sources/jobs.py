@@ -126,6 +126,9 @@ WHERE finished_at > now() - $1 * interval '1 second'
 GROUP BY GROUPING SETS ((type), (type, worker_version))
 """
 
+# The statuses the runners write while a job waits and runs: a known series reads 0 in each.
+ZERO_STATUSES = ("queued", "processing")
+
 # Since when a running job has run: its started_at, or for rows written before jobsight's
 # migration (no started_at) the last change of the row, else its creation: never "not at all".
 ACTIVE_SINCE = "coalesce(started_at, updated_at::timestamptz, created_at::timestamptz)"
@@ -371,7 +374,13 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         return snapshot
 
     def render(self, snap: JobsSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
-        yield samples(JOBS, (((r.job_name, r.runner, r.status), r.count) for r in snap.unfinished))
+        # A known series reads 0 waiting and running when it has none, rather than vanishing.
+        unfinished: dict[tuple[str, str, str], float] = {
+            (t.job_name, t.runner, status): 0 for t in snap.totals for status in ZERO_STATUSES
+        }
+        for r in snap.unfinished:
+            unfinished[(r.job_name, r.runner, r.status)] = r.count
+        yield samples(JOBS, sorted(unfinished.items()))
         active = [r for r in snap.unfinished if r.status in ("processing", "active")]
         # Every series the sidecar knows gets a stuck count, zero included: "none stuck" is data.
         stuck: dict[tuple[str, str], float] = {(t.job_name, t.runner): 0 for t in snap.totals}

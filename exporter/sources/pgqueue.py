@@ -19,6 +19,7 @@ from jobsight.sources.base import PollContext, RowSource, table_exists
 from jobsight.sources.signals import Signals, SourceSignals
 
 QUEUE = ("queue",)
+QUEUE_STATES = ("created", "retry", "active")  # the states a queue's depth is shown in
 DEPTH = MetricSpec(
     "jobsight_pgqueue_jobs",
     "gauge",
@@ -96,14 +97,15 @@ WHERE state > 'active' AND completed_at > now() - $1 * interval '1 second'
 GROUP BY 1
 """
 
-# `served`: the job names running workers take, which get a recent-failures series (0 when
-# none failed), since completed jobs leave the queue table and give no row of their own.
+# `served`: the job names running workers take or enabled schedules fire: known queues, which
+# keep their series (0 when empty), since completed jobs leave the queue table.
 WORKERS_SQL = """
 SELECT count(*) FILTER (WHERE state = 'running') AS alive,
        count(*) FILTER (WHERE state = 'crashed'
                           AND stopped_at > now() - $1 * interval '1 second') AS crashes,
-       coalesce((SELECT array_agg(DISTINCT q ORDER BY q) FROM pgqueue.worker r, unnest(r.queues) q
-                 WHERE r.state = 'running'), '{}') AS served
+       coalesce((SELECT array_agg(DISTINCT q ORDER BY q) FROM (
+                   SELECT unnest(r.queues) AS q FROM pgqueue.worker r WHERE r.state = 'running'
+                   UNION SELECT name FROM pgqueue.schedule WHERE enabled) known), '{}') AS served
 FROM pgqueue.worker
 WHERE state = 'running' OR stopped_at > now() - $1 * interval '1 second'
 """
@@ -152,8 +154,10 @@ def build_snapshot(
     cap: int,
     served: Iterable[str] = (),
 ) -> PgQueueSnapshot:
-    """Merges the rows under the job-name cap. Every queue with waiting or active jobs or a
-    running worker gets a recent-failures row (0 when none failed), so its series stays."""
+    """Merges the rows under the job-name cap. A queue is known while it has jobs, a running
+    worker serves it or a schedule fires it: each known queue gets every series (depth by
+    state, ready, oldest ready age, recent failures), 0 when empty, so an emptied queue reads 0
+    instead of vanishing from /metrics."""
     queues = list(queues)
     names = LabelCap(cap)
     merged: dict[tuple[str, str], QueueRow] = {}
@@ -172,9 +176,11 @@ def build_snapshot(
         into_recent = recent_merged.setdefault(name, RecentRow(name, 0, 0))
         into_recent.failed += seen.failed
         into_recent.dead_lettered += seen.dead_lettered
-    return PgQueueSnapshot(
-        True, list(merged.values()), list(recent_merged.values()), alive, crashes
-    )
+    for name in recent_merged:  # a known queue reads 0 in every state, not nothing
+        for state in QUEUE_STATES:
+            merged.setdefault((name, state), QueueRow(name, state, 0))
+    ordered = sorted(merged.values(), key=lambda r: (r.queue, QUEUE_STATES.index(r.state)))
+    return PgQueueSnapshot(True, ordered, list(recent_merged.values()), alive, crashes)
 
 
 @dataclass
@@ -242,9 +248,8 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
         yield samples(
             OLDEST_READY,
             (
-                ((q,), max(ages))
+                ((q,), max((r.oldest_ready for r in rows if r.oldest_ready is not None), default=0))
                 for q, rows in waiting.items()
-                if (ages := [r.oldest_ready for r in rows if r.oldest_ready is not None])
             ),
         )
         yield samples(

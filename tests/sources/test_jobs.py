@@ -91,6 +91,17 @@ def test_jobs_stuck_and_oldest_active_by_series():
     assert metrics["jobsight_jobs"][tuple(sorted((*key, ("status", "queued"))))] == 10
 
 
+def test_an_emptied_job_name_reads_zero():
+    """A job name that has finished jobs and none waiting or running now reads 0 queued and 0
+    processing, not nothing (alerts on `> N` and rate() do not go blank)."""
+    snap = jobs.build_snapshot(None, finished(2, name="import"), [], T0, T0, 10)
+    gauge = render(jobs.SOURCE, snap)["jobsight_jobs"]
+    runner = next(dict(k)["runner"] for k in gauge)
+    for status in ("queued", "processing"):
+        key = (("job_name", "import"), ("runner", runner), ("status", status))
+        assert gauge[key] == 0
+
+
 def test_build_from_rows_and_the_signals_it_gives() -> None:
     window = jobs.WindowStats(
         300.0,
