@@ -159,6 +159,7 @@ class PgBossSnapshot:
     latency: list[BossLatency] = field(default_factory=list)
     instances_alive: int | None = None
     crash_restarts: int | None = None
+    last_completion: float | None = None  # the latest monitor window with a completion, kept
 
 
 def percentile(bins: Sequence[int | None] | None, p: float) -> float | None:
@@ -374,7 +375,6 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
         )
         completed = sum(q.window_completed for q in queues)
         failed = sum(q.window_failed for q in queues)
-        ends = [q.window_end for q in queues if q.window_completed and q.window_end is not None]
         latency = [
             LatencyCandidate(x.queue, x.run_p95, x.run_sample)
             for x in snap.latency
@@ -383,8 +383,8 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
         for window in trigger_windows(settings):
             overall.finished[window] = Finished(completed + failed, failed)
             overall.latency[window] = list(latency)
-            if ends:
-                overall.last_completion[window] = max(ends)
+            if snap.last_completion is not None:  # kept across windows without a completion
+                overall.last_completion[window] = snap.last_completion
         return SourceSignals(overall)
 
     def render(self, snap: PgBossSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
@@ -458,6 +458,8 @@ def from_cached(
                 )
             )
     totals = add_deltas(previous.totals if previous else [], rows, first_poll=previous is None)
+    ends = [q.window_end for q in queues if q.window_completed and q.window_end is not None]
+    earlier = previous.last_completion if previous is not None else None
     return PgBossSnapshot(
         True,
         version,
@@ -467,6 +469,7 @@ def from_cached(
         latency,
         instances[0] if instances else None,
         instances[1] if instances else None,
+        max([*ends, *([earlier] if earlier is not None else [])], default=None),
     )
 
 

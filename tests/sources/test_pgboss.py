@@ -123,7 +123,27 @@ def test_cached_latency_carries_its_real_sample() -> None:
     snap = pgboss.PgBossSnapshot(
         queues=[pgboss.BossQueueRow("emails", window_completed=9, window_failed=1, window_end=5.0)],
         latency=[pgboss.BossLatency("emails", 0.5, 42.0, 3)],
+        last_completion=5.0,
     )
     signals = pgboss.SOURCE.signals(snap, SETTINGS_OBJ).overall
     assert signals.latency[300.0][0].sample == 3  # not enough for the default minimum of 5
     assert signals.finished[300.0].failed == 1 and signals.last_completion[300.0] == 5.0
+
+
+def test_the_last_completion_is_kept_across_windows_without_one() -> None:
+    """stalled: a pg-boss monitor window with no completion does not make the last completion
+    unknown (which read as the whole look-back): it stays the latest window that had one."""
+    from datetime import UTC, datetime
+
+    def row(completed: int, end: float) -> dict[str, object]:
+        return {"queue": "emails", **dict.fromkeys(pgboss.CACHED_COLUMNS),
+                "queued_count": 3, "completed_delta": completed,
+                "delta_on": datetime.fromtimestamp(end, UTC)}  # fmt: skip
+
+    first = pgboss.from_cached([row(4, 1000.0)], {}, None, 46, None, 10)
+    quiet = pgboss.from_cached([row(0, 1060.0)], {}, None, 46, first, 10)
+    assert quiet.last_completion == 1000.0
+    signals = pgboss.SOURCE.signals(quiet, SETTINGS_OBJ).overall
+    assert set(signals.last_completion.values()) == {1000.0}
+    later = pgboss.from_cached([row(2, 1120.0)], {}, None, 46, quiet, 10)
+    assert later.last_completion == 1120.0
