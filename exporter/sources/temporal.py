@@ -111,10 +111,29 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+async def count_workflows(
+    client: Any, settings: SidecarSettings, query: str, rpc_timeout: timedelta
+) -> Any:
+    """One CountWorkflowExecutions call, not retried: the SDK's own count_workflows retries an
+    unreachable server until the timeout, so a poll during a short outage would wait it out and
+    report the source up throughout. Failing at once, the outage shows when it happens."""
+    from temporalio.api.workflowservice.v1 import CountWorkflowExecutionsRequest
+
+    request = CountWorkflowExecutionsRequest(namespace=settings.temporal_namespace, query=query)
+    return await client.workflow_service.count_workflow_executions(
+        request, retry=False, timeout=rpc_timeout
+    )
+
+
 def raw_groups(result: Any) -> list[tuple[str | None, int]]:
-    """A grouped CountWorkflowExecutions answer as (group value, count) rows."""
+    """A grouped CountWorkflowExecutions answer (its group values are payloads) as (group value,
+    count) rows."""
+    from temporalio.converter import PayloadConverter
+
+    decode = PayloadConverter.default.from_payload
     return [
-        (str(g.group_values[0]) if g.group_values else None, int(g.count)) for g in result.groups
+        (str(decode(g.group_values[0])) if g.group_values else None, int(g.count))
+        for g in result.groups
     ]
 
 
@@ -148,21 +167,25 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
         timeout = timedelta(seconds=settings.poll_timeout)
         scope = scope_query(settings.temporal_task_queues)
         now = datetime.now(UTC)
-        by_status = await client.count_workflows(
-            (scope + " " if scope else "") + "GROUP BY ExecutionStatus", rpc_timeout=timeout
+        by_status = await count_workflows(
+            client, settings, (scope + " " if scope else "") + "GROUP BY ExecutionStatus", timeout
         )
         started_before = _iso(now - timedelta(seconds=settings.long_running_after))
-        long_running = await client.count_workflows(
+        long_running = await count_workflows(
+            client,
+            settings,
             _and(scope, 'ExecutionStatus = "Running"', f'StartTime < "{started_before}"'),
-            rpc_timeout=timeout,
+            timeout,
         )
         closed_after = _iso(now - timedelta(seconds=settings.recent_window))
-        recent = await client.count_workflows(
+        recent = await count_workflows(
+            client,
+            settings,
             _and(
                 scope, f'CloseTime > "{closed_after}"', 'ExecutionStatus IN ("Failed", "TimedOut")'
             )
             + " GROUP BY ExecutionStatus",
-            rpc_timeout=timeout,
+            timeout,
         )
         queues = [
             await describe_task_queue(client, settings, name, timeout)

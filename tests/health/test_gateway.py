@@ -357,6 +357,33 @@ async def test_a_source_that_goes_down_serves_no_gauges(migrated_db: str):
         server.stop()
 
 
+async def test_a_short_temporal_outage_shows_when_it_happens(migrated_db: str):
+    """The dev server is away for 2 s under a sidecar whose poll timeout is 20 s: a poll fails
+    at once (no retrying until the server is back), so the source reads down during the outage
+    instead of up throughout."""
+    server = LocalTemporal()
+    address = server.start()
+    try:
+        async with sidecar(
+            migrated_db, JOBSIGHT_SOURCES="jobs,temporal", TEMPORAL_ADDRESS=address,
+            JOBSIGHT_POLL_TIMEOUT="20s",
+        ) as base:  # fmt: skip
+
+            async def temporal(condition: str) -> bool:
+                text = (await get(base, "/metrics"))[1]
+                found = metric(text, "jobsight_source_condition", source="temporal",
+                               condition=condition)  # fmt: skip
+                return found == 1
+
+            await eventually(lambda: temporal("up"), 15, interval=0.1)
+            server.kill()
+            await eventually(lambda: temporal("down"), 1.8, "down during the outage", interval=0.05)
+            server.restart()
+            await eventually(lambda: temporal("up"), 30, interval=0.2)
+    finally:
+        server.stop()
+
+
 async def test_an_unsupported_pgboss_schema_halts_nothing(
     migrated_db: str, caplog: pytest.LogCaptureFixture
 ):
