@@ -314,74 +314,73 @@ async def test_a_started_sidecar_opens_the_gate_as_soon_as_it_knows(migrated_db:
         assert (await verdict(base))["verdict"] == "ok"
 
 
+@asynccontextmanager
+async def sidecar_with_own_temporal(
+    url: str, poll_timeout: str
+) -> AsyncIterator[tuple[str, LocalTemporal]]:
+    """A sidecar watching the jobs table and a Temporal dev server of its own (to stop)."""
+    server = LocalTemporal()
+    address = server.start()
+    try:
+        async with sidecar(url, JOBSIGHT_SOURCES="jobs,temporal", TEMPORAL_ADDRESS=address,
+                           JOBSIGHT_POLL_TIMEOUT=poll_timeout) as base:  # fmt: skip
+            yield base, server
+    finally:
+        server.stop()
+
+
 async def test_a_source_that_goes_down_serves_no_gauges(migrated_db: str):
     """The Temporal dev server stops under a running sidecar: its gauges leave /metrics (an
     outage shows no work that isn't there), jobsight_source_up and _condition say why, the
     counters of the jobs source keep their values, and the gauges come back with the server."""
-    server = LocalTemporal()
-    address = server.start()
-    try:
-        async with sidecar(
-            migrated_db, JOBSIGHT_SOURCES="jobs,temporal", TEMPORAL_ADDRESS=address,
-            JOBSIGHT_POLL_TIMEOUT="1s",
-        ) as base:  # fmt: skip
-            await run_jobs(migrated_db, "generate-invoice", 3, "1.0")
+    async with sidecar_with_own_temporal(migrated_db, "1s") as (base, server):
+        await run_jobs(migrated_db, "generate-invoice", 3, "1.0")
 
-            async def scraped(name: str, **labels: str) -> float | None:
-                return metric((await get(base, "/metrics"))[1], name, **labels)
+        async def scraped(name: str, **labels: str) -> float | None:
+            return metric((await get(base, "/metrics"))[1], name, **labels)
 
-            async def temporal_served() -> bool:
-                counted = await scraped("jobsight_jobs_completed_total")
-                return (await scraped("jobsight_temporal_long_running_workflows")) is not None and (
-                    counted is not None and counted >= 3
-                )
+        async def temporal_served() -> bool:
+            counted = await scraped("jobsight_jobs_completed_total")
+            return (await scraped("jobsight_temporal_long_running_workflows")) is not None and (
+                counted is not None and counted >= 3
+            )
 
-            await eventually(temporal_served, 15, interval=0.1)
-            server.kill()
+        await eventually(temporal_served, 15, interval=0.1)
+        server.kill()
 
-            async def temporal_gone() -> bool:  # (stale first, while a poll waits)
-                return await scraped("jobsight_source_condition", source="temporal",
-                                     condition="down") == 1  # fmt: skip
+        async def temporal_gone() -> bool:  # (stale first, while a poll waits)
+            return await scraped("jobsight_source_condition", source="temporal",
+                                 condition="down") == 1  # fmt: skip
 
-            await eventually(temporal_gone, 15, interval=0.1)
-            text = (await get(base, "/metrics"))[1]
-            assert metric(text, "jobsight_temporal_long_running_workflows") is None
-            assert metric(text, "jobsight_source_up", source="temporal") == 0
-            assert metric(text, "jobsight_jobs_completed_total") >= 3  # counters stay
-            assert metric(text, "jobsight_source_up", source="jobs") == 1
-            status, verbose = await get(base, "/readyz?verbose")
-            assert status == 200 and "[+]source-temporal down: " in verbose
-            server.restart()  # same address
-            await eventually(temporal_served, 30, interval=0.2)
-    finally:
-        server.stop()
+        await eventually(temporal_gone, 15, interval=0.1)
+        text = (await get(base, "/metrics"))[1]
+        assert metric(text, "jobsight_temporal_long_running_workflows") is None
+        assert metric(text, "jobsight_source_up", source="temporal") == 0
+        assert metric(text, "jobsight_jobs_completed_total") >= 3  # counters stay
+        assert metric(text, "jobsight_source_up", source="jobs") == 1
+        status, verbose = await get(base, "/readyz?verbose")
+        assert status == 200 and "[+]source-temporal down: " in verbose
+        server.restart()  # same address
+        await eventually(temporal_served, 30, interval=0.2)
 
 
 async def test_a_short_temporal_outage_shows_when_it_happens(migrated_db: str):
     """The dev server is away for 2 s under a sidecar whose poll timeout is 20 s: a poll fails
     at once (no retrying until the server is back), so the source reads down during the outage
     instead of up throughout."""
-    server = LocalTemporal()
-    address = server.start()
-    try:
-        async with sidecar(
-            migrated_db, JOBSIGHT_SOURCES="jobs,temporal", TEMPORAL_ADDRESS=address,
-            JOBSIGHT_POLL_TIMEOUT="20s",
-        ) as base:  # fmt: skip
+    async with sidecar_with_own_temporal(migrated_db, "20s") as (base, server):
 
-            async def temporal(condition: str) -> bool:
-                text = (await get(base, "/metrics"))[1]
-                found = metric(text, "jobsight_source_condition", source="temporal",
-                               condition=condition)  # fmt: skip
-                return found == 1
+        async def temporal(condition: str) -> bool:
+            text = (await get(base, "/metrics"))[1]
+            found = metric(text, "jobsight_source_condition", source="temporal",
+                           condition=condition)  # fmt: skip
+            return found == 1
 
-            await eventually(lambda: temporal("up"), 15, interval=0.1)
-            server.kill()
-            await eventually(lambda: temporal("down"), 1.8, "down during the outage", interval=0.05)
-            server.restart()
-            await eventually(lambda: temporal("up"), 30, interval=0.2)
-    finally:
-        server.stop()
+        await eventually(lambda: temporal("up"), 15, interval=0.1)
+        server.kill()
+        await eventually(lambda: temporal("down"), 1.8, "down during the outage", interval=0.05)
+        server.restart()
+        await eventually(lambda: temporal("up"), 30, interval=0.2)
 
 
 async def test_an_unsupported_pgboss_schema_halts_nothing(
