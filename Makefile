@@ -32,10 +32,12 @@ test: install system-tools lint ## lint, then the whole test suite against real 
 bench: install system-tools ## run the benchmarks; results land in bench/results/*.json
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	cd bench/node && npm install --no-audit --no-fund --silent
+	for v in v11 v12; do (cd tests/pgboss/$$v && npm ci --no-audit --no-fund --silent); done
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(PY) -m bench.queue_throughput
 	$(PY) -m bench.poll_cost
 	$(PY) -m bench.endpoints
+	$(PY) -m bench.pgboss_count
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

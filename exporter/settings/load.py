@@ -102,6 +102,8 @@ def _check_together(settings: SidecarSettings) -> None:
         )
     if settings.commit_lag > settings.max_commit_lag:
         raise SettingError("JOBSIGHT_COMMIT_LAG: must not exceed JOBSIGHT_MAX_COMMIT_LAG")
+    if settings.pgboss_scan_share <= 0:
+        raise SettingError("JOBSIGHT_PGBOSS_SCAN_SHARE: must be above 0 (0 would never count)")
 
 
 def settings_fields() -> set[str]:

@@ -143,6 +143,14 @@ class SidecarSettings:
         parse.identifier,
         "schema of the pg-boss tables to watch",
     )
+    pgboss_scan_share: float = setting(
+        "JOBSIGHT_PGBOSS_SCAN_SHARE",
+        "0.05",
+        parse.ratio,
+        "where pg-boss's job table lacks the indexes of later pg-boss 12 releases, the largest "
+        "share of time spent scanning it to count finished and failed jobs; a longer scan makes "
+        "those numbers refresh less often, never miss a job (docs/pgboss.md)",
+    )
     temporal_address: str = setting(
         "TEMPORAL_ADDRESS",
         defaults.TEMPORAL_ADDRESS,

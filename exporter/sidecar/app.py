@@ -29,6 +29,9 @@ def server_settings(settings: SidecarSettings) -> dict[str, str]:
         "application_name": "jobsight-sidecar",
         "statement_timeout": str(int(settings.statement_timeout * 1000)),
         "idle_in_transaction_session_timeout": str(int(settings.poll_timeout * 1000)),
+        # Monitoring queries are short; JIT compiling one costs more than it runs (measured:
+        # pg-boss's count through its indexes, 53 ms without JIT, 357 ms with it).
+        "jit": "off",
         # A leader whose host vanishes loses its session (and the lock) within ~20 s.
         "tcp_keepalives_idle": "10",
         "tcp_keepalives_interval": "5",

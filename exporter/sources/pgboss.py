@@ -2,11 +2,13 @@
 
 The schema version (`<schema>.version`) and the columns present decide how to read:
 - pg-boss 10 (schema 24): no cached counters; waiting, active and failed jobs are counted live
-  from the partitioned `job` table (`archive` holds completed jobs and is left alone).
+  from the partitioned `job` table.
 - pg-boss 11/12 (schema 25 and later): the counters pg-boss itself caches on `queue` at each
-  monitor pass (the figures its own getQueue() returns), the per-window completed / failed deltas
-  (accumulated here into counters, each window once), the wait / run latency bins where present,
-  and crash restarts from the `instance` table where present.
+  monitor pass (the figures its own getQueue() returns), the wait / run latency bins where
+  present, and crash restarts from the `instance` table where present. pg-boss 11 and 12.5
+  cache no failed count: their failed jobs are counted from the job table.
+Completed and failed counters, and the triggers' windows, come from the job table itself on
+every release (sources/pgboss_finished.py), whatever the application's persistQueueStats.
 Active jobs past their expiry are always counted live (few rows: active ones only).
 
 The schema name is a validated identifier (JOBSIGHT_PGBOSS_SCHEMA); column names come from the
@@ -16,17 +18,32 @@ fixed lists below, never from the database or the user.
 from __future__ import annotations
 
 import copy
+import logging
 import math
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from prometheus_client.core import Metric
 
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.settings import SidecarSettings
 from jobsight.sources.base import PollContext, RowSource, table_exists
+from jobsight.sources.finished import commit_horizon
+from jobsight.sources.pgboss_finished import (
+    INDEXES_SQL,
+    CountTiming,
+    QueueFinished,
+    count_args,
+    count_due,
+    from_rows,
+    indexed_sql,
+    scan_sql,
+)
 from jobsight.sources.signals import (
     Finished,
     LatencyCandidate,
@@ -35,6 +52,10 @@ from jobsight.sources.signals import (
     trigger_windows,
 )
 from jobsight.sources.status import UnsupportedSource
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 OLDEST_SUPPORTED = 24  # pg-boss 10
 LATENCY_MIN_SECONDS = 0.01  # pg-boss's latency bins: slot k >= 1 starts at 0.01 * sqrt(2)^(k-1)
@@ -59,13 +80,15 @@ EXPIRED = MetricSpec(
 COMPLETED = MetricSpec(
     "jobsight_pgboss_jobs_completed_total",
     "counter",
-    "pg-boss jobs completed, from pg-boss's monitor deltas (pg-boss >= 11).",
+    "pg-boss jobs that finished as completed since the sidecar started counting, "
+    "from pg-boss's job table.",
     QUEUE,
 )
 FAILED = MetricSpec(
     "jobsight_pgboss_jobs_failed_total",
     "counter",
-    "pg-boss jobs failed, from pg-boss's monitor deltas (pg-boss >= 11).",
+    "pg-boss jobs that finished as failed (retries used up) since the sidecar started "
+    "counting, from pg-boss's job table.",
     QUEUE,
 )
 WAIT_P95 = MetricSpec(
@@ -100,9 +123,6 @@ CACHED_COLUMNS = (
     "active_count",
     "failed_count",
     "ready_oldest_seconds",
-    "completed_delta",
-    "failed_delta",
-    "delta_on",
     "wait_bins",
     "run_bins",
 )
@@ -119,13 +139,10 @@ class BossQueueRow:
     deferred: int = 0
     blocked: int = 0
     active: int = 0
-    failed: int = 0
+    failed: int | None = 0  # None: not known (no cached count, and no count of the table yet)
     oldest_ready: float | None = None
     expired: int = 0
     stuck: int = 0  # active longer than JOBSIGHT_STUCK_AFTER
-    window_completed: int = 0  # in pg-boss's latest monitor window (pg-boss >= 11)
-    window_failed: int = 0
-    window_end: float | None = None  # Unix time the window ends
 
     @property
     def queued(self) -> int:
@@ -138,7 +155,6 @@ class BossTotals:
     queue: str
     completed: int = 0
     failed: int = 0
-    delta_on: str | None = None  # the monitor window last added
 
 
 @dataclass
@@ -159,7 +175,10 @@ class PgBossSnapshot:
     latency: list[BossLatency] = field(default_factory=list)
     instances_alive: int | None = None
     crash_restarts: int | None = None
-    last_completion: float | None = None  # the latest monitor window with a completion, kept
+    last_completion: float | None = None  # the latest completion seen in the job table, kept
+    cursor: datetime | None = None  # jobs finished before it are in the totals
+    counted: CountTiming | None = None  # the latest count of the job table
+    finished: list[QueueFinished] = field(default_factory=list)  # from that count
 
 
 def percentile(bins: Sequence[int | None] | None, p: float) -> float | None:
@@ -181,27 +200,15 @@ def percentile(bins: Sequence[int | None] | None, p: float) -> float | None:
     return float(low * math.sqrt(2) ** ((target - seen) / counts[k]))
 
 
-def add_deltas(
-    previous: Iterable[BossTotals], rows: Iterable[dict[str, Any]], first_poll: bool
+def add_counts(
+    previous: Iterable[BossTotals], counted: Iterable[QueueFinished]
 ) -> list[BossTotals]:
-    """Adds each queue's monitor window once (when its delta_on moves). At the sidecar's very
-    first poll the windows already there are the baseline, not counted. Pure: returns new totals.
-    pg-boss's windows are exact and contiguous, so nothing is missed as long as this source polls
-    at least as often as pg-boss's monitor runs."""
+    """The totals plus the jobs one count found finished since the cursor. Pure."""
     totals = {t.queue: t for t in copy.deepcopy(list(previous))}
-    for row in rows:
-        stamp = row.get("delta_on")
-        stamp = stamp.isoformat() if stamp is not None else None
-        known = totals.get(row["queue"])
-        if known is None:
-            known = totals[row["queue"]] = BossTotals(row["queue"])
-            if first_poll:
-                known.delta_on = stamp
-                continue
-        if stamp is not None and stamp != known.delta_on:
-            known.completed += row.get("completed_delta") or 0
-            known.failed += row.get("failed_delta") or 0
-            known.delta_on = stamp
+    for queue in counted:
+        into = totals.setdefault(queue.queue, BossTotals(queue.queue))
+        into.completed += queue.completed
+        into.failed += queue.failed
     return sorted(totals.values(), key=lambda t: t.queue)
 
 
@@ -211,20 +218,12 @@ def fold_queues(rows: Iterable[BossQueueRow], cap: int) -> list[BossQueueRow]:
     for row in sorted(rows, key=lambda r: r.queue):
         name = names(row.queue)
         into = merged.setdefault(name, BossQueueRow(name))
-        for attr in (
-            "ready",
-            "deferred",
-            "blocked",
-            "active",
-            "failed",
-            "expired",
-            "stuck",
-            "window_completed",
-            "window_failed",
-        ):
+        for attr in ("ready", "deferred", "blocked", "active", "expired", "stuck"):
             setattr(into, attr, getattr(into, attr) + getattr(row, attr))
-        ends = [e for e in (into.window_end, row.window_end) if e is not None]
-        into.window_end = max(ends) if ends else None
+        if into.failed is not None and row.failed is not None:
+            into.failed += row.failed
+        else:
+            into.failed = None  # one part unknown: the sum is unknown, not a smaller number
         ages = [a for a in (into.oldest_ready, row.oldest_ready) if a is not None]
         into.oldest_ready = max(ages) if ages else None
     return list(merged.values())
@@ -235,15 +234,17 @@ def _q(schema: str) -> str:
 
 
 def live_counts_sql(schema: str) -> str:
+    """Every queue pg-boss knows (an empty one reads 0) and any job name without a queue row."""
     return f"""
-SELECT name AS queue,
-       count(*) FILTER (WHERE state < 'active' AND start_after <= now()) AS ready,
-       count(*) FILTER (WHERE state < 'active' AND start_after > now()) AS deferred,
-       count(*) FILTER (WHERE state = 'active') AS active,
-       count(*) FILTER (WHERE state = 'failed') AS failed,
+SELECT coalesce(j.name, q.name) AS queue,
+       count(j.name) FILTER (WHERE state < 'active' AND start_after <= now()) AS ready,
+       count(j.name) FILTER (WHERE state < 'active' AND start_after > now()) AS deferred,
+       count(j.name) FILTER (WHERE state = 'active') AS active,
+       count(j.name) FILTER (WHERE state = 'failed') AS failed,
        extract(epoch FROM now() - min(start_after)
                  FILTER (WHERE state < 'active' AND start_after <= now()))::float8 AS oldest_ready
-FROM {_q(schema)}.job
+FROM {_q(schema)}.job j
+FULL JOIN {_q(schema)}.queue q ON q.name = j.name
 GROUP BY 1
 """  # noqa: S608 - identifier validated
 
@@ -277,8 +278,18 @@ WHERE stopped_on IS NULL AND heartbeat_on > now() - 3 * heartbeat_seconds * inte
 
 COLUMNS_SQL = """
 SELECT table_name, column_name FROM information_schema.columns
-WHERE table_schema = $1 AND table_name IN ('queue', 'job', 'instance')
+WHERE table_schema = $1 AND table_name IN ('queue', 'job', 'instance', 'archive')
 """
+
+
+@dataclass
+class FinishedCount:
+    """One count of the job table: the jobs finished in [cursor, horizon), and the windows."""
+
+    cursor: datetime
+    horizon: datetime
+    queues: list[QueueFinished]
+    timing: CountTiming
 
 
 @dataclass
@@ -289,6 +300,55 @@ class PgBossRows:
     instances: tuple[int, int] | None = None  # alive, crash restarts (pg-boss >= 11)
     cached: list[dict[str, Any]] | None = None  # pg-boss >= 11: its per-queue counters
     live: list[BossQueueRow] = field(default_factory=list)  # pg-boss 10: counted from the jobs
+    count: FinishedCount | None = None  # None: not due this poll (see pgboss_finished)
+
+
+async def count_finished(
+    conn: Any, ctx: PollContext[PgBossSnapshot], columns: dict[str, set[str]]
+) -> FinishedCount | None:
+    """Counts the job table when due: through the completion index where there is one."""
+    settings, previous = ctx.settings, ctx.previous
+    started = time.time()
+    if not count_due(previous.counted if previous else None, started, settings.pgboss_scan_share):
+        return None
+    schema = settings.pgboss_schema
+    horizon, _ = await commit_horizon(conn, settings)
+    if previous is not None and not previous.present:
+        cursor = EPOCH  # the schema came after the previous poll: every job in it is new
+    else:
+        cursor = previous.cursor if previous and previous.cursor else horizon
+    windows = trigger_windows(settings)
+    latency_window = settings.triggers["latency_p95"].window or max(windows, default=300.0)
+    archive = "archived_on" in columns.get("archive", set())
+    # pg-boss 10 counts failed jobs live; later 12s cache them; 11 and 12.5 need them counted.
+    cached = columns.get("queue", set())
+    count_failed = "queued_count" in cached and "failed_count" not in cached
+    indexed = False
+    try:
+        indexes = await conn.fetchrow(INDEXES_SQL, f"{_q(schema)}.job")
+        indexed = bool(indexes["finished"] and (indexes["failed"] or not count_failed))
+        query = (
+            indexed_sql(schema, archive, windows, count_failed)
+            if indexed
+            else scan_sql(schema, archive, windows)
+        )
+        rows = await conn.fetch(query, *count_args(cursor, horizon, latency_window, windows))
+    except asyncpg.QueryCanceledError:
+        took = time.time() - started
+        log.warning(
+            "counting pg-boss's finished jobs in %s.job took over %.1f s and was cancelled; "
+            "the pgboss counters and windows wait for a count that fits (see docs/pgboss.md: "
+            "two indexes on the job table, or a longer JOBSIGHT_STATEMENT_TIMEOUT)",
+            schema,
+            took,
+        )
+        return FinishedCount(cursor, cursor, [], CountTiming(started, took, indexed, ok=False))
+    return FinishedCount(
+        cursor,
+        horizon,
+        from_rows([dict(r) for r in rows], windows),
+        CountTiming(started, time.time() - started, indexed),
+    )
 
 
 class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
@@ -335,6 +395,7 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
                 rows.cached = [dict(r) for r in cached]
             else:
                 rows.live = [BossQueueRow(**r) for r in await conn.fetch(live_counts_sql(schema))]
+            rows.count = await count_finished(conn, ctx, columns)
         return rows
 
     def build(
@@ -343,59 +404,61 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
         if not rows.present or rows.version is None:
             return PgBossSnapshot(present=False)
         if rows.cached is not None:
-            return from_cached(
-                rows.cached,
-                rows.active,
-                rows.instances,
-                rows.version,
-                previous,
-                settings.max_job_names,
+            snap = from_cached(rows.cached, rows.active, rows.instances, rows.version)
+        else:
+            live = [replace(row, expired=0, stuck=0) for row in rows.live]
+            for row in live:
+                row.expired, row.stuck = rows.active.get(row.queue, (0, 0))
+            alive, crashes = rows.instances if rows.instances else (None, None)
+            snap = PgBossSnapshot(
+                True, rows.version, "live", live, instances_alive=alive, crash_restarts=crashes
             )
-        live = [replace(row, expired=0, stuck=0) for row in rows.live]
-        for row in live:
-            row.expired, row.stuck = rows.active.get(row.queue, (0, 0))
-        alive, crashes = rows.instances if rows.instances else (None, None)
-        return PgBossSnapshot(
-            True,
-            rows.version,
-            "live",
-            fold_queues(live, settings.max_job_names),
-            instances_alive=alive,
-            crash_restarts=crashes,
-        )
+        with_counts(snap, rows.count, previous if previous and previous.present else None)
+        snap.queues = fold_queues(snap.queues, settings.max_job_names)
+        return snap
 
     def signals(self, snap: PgBossSnapshot, settings: SidecarSettings) -> SourceSignals:
-        """Ready, stuck and crashes; and, from pg-boss's latest monitor window, finished counts,
-        run-time p95s (with the jobs behind them) and the last completion, for every window."""
+        """Ready, stuck and crashes; and, from the latest count of the job table, the jobs
+        finished in each window, run-time p95s (with the jobs behind them), the last completion."""
         queues = snap.queues
         overall = Signals(
             ready=sum(q.ready for q in queues),
             crashes=snap.crash_restarts or 0,
             stuck=sum(q.stuck for q in queues),
         )
-        completed = sum(q.window_completed for q in queues)
-        failed = sum(q.window_failed for q in queues)
+        if snap.counted is None or not snap.counted.ok:  # no count: no evidence either way
+            return SourceSignals(overall)
         latency = [
-            LatencyCandidate(x.queue, x.run_p95, x.run_sample)
-            for x in snap.latency
-            if x.run_p95 is not None
+            LatencyCandidate(q.queue, q.run_p95, q.run_sample)
+            for q in snap.finished
+            if q.run_p95 is not None
         ]
         for window in trigger_windows(settings):
-            overall.finished[window] = Finished(completed + failed, failed)
+            overall.finished[window] = sum(
+                (q.window(window) for q in snap.finished), start=Finished()
+            )
             overall.latency[window] = list(latency)
-            if snap.last_completion is not None:  # kept across windows without a completion
+            if snap.last_completion is not None:  # kept across counts without a completion
                 overall.last_completion[window] = snap.last_completion
         return SourceSignals(overall)
 
     def render(self, snap: PgBossSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         states = ("ready", "deferred", "blocked", "active", "failed")
-        yield samples(JOBS, (((q.queue, s), getattr(q, s)) for q in snap.queues for s in states))
+        yield samples(
+            JOBS,
+            (
+                ((q.queue, s), getattr(q, s))
+                for q in snap.queues
+                for s in states
+                if getattr(q, s) is not None
+            ),
+        )
         yield samples(
             OLDEST_READY,
             (((q.queue,), q.oldest_ready) for q in snap.queues if q.oldest_ready is not None),
         )
         yield samples(EXPIRED, (((q.queue,), q.expired) for q in snap.queues))
-        # Totals are kept per queue (each has its own monitor window); rendered within the cap.
+        # Totals are kept per queue; rendered within the cap.
         names = LabelCap(settings.max_job_names, [q.queue for q in snap.queues])
         completed: dict[str, int] = {}
         failed: dict[str, int] = {}
@@ -415,15 +478,44 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
         yield single(SCHEMA_VERSION, snap.schema_version)
 
 
+def with_counts(
+    snap: PgBossSnapshot, count: FinishedCount | None, previous: PgBossSnapshot | None
+) -> None:
+    """Carries the counters, cursor and windows over from the previous snapshot and adds the
+    latest count (None: none was due). Failed jobs a count found (every scan does; an indexed
+    count where pg-boss caches none) replace pg-boss's cached failed count, which is as of its
+    last monitor pass, or missing before late pg-boss 12.
+    Fills `snap` in place; the inputs are not changed."""
+    if previous is not None:
+        snap.totals = copy.deepcopy(previous.totals)
+        snap.cursor, snap.counted = previous.cursor, previous.counted
+        snap.finished = copy.deepcopy(previous.finished)
+        snap.last_completion = previous.last_completion
+    if count is not None and not count.timing.ok:  # no evidence; the cursor stays put
+        snap.counted, snap.finished = count.timing, []
+    elif count is not None:
+        # A sidecar's first count has an empty range (the cursor starts at the horizon), so its
+        # counters start at 0, as counters do; a schema newer than the previous poll is all new.
+        snap.totals = add_counts(snap.totals, count.queues)
+        snap.cursor, snap.counted, snap.finished = count.horizon, count.timing, count.queues
+        stamps = [q.last_completion for q in count.queues if q.last_completion is not None]
+        if snap.last_completion is not None:
+            stamps.append(snap.last_completion)
+        snap.last_completion = max(stamps, default=None)
+    retained = {q.queue: q.failed_retained for q in snap.finished}
+    for row in snap.queues:  # a count of the table is current; pg-boss's cache, of its monitor
+        counted = retained.get(row.queue)
+        row.failed = counted if counted is not None else row.failed
+
+
 def from_cached(
     rows: list[dict[str, Any]],
     active: dict[str, tuple[int, int]],
     instances: tuple[int, int] | None,
     version: int,
-    previous: PgBossSnapshot | None,
-    cap: int,
 ) -> PgBossSnapshot:
-    """pg-boss >= 11: its cached per-queue counters -> a snapshot. Pure."""
+    """pg-boss >= 11: its cached per-queue counters -> a snapshot (before folding). Pure.
+    A counter the release does not cache is None, to be counted from the job table."""
     queues = []
     latency = []
     for row in rows:
@@ -440,12 +532,9 @@ def from_cached(
                 deferred,
                 blocked,
                 row["active_count"] or 0,
-                row["failed_count"] or 0,
+                row["failed_count"],
                 row["ready_oldest_seconds"],
                 *active.get(row["queue"], (0, 0)),
-                row["completed_delta"] or 0,
-                row["failed_delta"] or 0,
-                row["delta_on"].timestamp() if row["delta_on"] is not None else None,
             )
         )
         if row["wait_bins"] is not None or row["run_bins"] is not None:
@@ -457,19 +546,14 @@ def from_cached(
                     sum(int(n or 0) for n in row["run_bins"] or ()),
                 )
             )
-    totals = add_deltas(previous.totals if previous else [], rows, first_poll=previous is None)
-    ends = [q.window_end for q in queues if q.window_completed and q.window_end is not None]
-    earlier = previous.last_completion if previous is not None else None
     return PgBossSnapshot(
         True,
         version,
         "cached",
-        fold_queues(queues, cap),
-        totals,
-        latency,
-        instances[0] if instances else None,
-        instances[1] if instances else None,
-        max([*ends, *([earlier] if earlier is not None else [])], default=None),
+        queues,
+        latency=latency,
+        instances_alive=instances[0] if instances else None,
+        crash_restarts=instances[1] if instances else None,
     )
 
 

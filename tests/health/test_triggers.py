@@ -50,8 +50,7 @@ def test_error_rate(failed: int, state: str):
 
 def test_error_rate_needs_its_minimum_sample_and_counts_pg_boss():
     assert states(views([window_row("a", 10, 5)]))["error_rate"] == "ok"  # 10 < 20
-    boss = pgboss.BossQueueRow("emails", window_completed=15, window_failed=5)
-    m = measure(views([window_row("a", 10, 0)], boss_queues=[boss]), BASE, NOW)["error_rate"]
+    m = measure(views([window_row("a", 10, 0)], boss_finished=(20, 5)), BASE, NOW)["error_rate"]
     assert (m.state, m.value, m.sample) == ("rollback", pytest.approx(5 / 30), 30)
 
 

@@ -1,20 +1,64 @@
-// Drives a real pg-boss (10 or 12) into a known state, then prints pg-boss's own counts as JSON:
-// queue sizes from getQueueSize (10) or the cached counters of getQueue (12), plus the numbers
-// this script produced itself. Used by tests/test_pgboss_source.py.
+// Drives a real pg-boss (10, 11 or 12) into a known state, then prints pg-boss's own counts as
+// JSON: queue sizes from getQueueSize (10) or the cached counters of getQueue (11, 12), plus the
+// numbers this script produced itself. Used by tests/sources/test_pgboss_live.py.
 import { pathToFileURL } from 'node:url'
 
-// phase: "state" (queues in known states) or "throughput" (pg-boss >= 11: two monitor passes
-// around finished jobs, so the queue row carries completed / failed deltas)
-const [url, bossModule, phase = 'state'] = process.argv.slice(2) // bossModule: <dir>/boss.mjs
-const mod = (await import(pathToFileURL(bossModule).href)).default
+// phase: "state" (queues in known states), "throughput" (pg-boss >= 11: two monitor passes
+// around finished jobs, so the queue row carries completed / failed deltas), "finished"
+// (the application's default settings: a worker completes and fails jobs; pg-boss's own record
+// of each job's state is the count to match) or "settle" (a quiescent moment, see below)
+const [url, bossModule, phase = 'state', total = '12'] = process.argv.slice(2)
+const mod = (await import(pathToFileURL(bossModule).href)).default // bossModule: <dir>/boss.mjs
 const PgBoss = mod.PgBoss ?? mod.default
-const cached = typeof PgBoss.prototype.getQueueStats === 'function'
 
-const boss = new PgBoss({ connectionString: url, supervise: false, schedule: false,
-  monitorIntervalSeconds: 1, ...(phase === 'throughput' ? { persistQueueStats: true } : {}) })
+// Every phase monitors each second, so a supervise() at the end refreshes pg-boss's cached counts
+// (a pass within the interval of the previous one is skipped).
+const boss = new PgBoss({ connectionString: url, monitorIntervalSeconds: 1,
+  ...(phase === 'finished' ? {} : { supervise: false, schedule: false }),
+  ...(phase === 'throughput' ? { persistQueueStats: true } : {}) })
 boss.on('error', (err) => console.error(err))
 await boss.start()
+const cached = typeof boss.getQueueSize !== 'function' // pg-boss >= 11 caches queue counters
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+if (phase === 'settle') {
+  // Two monitor and maintenance passes a second apart, then nothing runs: the state expiry and
+  // retries leave is settled, and pg-boss's cached queue counts describe it (pg-boss >= 11).
+  for (let pass = 0; pass < 2 && cached; pass++) {
+    await sleep(1100)
+    await boss.supervise()
+  }
+  await boss.stop({ graceful: false, wait: true })
+  console.log(JSON.stringify({ cached }))
+  process.exit(0)
+}
+
+if (phase === 'finished') {
+  // Every third job throws (no retries left: it fails); the rest complete.
+  await boss.createQueue('digest')
+  const ids = []
+  for (let i = 0; i < Number(total); i++) {
+    ids.push(await boss.send('digest', { i }, { retryLimit: 0 }))
+  }
+  await boss.work('digest', { pollingIntervalSeconds: 0.5 }, async ([job]) => {
+    if (job.data.i % 3 === 0) throw new Error(`digest ${job.data.i} failed`)
+  })
+  const own = { completed: 0, failed: 0 }
+  for (let tries = 0; tries < 120; tries++) {
+    const states = await Promise.all(ids.map(async (id) => (await boss.getJobById('digest', id))?.state))
+    own.completed = states.filter((s) => s === 'completed').length
+    own.failed = states.filter((s) => s === 'failed').length
+    if (own.completed + own.failed === ids.length) break
+    await sleep(250)
+  }
+  if (cached) { // a monitor pass now: pg-boss's cached queue counts are current
+    await sleep(1100)
+    await boss.supervise()
+  }
+  await boss.stop({ graceful: true, wait: true })
+  console.log(JSON.stringify({ own }))
+  process.exit(0)
+}
 
 if (phase === 'throughput') {
   await boss.createQueue('digest')

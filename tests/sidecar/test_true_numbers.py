@@ -3,7 +3,8 @@ the database's own answer at a quiescent moment: pgqueue work (completed, failed
 deferred, running) and a real pg-boss 12 in known states in the same database. Compared: jobs
 by name, runner and status, the completed / failed / cancelled counters and the duration
 histogram's count; pgqueue depth by queue and state, ready jobs, workers alive, recent failures;
-pg-boss depth by queue and state. (pg-boss's completed / failed counters: issue 16, still open.)"""
+pg-boss depth by queue and state, and its completed / failed counters against the jobs pg-boss's
+table holds as finished since the sidecar started (its default settings: no persistQueueStats)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,12 @@ async def test_every_exported_number_matches_the_database(
     sidecar = SidecarProcess(migrated_db, tmp_path, JOBSIGHT_SOURCES="jobs,pgqueue,pgboss")
     try:
         await run_scenario(pgboss_installs["v12"], "v12", migrated_db)
+        await asyncio.sleep(0.5)  # past the sidecar's commit lag (300 ms): not counted
+        started = await conn.fetchval("SELECT now()")
         sidecar.start()  # watching before the work: its counters count every finished job
         await eventually(lambda: _polled(sidecar), 30, "a sidecar that has polled everything")
+        boss = await run_scenario(pgboss_installs["v12"], "v12", migrated_db, "finished", "9")
+        assert boss["own"] == {"completed": 6, "failed": 3}
         for n in range(7):
             await runner.schedule_job("render-report", {"fail": n % 3 == 0}, tenant=TENANT)
         for _ in range(2):
@@ -69,11 +74,12 @@ async def test_every_exported_number_matches_the_database(
         await eventually(lambda: _equals(conn, finished, 7), 20)
         running = "SELECT count(*) FROM pgqueue.job WHERE state = 'active'"
         await eventually(lambda: _equals(conn, running, 2), 20)
+        await run_scenario(pgboss_installs["v12"], "v12", migrated_db, "settle")
         await asyncio.sleep(2.5)  # quiescent: nothing changes now; let a poll pass
         got = await sidecar.scrape()
         await _compare_jobs(conn, got)
         await _compare_pgqueue(conn, got)
-        await _compare_pgboss(conn, got)
+        await _compare_pgboss(conn, got, started)
     finally:
         release.set()
         sidecar.stop()
@@ -140,7 +146,7 @@ async def _compare_pgqueue(conn: asyncpg.Connection, got: Samples) -> None:
     assert sum(series(got, "jobsight_pgqueue_recent_failed_jobs").values()) == failed
 
 
-async def _compare_pgboss(conn: asyncpg.Connection, got: Samples) -> None:
+async def _compare_pgboss(conn: asyncpg.Connection, got: Samples, started: datetime) -> None:
     rows = await conn.fetch(
         "SELECT name, state::text, count(*) FILTER (WHERE start_after <= now()) AS now_n,"
         " count(*) FILTER (WHERE start_after > now()) AS later_n, count(*) AS n"
@@ -157,3 +163,13 @@ async def _compare_pgboss(conn: asyncpg.Connection, got: Samples) -> None:
             want[(queue, ("state", r["state"]))] = r["n"]
     exported = {k: v for k, v in series(got, "jobsight_pgboss_jobs").items() if v}
     assert exported == {k: v for k, v in want.items() if v}
+    finished = await conn.fetch(
+        "SELECT name, state::text, count(*) AS n FROM pgboss.job"
+        " WHERE state IN ('completed', 'failed') AND completed_on > $1 GROUP BY 1, 2",
+        started,
+    )
+    for state in ("completed", "failed"):
+        counted = series(got, f"jobsight_pgboss_jobs_{state}_total")
+        want = {(("queue", r["name"]),): r["n"] for r in finished if r["state"] == state}
+        assert {k: v for k, v in counted.items() if v} == want, state
+    assert sum(r["n"] for r in finished) == 9  # the scenario's jobs, none from before

@@ -10,6 +10,7 @@ import pytest
 from jobsight.labels import OTHER
 from jobsight.settings import SidecarSettings
 from jobsight.sources import pgboss
+from jobsight.sources.pgboss_finished import CountTiming, QueueFinished, WindowCount, count_due
 from tests.support.canned import FINISHED_AT as T0
 from tests.support.canned import PLAIN as SETTINGS_OBJ
 from tests.support.scrape import Samples, rendered
@@ -30,35 +31,58 @@ def test_pgboss_percentile_matches_pg_boss_bins():
     assert pgboss.percentile(bins, 99) == pytest.approx(0.01 * 2**22)
 
 
-def test_pgboss_deltas_add_each_monitor_window_once():
-    stamp = T0
-    first = pgboss.add_deltas(
-        [],
-        [{"queue": "q", "completed_delta": 9, "failed_delta": 1, "delta_on": stamp}],
-        first_poll=True,
+def test_counts_add_to_the_totals_without_touching_them() -> None:
+    before = [pgboss.BossTotals("q", 4, 1)]
+    after = pgboss.add_counts(before, [QueueFinished("q", 2, 3), QueueFinished("new", 5, 0)])
+    assert [(t.queue, t.completed, t.failed) for t in after] == [("new", 5, 0), ("q", 6, 4)]
+    assert (before[0].completed, before[0].failed) == (4, 1)
+
+
+def test_a_scan_waits_its_share_of_time_and_an_index_never_waits() -> None:
+    assert count_due(None, 100.0, 0.05)
+    scan = CountTiming(at=100.0, seconds=2.0, indexed=False)
+    assert not count_due(scan, 139.0, 0.05) and count_due(scan, 140.0, 0.05)
+    assert count_due(CountTiming(at=100.0, seconds=2.0, indexed=True), 100.1, 0.05)
+    cancelled = CountTiming(at=100.0, seconds=5.0, indexed=True, ok=False)
+    assert not count_due(cancelled, 150.0, 0.05) and count_due(cancelled, 200.0, 0.05)
+
+
+def count(horizon_s: float, *queues: QueueFinished, ok: bool = True) -> pgboss.FinishedCount:
+    return pgboss.FinishedCount(
+        T0, T0 + timedelta(seconds=horizon_s), list(queues), CountTiming(1.0, 0.1, False, ok)
     )
-    assert (first[0].completed, first[0].failed) == (0, 0)  # the baseline window
-    same = pgboss.add_deltas(
-        first,
-        [{"queue": "q", "completed_delta": 9, "failed_delta": 1, "delta_on": stamp}],
-        first_poll=False,
+
+
+def test_counts_carry_over_and_a_cancelled_count_moves_nothing() -> None:
+    def snap() -> pgboss.PgBossSnapshot:
+        return pgboss.PgBossSnapshot(queues=[pgboss.BossQueueRow("q", failed=None)])
+
+    window = [WindowCount(300.0, 5, 2)]
+    first = snap()
+    pgboss.with_counts(
+        first, count(10, QueueFinished("q", 3, 1, 7, 50.0, 0.5, 4, window)), previous=None
     )
-    assert (same[0].completed, same[0].failed) == (0, 0)
-    later = pgboss.add_deltas(
-        same,
-        [
-            {
-                "queue": "q",
-                "completed_delta": 4,
-                "failed_delta": 2,
-                "delta_on": stamp + timedelta(seconds=60),
-            },
-            {"queue": "new", "completed_delta": 5, "failed_delta": 0, "delta_on": stamp},
-        ],
-        first_poll=False,
+    assert first.totals == [pgboss.BossTotals("q", 3, 1)] and first.queues[0].failed == 7
+    assert (first.cursor, first.last_completion) == (T0 + timedelta(seconds=10), 50.0)
+    carried = snap()
+    pgboss.with_counts(carried, None, first)  # no count due: everything as it was
+    assert (carried.totals, carried.cursor, carried.finished) == (
+        first.totals,
+        first.cursor,
+        first.finished,
     )
-    assert [(t.queue, t.completed, t.failed) for t in later] == [("new", 5, 0), ("q", 4, 2)]
-    assert (first[0].completed, same[0].completed) == (0, 0)  # inputs untouched
+    assert carried.queues[0].failed == 7  # the failed count of the latest count
+    quiet = snap()
+    pgboss.with_counts(quiet, count(20, QueueFinished("q", 0, 0, 7, None)), carried)
+    assert quiet.last_completion == 50.0  # kept across counts without a completion
+    cancelled = snap()
+    pgboss.with_counts(cancelled, count(30, ok=False), quiet)
+    assert (cancelled.totals, cancelled.cursor) == (quiet.totals, quiet.cursor)
+    assert pgboss.SOURCE.signals(cancelled, SETTINGS_OBJ).overall.finished == {}
+    assert cancelled.queues[0].failed is None  # unknown, so not exported as 0
+    jobs = render(pgboss.SOURCE, cancelled)["jobsight_pgboss_jobs"]
+    assert (("queue", "q"), ("state", "ready")) in jobs
+    assert (("queue", "q"), ("state", "failed")) not in jobs
 
 
 def test_pgboss_cached_counters_to_snapshot():
@@ -71,13 +95,10 @@ def test_pgboss_cached_counters_to_snapshot():
         "active_count": 3,
         "failed_count": 1,
         "ready_oldest_seconds": 40,
-        "completed_delta": 0,
-        "failed_delta": 0,
-        "delta_on": None,
         "wait_bins": None,
         "run_bins": [1, 0],
     }
-    snap = pgboss.from_cached([row], {"emails": (1, 0)}, (2, 3), 46, None, 10)
+    snap = pgboss.from_cached([row], {"emails": (1, 0)}, (2, 3), 46)
     (queue,) = snap.queues
     assert (queue.ready, queue.deferred, queue.active, queue.failed, queue.queued) == (
         5,
@@ -119,31 +140,18 @@ def test_build_from_live_rows_and_the_signals_it_gives() -> None:
     assert pgboss.SOURCE.build(pgboss.PgBossRows(False), None, SETTINGS_OBJ).present is False
 
 
-def test_cached_latency_carries_its_real_sample() -> None:
+def test_signals_come_from_the_latest_count_of_the_job_table() -> None:
     snap = pgboss.PgBossSnapshot(
-        queues=[pgboss.BossQueueRow("emails", window_completed=9, window_failed=1, window_end=5.0)],
-        latency=[pgboss.BossLatency("emails", 0.5, 42.0, 3)],
+        counted=CountTiming(1.0, 0.1, True),
+        finished=[
+            QueueFinished("emails", run_p95=42.0, run_sample=3, windows=[WindowCount(300.0, 9, 1)]),
+            QueueFinished("sms", windows=[WindowCount(300.0, 1, 1)]),
+        ],
         last_completion=5.0,
     )
     signals = pgboss.SOURCE.signals(snap, SETTINGS_OBJ).overall
     assert signals.latency[300.0][0].sample == 3  # not enough for the default minimum of 5
-    assert signals.finished[300.0].failed == 1 and signals.last_completion[300.0] == 5.0
-
-
-def test_the_last_completion_is_kept_across_windows_without_one() -> None:
-    """stalled: a pg-boss monitor window with no completion does not make the last completion
-    unknown (which read as the whole look-back): it stays the latest window that had one."""
-    from datetime import UTC, datetime
-
-    def row(completed: int, end: float) -> dict[str, object]:
-        return {"queue": "emails", **dict.fromkeys(pgboss.CACHED_COLUMNS),
-                "queued_count": 3, "completed_delta": completed,
-                "delta_on": datetime.fromtimestamp(end, UTC)}  # fmt: skip
-
-    first = pgboss.from_cached([row(4, 1000.0)], {}, None, 46, None, 10)
-    quiet = pgboss.from_cached([row(0, 1060.0)], {}, None, 46, first, 10)
-    assert quiet.last_completion == 1000.0
-    signals = pgboss.SOURCE.signals(quiet, SETTINGS_OBJ).overall
-    assert set(signals.last_completion.values()) == {1000.0}
-    later = pgboss.from_cached([row(2, 1120.0)], {}, None, 46, quiet, 10)
-    assert later.last_completion == 1120.0
+    assert (signals.finished[300.0].finished, signals.finished[300.0].failed) == (10, 2)
+    assert signals.last_completion[300.0] == 5.0
+    uncounted = pgboss.PgBossSnapshot(last_completion=5.0)
+    assert pgboss.SOURCE.signals(uncounted, SETTINGS_OBJ).overall.finished == {}

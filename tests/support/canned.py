@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from jobsight.settings import SidecarSettings, load_settings
 from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
 from jobsight.sources.finished import FinishedCursor
+from jobsight.sources.pgboss_finished import CountTiming, QueueFinished, WindowCount
 from jobsight.sources.status import SourceStatus, SourceView
 
 NOW = 1_800_000_000.0
@@ -39,6 +40,7 @@ def views(
     queue_rows: Iterable[pgqueue.QueueRow] = (),
     crashes: int = 0,
     boss_queues: Iterable[pgboss.BossQueueRow] = (),
+    boss_finished: tuple[int, int] | None = None,  # pg-boss jobs finished, failed in each window
     backlog: int = 0,
     in_use: int = 10,
     max_connections: int = 100,
@@ -54,7 +56,19 @@ def views(
             )
         ),
         "pgqueue": up(pgqueue.PgQueueSnapshot(queues=list(queue_rows), worker_crashes=crashes)),
-        "pgboss": up(pgboss.PgBossSnapshot(queues=list(boss_queues))),
+        "pgboss": up(
+            pgboss.PgBossSnapshot(
+                queues=list(boss_queues),
+                counted=CountTiming(NOW, 0.01, True) if boss_finished else None,
+                finished=[
+                    QueueFinished(
+                        "emails", windows=[WindowCount(w, *boss_finished) for w in WINDOWS]
+                    )
+                ]
+                if boss_finished
+                else [],
+            )
+        ),
         "postgres": up(
             postgres.PostgresSnapshot(
                 [postgres.ConnectionRow("active", "app", in_use)], max_connections, 0

@@ -17,9 +17,15 @@ HERE = ROOT / "tests" / "pgboss"
 NPM_TIMEOUT_S = 300
 
 
+# Each folder pins one pg-boss release: 10 (schema 24), 11 and 12.5 (schema 26, no cached
+# failed count), and the latest 12 (cached counters, job_i16). 11 and later need Node 22, which
+# their folders install from the `node` npm package; 10 runs on the system's Node 20.
+RELEASES = ("v10", "v11", "v12_5", "v12")
+
+
 def node_for(version: str) -> str | None:
-    if version == "v12":
-        node = HERE / "v12" / "node_modules" / ".bin" / "node"
+    if version != "v10":
+        node = HERE / version / "node_modules" / ".bin" / "node"
         return str(node) if node.exists() else None
     return shutil.which("node")
 
@@ -29,7 +35,7 @@ def pgboss_installs() -> dict[str, str]:
     """npm ci in each version folder (once per session when node_modules is missing)."""
     require_tool(shutil.which("npm") is not None, "npm (Node.js)")
     nodes = {}
-    for version in ("v10", "v12"):
+    for version in RELEASES:
         folder = HERE / version
         if not (folder / "node_modules" / "pg-boss").exists():
             subprocess.run(
@@ -41,20 +47,22 @@ def pgboss_installs() -> dict[str, str]:
         node = node_for(version)
         require_tool(node is not None, f"node for pg-boss {version}")
         nodes[version] = node  # type: ignore[assignment]
-    major = subprocess.run(
-        [nodes["v12"], "--version"], capture_output=True, text=True, check=True
-    ).stdout
-    assert major.startswith("v22."), major
+    for version in RELEASES[1:]:
+        major = subprocess.run(
+            [nodes[version], "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        assert major.startswith("v22."), (version, major)
     return nodes
 
 
-async def run_scenario(node: str, version: str, url: str, phase: str = "state") -> dict:
+async def run_scenario(node: str, version: str, url: str, phase: str = "state", *args: str) -> dict:
     proc = await asyncio.create_subprocess_exec(
         node,
         str(HERE / "scenario.mjs"),
         url,
         str(HERE / version / "boss.mjs"),
         phase,
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
