@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jobsight import codec
 from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
+from jobsight.sources.pgboss_finished import CountTiming, QueueFinished, WindowCount
 from tests.support.canned import FINISHED_AT as T0
 from tests.support.canned import finished_rows as finished
 
@@ -18,8 +19,11 @@ def test_codec_round_trips_every_snapshot_type():
             True,
             24,
             "live",
-            [pgboss.BossQueueRow("q", 1)],
-            [pgboss.BossTotals("q", 1, 2, T0.isoformat())],
+            [pgboss.BossQueueRow("q", 1, failed=None)],
+            [pgboss.BossTotals("q", 1, 2)],
+            cursor=T0,
+            counted=CountTiming(1.5, 0.25, False),
+            finished=[QueueFinished("q", 1, 2, 3, 4.5, 0.5, 6, [WindowCount(300.0, 7, 1)])],
         ),
         temporal.TemporalSnapshot({"running": 1}, [temporal.TaskQueueRow("q")]),
         postgres.PostgresSnapshot([postgres.ConnectionRow("idle", "a", 1)], 10, 3),
