@@ -8,6 +8,7 @@ from jobsight.runners.errors import (
     IllegalTransitionError,
     JobNotFoundError,
     JobsightError,
+    SchemaMissingError,
     UnknownJobError,
     ValidationError,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "RetryPolicy",
     "ScheduleOptions",
     "ScheduleResult",
+    "SchemaMissingError",
     "UnknownJobError",
     "ValidationError",
 ]

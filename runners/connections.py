@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncpg
 
+from jobsight.runners.errors import SchemaMissingError
+
 CONNECT_TIMEOUT_S = 10.0
 KEEPALIVE_IDLE_S = 10
 KEEPALIVE_INTERVAL_S = 5
@@ -62,6 +64,16 @@ async def connect(url: str, **options: Any) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(url: str, **options: Any) -> asyncpg.Pool:
-    """A pool whose every connection is bounded and tuned."""
-    return await asyncpg.create_pool(url, timeout=CONNECT_TIMEOUT_S, init=tune, **options)
+async def create_pool(url: str, *, tables: tuple[str, ...] = (), **options: Any) -> asyncpg.Pool:
+    """A pool whose every connection is bounded and tuned. With `tables`, it also checks they
+    exist, so a database never migrated is one clear error at start, not one per send."""
+    pool = await asyncpg.create_pool(url, timeout=CONNECT_TIMEOUT_S, init=tune, **options)
+    if tables:
+        found = await pool.fetch(
+            "SELECT t, to_regclass(t) IS NOT NULL AS ok FROM unnest($1::text[]) t", list(tables)
+        )
+        missing = [r["t"] for r in found if not r["ok"]]
+        if missing:
+            await pool.close()
+            raise SchemaMissingError(missing)
+    return pool

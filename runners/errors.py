@@ -64,3 +64,14 @@ class IllegalTransitionError(JobsightError):
         self.job_id = job_id
         self.current = current
         self.requested = requested
+
+
+class SchemaMissingError(JobsightError, RuntimeError):
+    """The database lacks jobsight's tables: `jobsight migrate up` has not run there."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(
+            f"this database has no {', '.join(missing)} table: run `jobsight migrate up` "
+            "against it first (with the same DATABASE_URL)"
+        )
+        self.missing = missing

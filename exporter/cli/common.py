@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 
 import asyncpg
 
@@ -29,8 +30,24 @@ async def connect(url: str) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise SettingError(f"DATABASE_URL: cannot connect to {dburl.redact(url)}: {exc}") from None
+        problem = dburl.scrub(str(exc), url)
+        raise SettingError(
+            f"DATABASE_URL: cannot connect to {dburl.redact(url)}: {problem}"
+        ) from None
 
 
 def add_database_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL)")
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Refuses at once when something already listens on host:port, before anything starts."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SettingError(
+                f"JOBSIGHT_PORT: {host}:{port} is taken ({exc.strerror}); stop what listens "
+                "there, or choose another port with JOBSIGHT_PORT"
+            ) from None

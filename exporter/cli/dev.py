@@ -9,7 +9,7 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from jobsight import dburl
-from jobsight.cli.common import connect
+from jobsight.cli.common import connect, require_free_port
 
 if TYPE_CHECKING:
     from jobsight.devstack.localstack import LocalStack
@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for name in ("temporalio", "temporalio.activity", "temporalio.workflow"):
         logging.getLogger(name).setLevel(logging.ERROR)  # failed demo jobs are expected
+    placeholder = {**os.environ, "DATABASE_URL": "postgresql://localhost/demo"}
+    wanted = demo_settings(load_settings(placeholder), "")
+    require_free_port(wanted.host, wanted.port)  # not a stack started for someone else's server
     stack = LocalStack(temporal=not args.no_temporal, temporal_ui=True)
     print("starting the local stack (PostgreSQL, Temporal dev server)...", flush=True)
     with stack:

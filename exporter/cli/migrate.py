@@ -6,8 +6,15 @@ import argparse
 import asyncio
 from typing import Any
 
+import asyncpg
+
 from jobsight.cli.common import add_database_url, connect, database_url
 from jobsight.settings import SettingError
+
+
+def quote_ident(name: str) -> str:
+    """A PostgreSQL identifier, quoted, for SQL the user is told to run."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def register(sub: Any) -> None:
@@ -47,5 +54,12 @@ async def apply(args: argparse.Namespace) -> int:
         return 0
     except migrator.MigrationError as exc:
         raise SettingError(str(exc)) from None
+    except asyncpg.InsufficientPrivilegeError as exc:
+        role, db = await conn.fetchrow("SELECT current_user, current_database()")
+        raise SettingError(
+            f"migrate {args.action}: role {role!r} may not change the schema ({exc}); run it as "
+            f"the database owner, or grant: GRANT CREATE ON DATABASE {quote_ident(db)} TO "
+            f"{quote_ident(role)}; GRANT CREATE ON SCHEMA public TO {quote_ident(role)};"
+        ) from None
     finally:
         await conn.close()

@@ -27,10 +27,12 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from jobsight.cli.common import require_free_port
     from jobsight.settings import load_settings
     from jobsight.sidecar.app import serve
 
     settings = load_settings(os.environ, args.config)
+    require_free_port(settings.host, settings.port)  # before anything connects or logs
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

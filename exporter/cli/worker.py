@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from jobsight import dburl
 from jobsight.cli.common import add_database_url, database_url
 from jobsight.runners import JobRunner, defaults
 from jobsight.runners.registry import HandlerRegistry
@@ -130,7 +131,9 @@ async def work(args: argparse.Namespace) -> int:
     try:
         await runner.start()
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise SettingError(f"DATABASE_URL: cannot start the worker: {exc}") from None
+        raise SettingError(
+            f"DATABASE_URL: cannot start the worker: {dburl.scrub(str(exc), url)}"
+        ) from None
     except JobsightError as exc:  # e.g. Temporal unreachable
         raise SettingError(str(exc)) from None
     print(f"worker running {', '.join(registry.names())}; SIGTERM or Ctrl-C stops it", flush=True)

@@ -39,8 +39,8 @@ def setting(
 ) -> Any:
     """A settings field: its value before any environment or file is read is the parsed default
     (None when the default is ""), unless `value` says otherwise (an "auto" default, resolved
-    when loading)."""
+    when loading). A secret is left out of the settings object's repr."""
     if value is MISSING:
         value = parse(default) if default != "" else None
     declared = {DECLARATION: (env, default, parse, help, secret)}
-    return field(default=value, metadata=declared)
+    return field(default=value, metadata=declared, repr=not secret)  # no secret in any repr

@@ -4,6 +4,7 @@ value (never a secret's)."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -15,10 +16,26 @@ from jobsight.settings.sidecar import SidecarSettings, declared_settings
 from jobsight.settings.triggers import trigger_configs, trigger_settings
 
 SETTINGS: tuple[Setting, ...] = (*declared_settings(), *trigger_settings())
+# JOBSIGHT_* variables read outside the sidecar's settings: the config file's path, the local
+# stack (devstack/postgres.py, devstack/localstack.py) and the runners (runners/defaults.py).
+OTHER_ENV_NAMES = ("JOBSIGHT_CONFIG", "JOBSIGHT_LOCAL_PG", "JOBSIGHT_PG_BINDIR",
+                   "JOBSIGHT_WORKER_VERSION")  # fmt: skip
+
+
+def check_env_names(environ: Mapping[str, str]) -> None:
+    """Refuses a JOBSIGHT_* variable nobody reads (a typo would otherwise be ignored silently),
+    naming the closest known one."""
+    known = {setting.env for setting in SETTINGS} | set(OTHER_ENV_NAMES)
+    for name in sorted(environ):
+        if name.startswith("JOBSIGHT_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise SettingError(f"{name}: not a jobsight setting{hint}")
 
 
 def load_settings(environ: Mapping[str, str], config_path: str | None = None) -> SidecarSettings:
     """Environment over the YAML file over defaults; raises SettingError on the first bad one."""
+    check_env_names(environ)
     path = config_path or environ.get("JOBSIGHT_CONFIG", "")
     from_file = _read_yaml(path) if path else {}
     values: dict[str, Any] = {}
@@ -34,8 +51,8 @@ def load_settings(environ: Mapping[str, str], config_path: str | None = None) ->
         try:
             values[setting.field] = setting.parse(raw)
         except (ValueError, TypeError) as exc:
-            shown = "***" if setting.secret else repr(raw)[:80]
-            raise SettingError(f"{where}: {exc} (got {shown})") from None
+            shown = "" if setting.secret else f" (got {repr(raw)[:80]})"  # a secret's parser
+            raise SettingError(f"{where}: {exc}{shown}") from None  # shows it redacted, if at all
     values["sources"] = _resolve_sources(values["sources"], environ, from_file)
     values["traces"] = _resolve_traces(values["traces"], environ)
     grouped = {st.field for st in SETTINGS if st.group == "triggers"}
@@ -54,7 +71,10 @@ def _read_yaml(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise SettingError(f"JOBSIGHT_CONFIG: cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise SettingError(f"JOBSIGHT_CONFIG: {path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise SettingError(f"JOBSIGHT_CONFIG: {path}{where}: {problem}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -83,7 +83,7 @@ def source_names(text: str | list[str]) -> tuple[str, ...]:
 
 
 def database_url(text: str) -> str:
-    return dburl.check(str(text).strip()) if str(text).strip() else ""
+    return dburl.check(str(text).strip(), setting="") if str(text).strip() else ""
 
 
 def log_level(text: str) -> str:

@@ -71,6 +71,7 @@ class PgQueueJobRunner(RunnerBase[PgQueueSettings]):
     ) -> asyncpg.Pool:
         return await connections.create_pool(
             self._url,
+            tables=("jobs", "pgqueue.job"),
             min_size=1,
             max_size=self.settings.pool_size,
             command_timeout=self._command_s(),

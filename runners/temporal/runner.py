@@ -156,7 +156,7 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
             async with self._lock:
                 if self._pool is None:
                     self._pool = await connections.create_pool(
-                        self._url, min_size=1, max_size=self.settings.pool_size,
+                        self._url, tables=("jobs",), min_size=1, max_size=self.settings.pool_size,
                         command_timeout=connections.command_timeout(DB_STATEMENT_TIMEOUT_S),
                         server_settings={"application_name": "jobsight-temporal",
                                          "statement_timeout": f"{DB_STATEMENT_TIMEOUT_S:g}s"},
