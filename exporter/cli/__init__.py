@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from jobsight import __version__
-from jobsight.cli import dev, generate, migrate, serve, verdict, worker
+from jobsight.cli import dev, generate, grants, migrate, serve, verdict, worker
 from jobsight.cli.common import EXIT_BAD_SETTING
 from jobsight.settings import SettingError
 
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"jobsight {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (migrate, worker, dev, serve, verdict, generate):
+    for command in (migrate, worker, dev, serve, verdict, generate, grants):
         command.register(sub)
     return parser
 

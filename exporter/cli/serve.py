@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from dataclasses import replace
 from typing import Any
 
 
@@ -16,10 +17,20 @@ def register(sub: Any) -> None:
         "sidecar of a group at a time, by advisory lock), serves /metrics, /livez, /readyz and "
         "a status page, and exports finished jobs as OTLP traces. Settings come from the "
         "environment (JOBSIGHT_*, DATABASE_URL, TEMPORAL_*, OTEL_*) over an optional YAML file; "
-        "the README lists every one.",
+        "docs/settings.md lists every one. Endpoints: /metrics (Prometheus; OpenMetrics with "
+        "exemplars), /livez and /readyz[/<check>] (Kubernetes probes, open without a user), "
+        "/verdict (JSON, for Argo Rollouts), /gate and /rollback (Flagger webhooks), / (the "
+        "status page).",
     )
     serve.add_argument(
         "--config", metavar="FILE", help="YAML settings file (default: $JOBSIGHT_CONFIG)"
+    )
+    serve.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="Prometheus exporters' web configuration: TLS, client certificates, basic auth "
+        "(default: $JOBSIGHT_WEB_CONFIG_FILE; docs/security.md)",
     )
     serve.set_defaults(run=run)
 
@@ -32,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from jobsight.sidecar.app import serve
 
     settings = load_settings(os.environ, args.config)
+    if args.web_config_file:
+        settings = replace(settings, web_config_file=args.web_config_file)
     require_free_port(settings.host, settings.port)  # before anything connects or logs
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

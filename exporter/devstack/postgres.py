@@ -179,6 +179,11 @@ class LocalPostgres:
         server.psql(f'CREATE DATABASE "{self.database}";')
         self.url = server.get_uri(self.database)
 
+    @property
+    def server_log(self) -> Path | None:
+        """The server's log file (system binaries only; the pgserver wheel keeps its own)."""
+        return self._dir / "server.log" if self._bindir is not None and self._dir else None
+
     def stop(self) -> None:
         if self._pgserver is not None:
             with contextlib.suppress(Exception):

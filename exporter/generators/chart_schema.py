@@ -66,6 +66,8 @@ def monitor() -> dict[str, Any]:
             "enabled": BOOL,
             "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
             "labels": {"type": "object", "additionalProperties": STRING},
+            "tlsConfig": {"type": "object"},  # the Prometheus Operator's own schema checks these
+            "basicAuth": {"type": "object"},
         }
     )
 
@@ -122,6 +124,14 @@ def schema() -> dict[str, Any]:
                         },
                         "livenessProbe": probe(),
                         "readinessProbe": probe(),
+                        "database": obj({"existingSecret": STRING, "key": STRING}),
+                        "webConfig": obj(
+                            {
+                                "existingSecret": STRING,
+                                "key": {"type": "string", "minLength": 1},
+                                "tls": BOOL,
+                            }
+                        ),
                     }
                 ),
                 "config": config_schema(),

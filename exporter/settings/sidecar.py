@@ -39,6 +39,28 @@ class SidecarSettings:
         parse.port,
         "port of /metrics, /livez, /readyz, /",
     )
+    web_config_file: str = setting(
+        "JOBSIGHT_WEB_CONFIG_FILE",
+        "",
+        parse.plain_text,
+        "the Prometheus exporters' web configuration file (TLS, client certificates, basic "
+        "auth users); also `serve --web.config.file` (docs/security.md)",
+        value="",
+    )
+    max_connections: int = setting(
+        "JOBSIGHT_MAX_CONNECTIONS",
+        "256",
+        parse.positive_int,
+        "HTTP connections open at once (lowered to fit the file limit); when full, the one "
+        "waiting longest for its request is closed to make room",
+    )
+    request_timeout: float = setting(
+        "JOBSIGHT_REQUEST_TIMEOUT",
+        "10s",
+        parse.parse_duration,
+        "a client has this long from a request's first byte to send its whole head (and the "
+        "body of a POST), else the connection is closed",
+    )
     sources: tuple[str, ...] = setting(
         "JOBSIGHT_SOURCES",
         "auto",

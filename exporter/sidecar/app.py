@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from typing import Any
 
 import asyncpg
@@ -14,14 +15,23 @@ from aiohttp import web
 from jobsight import dburl
 from jobsight.settings import SettingError, SidecarSettings
 from jobsight.sidecar import collector as collector_mod
+from jobsight.sidecar.guard import (
+    ConnectionGuard,
+    QuietLoopErrors,
+    connection_limit,
+    protocol_factory,
+    report_every,
+)
 from jobsight.sidecar.leadership import Identity, Leadership
 from jobsight.sidecar.poller import Poller
 from jobsight.sidecar.server import build_app
+from jobsight.sidecar.webconfig import load_web_config
 from jobsight.sources import enabled, load_source
 from jobsight.sources.base import Source
 
 log = logging.getLogger("jobsight.sidecar")
 CONNECT_TIMEOUT_S = 5.0
+KEEPALIVE_S = 15.0  # an idle keep-alive connection is closed after this long
 
 
 def server_settings(settings: SidecarSettings) -> dict[str, str]:
@@ -52,7 +62,7 @@ async def check_state_tables(settings: SidecarSettings) -> None:
         log.warning(
             "database %s unreachable at start (%s); serving and retrying",
             dburl.redact(settings.database_url),
-            exc,
+            dburl.scrub(str(exc), settings.database_url),
         )
         return
     try:
@@ -73,6 +83,7 @@ async def serve(
 ) -> None:
     from jobsight import __version__
 
+    web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
     stop = stop or asyncio.Event()
     if handle_signals:
         loop = asyncio.get_running_loop()
@@ -97,23 +108,50 @@ async def serve(
     )
     poller = Poller(settings, sources, leadership, pool)
     collector = collector_mod.SidecarCollector(poller.state, sources, settings, __version__)
-    app = build_app(poller.state, collector_mod.registry_for(collector), settings)
-    runner = web.AppRunner(app, access_log=None)
+    app = build_app(poller.state, collector_mod.registry_for(collector), settings, web_config)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_S)
     await runner.setup()
+    listening: asyncio.Server | None = None
+    reports: asyncio.Task[None] | None = None
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise SettingError(
-                f"JOBSIGHT_PORT: cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
-            ) from None
+        listening, guard = await listen(runner, settings, web_config.tls if web_config else None)
+        reports = asyncio.create_task(report_every(guard), name="http-guard-reports")
         print(
-            f"jobsight sidecar serving http://{settings.host}:{settings.port}/metrics "
+            f"jobsight sidecar serving {'https' if web_config and web_config.tls else 'http'}"
+            f"://{settings.host}:{settings.port}/metrics "
             f"(group {settings.instance!r}, sources {', '.join(sources)})",
             flush=True,
         )
         await poller.run(stop)
     finally:
+        if reports is not None:
+            reports.cancel()
+        if listening is not None:
+            listening.close()
         await runner.cleanup()
         await pool.close()
+
+
+async def listen(
+    runner: web.AppRunner, settings: SidecarSettings, tls: ssl.SSLContext | None
+) -> tuple[asyncio.Server, ConnectionGuard]:
+    """Listens on JOBSIGHT_HOST:JOBSIGHT_PORT, every connection behind the guard (sidecar/guard.py);
+    event-loop errors (accept() under a file limit) are logged once per interval."""
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(QuietLoopErrors())
+    guard = ConnectionGuard(connection_limit(settings.max_connections), settings.request_timeout)
+    assert runner.server is not None
+    try:
+        server = await loop.create_server(
+            protocol_factory(runner.server, guard),
+            settings.host,
+            settings.port,
+            reuse_address=True,
+            ssl=tls,
+            ssl_handshake_timeout=settings.request_timeout if tls else None,
+        )
+    except OSError as exc:
+        raise SettingError(
+            f"JOBSIGHT_PORT: cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        ) from None
+    return server, guard

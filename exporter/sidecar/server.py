@@ -12,6 +12,7 @@ included (the poller evaluates them); none of them queries a database or changes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from jobsight.health.verdict import Verdict
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar import pages as status_page
 from jobsight.sidecar.poller import SidecarState
+from jobsight.sidecar.webconfig import BasicAuth, WebConfig, auth_middleware
 from jobsight.sources.status import Condition, condition
 
 log = logging.getLogger(__name__)
@@ -167,7 +169,12 @@ async def _flagger_payload(request: web.Request) -> dict[str, Any] | None:
     if request.method != "POST" or not request.can_read_body:
         return None
     try:
-        payload = json.loads(await request.read() or b"null")
+        async with asyncio.timeout(request.app[SETTINGS].request_timeout):
+            body = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(text="body: not sent in time\n") from None
+    try:
+        payload = json.loads(body or b"null")
     except ValueError:
         raise web.HTTPBadRequest(text="body: not JSON\n") from None
     except RecursionError:
@@ -212,10 +219,24 @@ async def index(request: web.Request) -> web.Response:
 
 
 def build_app(
-    state: SidecarState, registry: CollectorRegistry, settings: SidecarSettings
+    state: SidecarState,
+    registry: CollectorRegistry,
+    settings: SidecarSettings,
+    web_config: WebConfig | None = None,
 ) -> web.Application:
-    app = web.Application()
+    """The sidecar's routes; with a web configuration, its users guard every path but the
+    probes, and its headers join every response."""
+    web_config = web_config or WebConfig()
+    middlewares = [auth_middleware(BasicAuth(web_config.users))] if web_config.users else []
+    app = web.Application(middlewares=middlewares)
     app.on_response_prepare.append(add_security_headers)
+    if web_config.headers:
+        extra = dict(web_config.headers)
+
+        async def add_configured_headers(_: web.Request, response: web.StreamResponse) -> None:
+            response.headers.update(extra)
+
+        app.on_response_prepare.append(add_configured_headers)
     app[STATE] = state
     app[REGISTRY] = registry
     app[SETTINGS] = settings

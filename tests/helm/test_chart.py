@@ -121,9 +121,47 @@ def test_safe_defaults_and_probes():
     assert sidecar["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert sidecar["resources"]["limits"]["memory"] and sidecar["resources"]["requests"]["cpu"]
     url = next(e for e in sidecar["env"] if e["name"] == "DATABASE_URL")
-    assert url["valueFrom"]["secretKeyRef"] == {"name": "jobsight-database", "key": "DATABASE_URL"}
+    own = {"name": "jobsight-sidecar-database", "key": "DATABASE_URL"}
+    assert url["valueFrom"]["secretKeyRef"] == own  # its own, read-only role
     worker = next(c for c in pod["containers"] if c["name"] == "worker")
+    worker_url = next(e for e in worker["env"] if e["name"] == "DATABASE_URL")
+    assert worker_url["valueFrom"]["secretKeyRef"]["name"] == "jobsight-database"
     assert "readinessProbe" not in worker  # only when asked for, with the README's warning
+
+
+def test_the_web_config_comes_from_a_secret_and_the_monitors_follow_it():
+    basic = {"username": {"name": "scrape", "key": "user"},
+             "password": {"name": "scrape", "key": "password"}}  # fmt: skip
+    tls = {"ca": {"secret": {"name": "jobsight-ca", "key": "ca.crt"}}}
+    docs = render({
+        "sidecar": {"webConfig": {"existingSecret": "jobsight-web", "tls": True},
+                    "database": {"existingSecret": ""}},
+        "metrics": {"serviceMonitor": {"enabled": True, "basicAuth": basic, "tlsConfig": tls},
+                    "podMonitor": {"enabled": True, "basicAuth": basic}},
+    })  # fmt: skip
+    (deployment,) = of_kind(docs, "Deployment")
+    sidecar = sidecar_of(deployment)
+    env = {e["name"]: e for e in sidecar["env"]}
+    assert env["JOBSIGHT_WEB_CONFIG_FILE"]["value"] == "/etc/jobsight/web/web.yml"
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "jobsight-database"
+    assert {"name": "jobsight-web", "mountPath": "/etc/jobsight/web", "readOnly": True} in (
+        sidecar["volumeMounts"]
+    )
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "jobsight-web", "secret": {"secretName": "jobsight-web"}} in volumes
+    assert sidecar["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    (service_monitor,) = of_kind(docs, "ServiceMonitor")
+    (endpoint,) = service_monitor["spec"]["endpoints"]
+    assert (endpoint["scheme"], endpoint["basicAuth"], endpoint["tlsConfig"]) == (
+        "https",
+        basic,
+        tls,
+    )
+    (pod_monitor,) = of_kind(docs, "PodMonitor")
+    assert pod_monitor["spec"]["podMetricsEndpoints"][0]["basicAuth"] == basic
+    plain = sidecar_of(of_kind(render({}), "Deployment")[0])
+    assert "JOBSIGHT_WEB_CONFIG_FILE" not in {e["name"] for e in plain["env"]}
+    assert plain["livenessProbe"]["httpGet"]["scheme"] == "HTTP"
 
 
 def test_modes_place_the_sidecar_where_asked():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -32,7 +33,13 @@ class SidecarProcess:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> SidecarProcess:
+    def start(self, file_limit: int | None = None) -> SidecarProcess:
+        """Starts `jobsight serve`; with `file_limit`, under that RLIMIT_NOFILE (soft and hard)."""
+
+        def limit_files() -> None:
+            if file_limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (file_limit, file_limit))
+
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobsight", "serve"],
@@ -40,6 +47,7 @@ class SidecarProcess:
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=limit_files,  # only setrlimit, before exec
         )
         return self
 

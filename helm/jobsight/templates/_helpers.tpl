@@ -55,8 +55,12 @@ env:
   - name: DATABASE_URL
     valueFrom:
       secretKeyRef:
-        name: {{ .Values.database.existingSecret }}
-        key: {{ .Values.database.key }}
+        name: {{ .Values.sidecar.database.existingSecret | default .Values.database.existingSecret }}
+        key: {{ ternary .Values.sidecar.database.key .Values.database.key (ne .Values.sidecar.database.existingSecret "") }}
+  {{- if .Values.sidecar.webConfig.existingSecret }}
+  - name: JOBSIGHT_WEB_CONFIG_FILE
+    value: /etc/jobsight/web/{{ .Values.sidecar.webConfig.key }}
+  {{- end }}
   - name: JOBSIGHT_HOST
     value: "0.0.0.0"
   - name: JOBSIGHT_PORT
@@ -88,10 +92,10 @@ env:
   {{- toYaml . | nindent 2 }}
   {{- end }}
 livenessProbe:
-  httpGet: {path: /livez, port: jobsight}
+  httpGet: {path: /livez, port: jobsight, scheme: {{ include "jobsight.scheme" . }}}
   {{- toYaml .Values.sidecar.livenessProbe | nindent 2 }}
 readinessProbe:
-  httpGet: {path: /readyz, port: jobsight}
+  httpGet: {path: /readyz, port: jobsight, scheme: {{ include "jobsight.scheme" . }}}
   {{- toYaml .Values.sidecar.readinessProbe | nindent 2 }}
 resources:
   {{- toYaml .Values.sidecar.resources | nindent 2 }}
@@ -103,6 +107,16 @@ volumeMounts:
     readOnly: true
   - name: jobsight-tmp
     mountPath: /tmp
+  {{- if .Values.sidecar.webConfig.existingSecret }}
+  - name: jobsight-web
+    mountPath: /etc/jobsight/web
+    readOnly: true
+  {{- end }}
+{{- end -}}
+
+{{/* HTTPS when the web configuration turns TLS on (probes and monitors follow). */}}
+{{- define "jobsight.scheme" -}}
+{{ ternary "HTTPS" "HTTP" .Values.sidecar.webConfig.tls }}
 {{- end -}}
 
 {{/* The volumes the sidecar mounts (its settings; /tmp on a read-only root filesystem). */}}
@@ -112,6 +126,11 @@ volumeMounts:
     name: {{ include "jobsight.fullname" . }}-config
 - name: jobsight-tmp
   emptyDir: {}
+{{- if .Values.sidecar.webConfig.existingSecret }}
+- name: jobsight-web
+  secret:
+    secretName: {{ .Values.sidecar.webConfig.existingSecret }}
+{{- end }}
 {{- end -}}
 
 {{/* The sidecar as a Kubernetes native sidecar: an init container that keeps running. */}}
