@@ -4,11 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench generate system-tools install clean
+.PHONY: help run test lint bench generate constraints system-tools install clean
 
-$(STAMP): pyproject.toml
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install jobsight with its dev extra
@@ -30,7 +33,7 @@ test: install system-tools lint ## lint, then the whole test suite against real 
 	$(VENV)/bin/pytest
 
 bench: install system-tools ## run the benchmarks; results land in bench/results/*.json
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 	cd bench/node && npm install --no-audit --no-fund --silent
 	for v in v11 v12; do (cd tests/pgboss/$$v && npm ci --no-audit --no-fund --silent); done
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
@@ -39,8 +42,11 @@ bench: install system-tools ## run the benchmarks; results land in bench/results
 	$(PY) -m bench.endpoints
 	$(PY) -m bench.pgboss_count
 
-clean:
+clean: ## remove the virtualenv and the build leftovers
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
 
 generate: install ## regenerate the committed generated files (metrics reference, ...)
 	$(VENV)/bin/jobsight generate
+
+constraints: ## re-resolve every dependency afresh and pin it in constraints.txt (then test, commit)
+	bash .ci/constraints

@@ -118,3 +118,33 @@ def _version() -> str:
     import jobsight
 
     return jobsight.__version__
+
+
+def test_every_dependency_is_pinned_and_installed_at_its_pin() -> None:
+    """constraints.txt pins every dependency of jobsight and its dev extra, past the published
+    advisories of the pyproject floors, and this environment was installed through it."""
+    from importlib.metadata import requires, version
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, pinned = line.partition("==")
+            pins[name.lower().replace("_", "-")] = pinned
+    wanted = [Requirement(r) for r in requires("jobsight") or []]
+    for requirement in wanted:
+        extra = requirement.marker is not None and "extra" in str(requirement.marker)
+        if extra and "dev" not in str(requirement.marker):
+            continue  # the bench extra: pinned too, installed only by make bench
+        if requirement.marker is not None and not requirement.marker.evaluate(
+            {"extra": "dev"} if extra else {}
+        ):
+            continue
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is not in constraints.txt"
+        assert pins[name] in requirement.specifier, (name, pins[name], str(requirement.specifier))
+        installed = Version(version(requirement.name))
+        assert installed == Version(pins[name]), (name, installed, pins[name])
+    assert Version(pins["aiohttp"]) >= Version("3.12.14")  # the request-smuggling advisories

@@ -1,4 +1,5 @@
-"""The README's Python samples import and run as written, against real PostgreSQL and Temporal.
+"""The Python samples of the README and docs/runners.md import and run as written, against real
+PostgreSQL and Temporal.
 
 The blocks run in order in one namespace (a later sample uses the registry of an earlier one),
 with the names the README says are the reader's own: DATABASE_URL, TENANT_ID, TEMPORAL_ADDRESS.
@@ -17,11 +18,16 @@ import pytest
 
 from jobsight.runners import JobRunner
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = (ROOT / "README.md", ROOT / "docs" / "runners.md")  # read in this order
 
 
 def python_samples() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.M | re.S)
+    return [
+        sample
+        for page in PAGES
+        for sample in re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.M | re.S)
+    ]
 
 
 async def run_sample(source: str, namespace: dict[str, Any]) -> None:

@@ -20,13 +20,18 @@ def register(sub: Any) -> None:
     dev = sub.add_parser(
         "dev",
         help="run the demo (what `make run` starts)",
-        description="Starts a throwaway PostgreSQL and Temporal dev server on loopback ports, "
-        "applies the migrations, runs workers on both engines with the sample handlers "
-        "(runners/examples/demo_handlers.py) under a steady load, and the sidecar on "
-        "127.0.0.1:$JOBSIGHT_PORT (default 9465); prints where to look. DATABASE_URL / "
-        "TEMPORAL_ADDRESS use existing services instead. Ctrl-C stops everything.",
+        description="Starts a throwaway PostgreSQL and (unless --no-temporal) a Temporal dev "
+        "server on loopback ports, applies the migrations, runs workers with the sample handlers "
+        "(runners/examples/demo_handlers.py) under a steady load, on pgqueue and (with Temporal) "
+        "on Temporal, and the sidecar on 127.0.0.1:$JOBSIGHT_PORT (default 9465; a taken port "
+        "stops it at once); prints where to look. DATABASE_URL / TEMPORAL_ADDRESS use existing "
+        "services instead. Ctrl-C stops everything.",
     )
-    dev.add_argument("--no-temporal", action="store_true", help="start PostgreSQL only")
+    dev.add_argument(
+        "--no-temporal",
+        action="store_true",
+        help="no Temporal: PostgreSQL, the pgqueue workers and the sidecar only",
+    )
     dev.set_defaults(run=run)
 
 

@@ -23,7 +23,11 @@ def register(sub: Any) -> None:
         help="apply, revert or list the schema migrations",
         description="Applies the jobs/job_details schema migrations under an advisory lock.",
     )
-    migrate.add_argument("action", choices=["up", "down", "status"])
+    migrate.add_argument(
+        "action",
+        choices=["up", "down", "status"],
+        help="up: apply pending migrations; down: revert (one step, or to --to); status: list",
+    )
     migrate.add_argument(
         "--to",
         type=int,

@@ -45,7 +45,8 @@ def config_schema() -> dict[str, Any]:
             "description": f"{setting.env}: {setting.help}",
         }
     return obj(
-        properties, description="The sidecar's settings (YAML keys of the README's settings table)."
+        properties,
+        description="The sidecar's settings (YAML keys of the settings table, docs/settings.md).",
     )
 
 

@@ -1,7 +1,8 @@
 """`jobsight generate`: writes every generated, committed file; `--check` only compares.
 
 Each entry turns the file's current text into what it must be: whole files are rendered anew;
-README.md keeps its prose and only the part between its `generated:NAME` markers is rewritten."""
+docs/settings.md and docs/gates.md keep their prose: only the part between their
+`generated:NAME` markers is rewritten."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ def section(name: str, render: Callable[[], str]) -> Callable[[str], str]:
 
 GENERATED: dict[str, Callable[[str], str]] = {
     "docs/metrics.md": whole(metrics_doc.render),
-    "README.md": section("sidecar-settings", settings_doc.render_table),
+    "docs/settings.md": section("sidecar-settings", settings_doc.render_table),
+    "docs/gates.md": section("triggers", settings_doc.render_triggers),
 }
 # Several sections of one file: applied in turn.
-SECTIONS = {"README.md": [section("triggers", settings_doc.render_triggers)]}
+SECTIONS: dict[str, list[Callable[[str], str]]] = {}
 
 
 def monitoring_files() -> dict[str, Callable[[str], str]]:

@@ -1,4 +1,5 @@
-"""The README's table of the sidecar's settings, generated from jobsight.settings.SETTINGS."""
+"""The table of the sidecar's settings (docs/settings.md) and of the triggers (docs/gates.md),
+generated from jobsight.settings.SETTINGS."""
 
 from __future__ import annotations
 

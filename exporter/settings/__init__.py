@@ -6,8 +6,8 @@
     triggers.py  the trigger settings, made from the trigger specs
     load.py      environment over YAML over defaults, validated once; SETTINGS, the full table
 
-Precedence: environment, then the YAML file (JOBSIGHT_CONFIG), then the default. The README's
-settings table and the chart's values schema are generated from SETTINGS.
+Precedence: environment, then the YAML file (JOBSIGHT_CONFIG), then the default. The settings
+table of docs/settings.md and the chart's values schema are generated from SETTINGS.
 """
 
 from jobsight.settings.declare import Setting, SettingError

@@ -42,7 +42,8 @@ def ago(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h ago"
 
 
-def _trigger_row(t: TriggerResult, now: float) -> str:
+def _trigger_row(t: TriggerResult, now: float, outage: str | None = None) -> str:
+    detail = t.detail.replace(outage, "the outage above") if outage else t.detail
     rollback = fmt(t.rollback, t.unit) if t.rollback is not None else "-"
     window = fmt(t.window, "seconds") if t.window else ""
     return (
@@ -52,8 +53,33 @@ def _trigger_row(t: TriggerResult, now: float) -> str:
         f'<td class="num">{fmt(t.value, t.unit)}</td>'
         f'<td class="num">{fmt(t.degraded, t.unit)}</td><td class="num">{rollback}</td>'
         f"<td>{window}</td><td>{ago(now - t.since)}</td>"
-        f"<td>{html.escape(t.detail)}</td></tr>"
+        f"<td>{html.escape(detail)}</td></tr>"
     )
+
+
+def shared_error(state: SidecarState, settings: SidecarSettings, now: float) -> str | None:
+    """One error behind every source that is not up (a database outage, say), or a follower's
+    failing read of the leader's state: said once on the page, not on every row."""
+    if not state.leader and not state.state_read.up and state.state_read.error:
+        return state.state_read.error
+    errors = {
+        view.status.error
+        for name, view in state.views.items()
+        if view.status is not None
+        and view.status.error
+        and condition(view, settings.interval(name), now) != Condition.UP
+    }
+    down = sum(
+        condition(view, settings.interval(name), now) != Condition.UP
+        for name, view in state.views.items()
+    )
+    return errors.pop() if len(errors) == 1 and down >= 2 else None
+
+
+def _outage_banner(error: str | None) -> str:
+    if error is None:
+        return ""
+    return f'<p id="outage" class="down">Sources cannot be read: {html.escape(error)}</p>\n'
 
 
 def render(verdict: Verdict, state: SidecarState, settings: SidecarSettings, now: float) -> str:
@@ -66,7 +92,8 @@ def render(verdict: Verdict, state: SidecarState, settings: SidecarSettings, now
         if leader
         else "unknown"
     )
-    rows = "".join(_trigger_row(t, now) for t in verdict.triggers)
+    outage = shared_error(state, settings, now)
+    rows = "".join(_trigger_row(t, now, outage) for t in verdict.triggers)
     sources = []
     for name, view in sorted(state.views.items()):
         status = view.status
@@ -74,6 +101,8 @@ def render(verdict: Verdict, state: SidecarState, settings: SidecarSettings, now
         up = found == Condition.UP
         last = ago(now - status.last_success) if status and status.last_success else "never"
         error = html.escape(status.error or "") if status else "not polled yet"
+        if outage and status and status.error == outage:
+            error = "(the outage above)"
         sources.append(
             f'<tr class="source" data-source="{name}" data-up="{int(up)}" '
             f'data-condition="{found}"><td>{name}</td><td class="{"up" if up else "down"}">'
@@ -103,7 +132,7 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 <p class="meta">verdict{scope} · this sidecar is the <b id="role">{role}</b> of group
 <b>{html.escape(settings.instance)}</b> (leader: {leader_text}) ·
 <a href="/metrics">/metrics</a> · <a href="/verdict">/verdict</a>{temporal}</p>
-<h2>Triggers</h2>
+{_outage_banner(outage)}<h2>Triggers</h2>
 <table id="triggers"><tr><th>trigger</th><th>state</th><th>value</th><th>degraded above</th>
 <th>rollback above</th><th>window</th><th>since</th><th>detail</th></tr>{rows}</table>
 <h2>Sources</h2>

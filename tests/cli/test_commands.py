@@ -10,11 +10,32 @@ from tests.support.processes import jobsight
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["migrate"], ["dev"], ["worker"], ["serve"], ["generate"], ["verdict"]]
+    "command",
+    [[], ["migrate"], ["dev"], ["worker"], ["serve"], ["generate"], ["verdict"], ["grants"]],
 )
 def test_help(command: list[str]) -> None:
     done = jobsight(*command, "--help")
     assert done.returncode == 0 and "usage: jobsight" in done.stdout
+
+
+def test_every_command_and_option_says_what_it_does() -> None:
+    import argparse
+
+    from jobsight.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    silent = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if not action.help
+    ]
+    assert silent == []
+    assert all(sub.description for sub in commands.choices.values())
+    serve_help = jobsight("serve", "--help").stdout
+    for endpoint in ("/metrics", "/livez", "/readyz", "/verdict", "/gate", "/rollback"):
+        assert endpoint in serve_help
 
 
 def test_migrate_up_status_down(migrated_db: str, empty_db: str) -> None:

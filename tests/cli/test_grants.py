@@ -71,6 +71,7 @@ async def test_printed_grants_run_verbatim_and_suffice(
             assert await every_source_up(sidecar)
         finally:
             sidecar.stop()
+        assert "ro-Pa55" not in sidecar.log()  # its password, in no line it printed
         with log.open("rb") as handle:
             handle.seek(logged_from)
             text = handle.read().decode(errors="replace")

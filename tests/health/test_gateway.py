@@ -473,7 +473,7 @@ async def test_argo_and_flagger_examples_work_on_real_answers(migrated_db: str):
     web_provider = metric_spec["provider"]["web"]
     canary = yaml.safe_load((EXAMPLES / "flagger-canary.yaml").read_text())
     hooks = {h["type"]: h for h in canary["spec"]["analysis"]["webhooks"]}
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "gates.md").read_text()
     assert web_provider["jsonPath"] in readme and metric_spec["successCondition"] in readme
 
     async with sidecar(migrated_db) as base:
