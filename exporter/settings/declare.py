@@ -1,7 +1,7 @@
 """How a setting is declared: once, as a field of the settings object, with its environment
-name, its default as text (what docs/settings.md shows and what the parser reads), its parser and its
-help. The YAML key is the field's name. Everything else (loading, validation, the settings table,
-the chart's values schema) reads these declarations."""
+name, its default as text (what docs/settings.md shows and what the parser reads), its parser
+and its help. The YAML key is the field's name. Everything else (loading, validation, the
+settings table, the chart's values schema) reads these declarations."""
 
 from __future__ import annotations
 
