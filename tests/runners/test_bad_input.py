@@ -48,6 +48,7 @@ BAD: dict[str, tuple[str, Call]] = {
     "surrogate key": ("data", lambda r: r.schedule_job(NAME, {"\udcff": 1}, tenant=TENANT)),
     "NUL in data": ("data", lambda r: r.schedule_job(NAME, {"f": "a\x00b"}, tenant=TENANT)),
     "NUL in name": ("job_name", lambda r: r.schedule_job("a\x00b", {}, tenant=TENANT)),
+    "tenant not a UUID": ("tenant", lambda r: r.schedule_job(NAME, {}, tenant="acme-corp")),
     "NUL in singleton key": ("singleton_key", lambda r: r.schedule_job(
         NAME, {}, tenant=TENANT, options=ScheduleOptions(singleton_key="k\x00"))),
     "priority as text": ("priority", lambda r: r.schedule_job(
@@ -151,3 +152,25 @@ def test_any_input_schedules_one_job_or_is_refused_and_writes_nothing(shared_db:
     finally:
         loop.run_until_complete(runner.stop())
         loop.close()
+
+
+async def test_a_database_never_migrated_is_one_clear_error(
+    empty_db: str, temporal_address: str
+) -> None:
+    from jobsight.runners import SchemaMissingError
+    from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings
+
+    registry = HandlerRegistry()
+
+    @registry.handler("noop")
+    async def noop(ctx, data):  # type: ignore[no-untyped-def]
+        return None
+
+    runners = [
+        PgQueueJobRunner(empty_db, registry),
+        TemporalJobRunner(empty_db, registry, TemporalSettings(address=temporal_address)),
+    ]
+    for runner in runners:
+        with pytest.raises(SchemaMissingError, match="run `jobsight migrate up`"):
+            await runner.schedule_job("noop", {}, tenant=uuid.uuid4())
+        await runner.stop()
