@@ -31,10 +31,12 @@ EXIT_CODES = {
 HTTP_TIMEOUT_S = 10.0
 
 
-async def from_sidecar(url: str, version: str | None) -> dict[str, Any]:
+async def from_sidecar(url: str, version: str | None, baseline: str | None) -> dict[str, Any]:
     import aiohttp
 
     params = {"version": version} if version else {}
+    if version and baseline:
+        params["baseline"] = baseline
     timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         async with session.get(url.rstrip("/") + "/verdict", params=params) as response:
@@ -44,7 +46,9 @@ async def from_sidecar(url: str, version: str | None) -> dict[str, Any]:
             return body
 
 
-async def from_database(settings: SidecarSettings, version: str | None) -> dict[str, Any]:
+async def from_database(
+    settings: SidecarSettings, version: str | None, baseline: str | None
+) -> dict[str, Any]:
     import asyncpg
 
     from jobsight import codec
@@ -78,7 +82,16 @@ async def from_database(settings: SidecarSettings, version: str | None) -> dict[
                 )
     finally:
         await pool.close()
-    body: dict[str, Any] = codec.to_jsonable(unheld_verdict(settings, views, time.time(), version))
+    verdict = unheld_verdict(settings, views, time.time(), version)
+    if version and baseline:
+        from jobsight.health.canary import ANSWER_STATES, analysis_body, analysis_of, policy_of
+
+        analysis = analysis_of(views, version, baseline, policy_of(settings))
+        verdict = replace(verdict, verdict=ANSWER_STATES[analysis.answer])
+        body: dict[str, Any] = codec.to_jsonable(verdict)
+        body["analysis"] = analysis_body(analysis)
+        return body
+    body = codec.to_jsonable(verdict)
     return body
 
 
@@ -87,6 +100,15 @@ def table(body: dict[str, Any]) -> str:
 
     scope = f" (version {body['version']})" if body.get("version") else ""
     lines = [f"verdict: {body['verdict']}{scope}", ""]
+    analysis = body.get("analysis")
+    if analysis:
+        lines[1:1] = [
+            f"canary {analysis['canary']} against {analysis['baseline']}: {analysis['answer']}",
+            f"  {analysis['reason']}",
+            *(f"  rising on the canary: {e['error']} ({e['canary']} against {e['baseline']})"
+              for e in analysis["rising_errors"]),
+            f"  next: {analysis['next_action']}",
+        ]  # fmt: skip
     header = ("trigger", "state", "value", "degraded", "rollback", "window", "detail")
     rows = [header]
     for t in body["triggers"]:
@@ -113,6 +135,7 @@ def run(
     settings_loader: Callable[[], SidecarSettings],
     version: str | None,
     as_json: bool,
+    baseline: str | None = None,
 ) -> int:
     import aiohttp
     import asyncpg
@@ -122,9 +145,9 @@ def run(
 
     try:
         if url:
-            body = asyncio.run(from_sidecar(url, version))
+            body = asyncio.run(from_sidecar(url, version, baseline))
         else:
-            body = asyncio.run(from_database(settings_loader(), version))
+            body = asyncio.run(from_database(settings_loader(), version, baseline))
     except SettingError:
         raise
     except (
@@ -151,6 +174,11 @@ def register(sub: Any) -> None:
     )
     verdict.add_argument("--url", help="a sidecar's base URL, e.g. http://127.0.0.1:9465")
     verdict.add_argument("--version", help="judge one worker version (canary scope)")
+    verdict.add_argument(
+        "--baseline",
+        help="compare --version with this version (or `auto`: the busiest other one) by the "
+        "canary analysis: pass 0, fail 3, not enough evidence yet 5",
+    )
     verdict.add_argument("--json", action="store_true", help="print the /verdict JSON")
     verdict.add_argument("--config", metavar="FILE", help="YAML settings (database mode)")
     verdict.set_defaults(run=run_command)
@@ -159,4 +187,10 @@ def register(sub: Any) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from jobsight.settings import load_settings
 
-    return run(args.url, lambda: load_settings(os.environ, args.config), args.version, args.json)
+    return run(
+        args.url,
+        lambda: load_settings(os.environ, args.config),
+        args.version,
+        args.json,
+        args.baseline,
+    )

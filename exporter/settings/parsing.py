@@ -147,3 +147,10 @@ def latency_overrides(text: str | dict[str, str]) -> tuple[tuple[str, float, flo
             (name, parse_duration(degraded), parse_duration(rollback) if rollback else None)
         )
     return tuple(result)
+
+
+def odds_margin(text: str) -> float:
+    value = float(str(text).strip())
+    if not 1.0 <= value <= 100.0:
+        raise ValueError("must be an odds ratio from 1 (no margin) to 100")
+    return value

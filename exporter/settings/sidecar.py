@@ -117,6 +117,38 @@ class SidecarSettings:
         parse.parse_duration,
         "PostgreSQL statement_timeout of every query the sidecar runs",
     )
+    canary_window: float = setting(
+        "JOBSIGHT_CANARY_WINDOW",
+        "1h",
+        parse.parse_duration,
+        "how far back the canary analysis (`?version=&baseline=`) compares a canary with its "
+        "baseline: make it cover the rollout",
+    )
+    canary_alpha: float = setting(
+        "JOBSIGHT_CANARY_ALPHA",
+        "0.01",
+        parse.ratio,
+        "chance of ever failing a canary that is no worse than its baseline (within the "
+        "margins), however often it is asked",
+    )
+    canary_failure_margin: float = setting(
+        "JOBSIGHT_CANARY_FAILURE_MARGIN",
+        "1.0",
+        parse.odds_margin,
+        "odds ratio of failing (canary to baseline) tolerated before the canary counts as worse",
+    )
+    canary_slow_margin: float = setting(
+        "JOBSIGHT_CANARY_SLOW_MARGIN",
+        "1.2",
+        parse.odds_margin,
+        "odds ratio of a run above the job name's p95 (canary to baseline) tolerated",
+    )
+    canary_min_jobs: int = setting(
+        "JOBSIGHT_CANARY_MIN_JOBS",
+        "50",
+        parse.positive_int,
+        "canary jobs compared with the baseline before the analysis can pass (below: inconclusive)",
+    )
     stuck_after: float = setting(
         "JOBSIGHT_STUCK_AFTER",
         "1h",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 
+from jobsight.health.canary import CanaryAnalysis
 from jobsight.health.state import State
 from jobsight.health.verdict import TriggerResult, Verdict
 from jobsight.settings import SidecarSettings
@@ -82,7 +83,38 @@ def _outage_banner(error: str | None) -> str:
     return f'<p id="outage" class="down">Sources cannot be read: {html.escape(error)}</p>\n'
 
 
-def render(verdict: Verdict, state: SidecarState, settings: SidecarSettings, now: float) -> str:
+def _analysis_section(analysis: CanaryAnalysis | None) -> str:
+    if analysis is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(c.job_name)}</td><td>{c.answer}</td>"
+        f"<td>{c.canary_failed}/{c.canary_finished}</td>"
+        f"<td>{c.baseline_failed}/{c.baseline_finished}</td>"
+        f"<td>{c.failures.confidence if c.failures else 0:.4f}</td></tr>"
+        for c in analysis.by_job
+    )
+    errors = "".join(
+        f"<li>{html.escape(text)}: {canary} on the canary, {base} on the baseline</li>"
+        for text, canary, base in analysis.rising_errors
+    )
+    return (
+        f"<h2>Canary {html.escape(analysis.canary)} against "
+        f"{html.escape(analysis.baseline or 'no baseline')}</h2>"
+        f'<p id="analysis" data-answer="{analysis.answer}"><b>{analysis.answer}</b>: '
+        f"{html.escape(analysis.reason)}. Next: {html.escape(analysis.next_action)}.</p>"
+        f"{f'<ul>{errors}</ul>' if errors else ''}"
+        "<table><tr><th>job name</th><th>answer</th><th>canary failed</th>"
+        f"<th>baseline failed</th><th>confidence worse</th></tr>{rows}</table>\n"
+    )
+
+
+def render(
+    verdict: Verdict,
+    state: SidecarState,
+    settings: SidecarSettings,
+    now: float,
+    analysis: CanaryAnalysis | None = None,
+) -> str:
     color = COLORS[verdict.verdict]
     scope = f" for version {html.escape(verdict.version)}" if verdict.version else ""
     role = "leader" if state.leader else "follower"
@@ -132,7 +164,7 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 <p class="meta">verdict{scope} · this sidecar is the <b id="role">{role}</b> of group
 <b>{html.escape(settings.instance)}</b> (leader: {leader_text}) ·
 <a href="/metrics">/metrics</a> · <a href="/verdict">/verdict</a>{temporal}</p>
-{_outage_banner(outage)}<h2>Triggers</h2>
+{_outage_banner(outage)}{_analysis_section(analysis)}<h2>Triggers</h2>
 <table id="triggers"><tr><th>trigger</th><th>state</th><th>value</th><th>degraded above</th>
 <th>rollback above</th><th>window</th><th>since</th><th>detail</th></tr>{rows}</table>
 <h2>Sources</h2>

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +24,13 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from jobsight import codec
+from jobsight.health.canary import (
+    ANSWER_STATES,
+    CanaryAnalysis,
+    analysis_body,
+    analysis_of,
+    policy_of,
+)
 from jobsight.health.state import State
 from jobsight.health.verdict import Verdict
 from jobsight.settings import SidecarSettings
@@ -66,14 +74,32 @@ def current_verdict(request: web.Request, version: str | None = None) -> Verdict
     return request.app[STATE].verdict(request.app[SETTINGS], version)
 
 
-def requested_version(request: web.Request, payload: dict[str, Any] | None = None) -> str | None:
-    version = request.query.get("version")
+def requested_version(
+    request: web.Request, payload: dict[str, Any] | None = None, key: str = "version"
+) -> str | None:
+    """A version from the query, or from a Flagger payload's metadata (`version`, `baseline`)."""
+    version = request.query.get(key)
     if version is None and payload:
         metadata = payload.get("metadata") or {}
-        version = metadata.get("version") if isinstance(metadata, dict) else None
+        version = metadata.get(key) if isinstance(metadata, dict) else None
     if version is not None and (not isinstance(version, str) or len(version) > MAX_VERSION_LENGTH):
-        raise web.HTTPBadRequest(text="version: must be a string of at most 128 characters\n")
+        raise web.HTTPBadRequest(text=f"{key}: must be a string of at most 128 characters\n")
     return version or None
+
+
+def judged(
+    request: web.Request, payload: dict[str, Any] | None = None
+) -> tuple[Verdict, CanaryAnalysis | None]:
+    """The verdict asked for; with a version and a baseline (a name, or `auto`), the canary
+    analysis decides it: pass is ok, fail is rollback, not enough evidence is inconclusive."""
+    version = requested_version(request, payload)
+    baseline = requested_version(request, payload, "baseline")
+    verdict = current_verdict(request, version)
+    if version is None or baseline is None:
+        return verdict, None
+    settings = request.app[SETTINGS]
+    analysis = analysis_of(request.app[STATE].views, version, baseline, policy_of(settings))
+    return replace(verdict, verdict=ANSWER_STATES[analysis.answer]), analysis
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -159,9 +185,12 @@ def verdict_body(verdict: Verdict) -> dict[str, Any]:
 
 async def verdict_handler(request: web.Request) -> web.Response:
     """Always 200: Argo Rollouts' web provider treats a non-2xx answer as an error, not a
-    failed measurement; the verdict is in the body."""
-    verdict = current_verdict(request, requested_version(request))
-    return web.json_response(verdict_body(verdict))
+    failed measurement; the verdict is in the body (and the canary analysis, when asked)."""
+    verdict, analysis = judged(request)
+    body = verdict_body(verdict)
+    if analysis is not None:
+        body["analysis"] = analysis_body(analysis)
+    return web.json_response(body)
 
 
 async def _flagger_payload(request: web.Request) -> dict[str, Any] | None:
@@ -193,28 +222,38 @@ async def _flagger_payload(request: web.Request) -> dict[str, Any] | None:
 
 async def gate(request: web.Request) -> web.Response:
     payload = await _flagger_payload(request)
-    verdict = current_verdict(request, requested_version(request, payload))
+    verdict, analysis = judged(request, payload)
     halt = verdict.verdict in request.app[SETTINGS].gate_halt_on
-    body = {
+    body: dict[str, Any] = {
         "verdict": verdict.verdict,
         "halt": halt,
         "version": verdict.version,
         "triggers": {t.name: t.state for t in verdict.triggers},
     }
+    if analysis is not None:
+        body["analysis"] = analysis_body(analysis)
     return web.json_response(body, status=412 if halt else 200)
 
 
 async def rollback(request: web.Request) -> web.Response:
     payload = await _flagger_payload(request)
-    verdict = current_verdict(request, requested_version(request, payload))
+    verdict, analysis = judged(request, payload)
     roll_back = verdict.verdict == State.ROLLBACK
-    body = {"verdict": verdict.verdict, "rollback": roll_back, "version": verdict.version}
+    body: dict[str, Any] = {
+        "verdict": verdict.verdict,
+        "rollback": roll_back,
+        "version": verdict.version,
+    }
+    if analysis is not None:
+        body["analysis"] = analysis_body(analysis)
     return web.json_response(body, status=200 if roll_back else 412)
 
 
 async def index(request: web.Request) -> web.Response:
-    verdict = current_verdict(request, requested_version(request))
-    page = status_page.render(verdict, request.app[STATE], request.app[SETTINGS], time.time())
+    verdict, analysis = judged(request)
+    page = status_page.render(
+        verdict, request.app[STATE], request.app[SETTINGS], time.time(), analysis
+    )
     return web.Response(text=page, content_type="text/html")
 
 

@@ -35,6 +35,7 @@ from jobsight.sources.signals import (
     SourceSignals,
     trigger_windows,
 )
+from jobsight.sources.versions import Fingerprint, VersionSlice, read_versions
 
 LABELS = ("job_name", "runner")
 BUCKETS = (
@@ -238,6 +239,8 @@ class JobsSnapshot:
     newly_finished: int = 0  # in the poll that made this snapshot
     windows: list[WindowStats] = field(default_factory=list)  # for the rollback triggers
     stuck_by_version: dict[str, int] = field(default_factory=dict)
+    version_slices: list[VersionSlice] = field(default_factory=list)  # the canary analysis
+    fingerprints: list[Fingerprint] = field(default_factory=list)
 
     def window(self, seconds: float) -> WindowStats | None:
         return next((w for w in self.windows if w.seconds == seconds), None)
@@ -322,6 +325,8 @@ class JobsRows:
     unfinished: list[UnfinishedRow]
     windows: list[WindowStats]
     stuck_by_version: dict[str, int]
+    version_slices: list[VersionSlice] = field(default_factory=list)
+    fingerprints: list[Fingerprint] = field(default_factory=list)
 
 
 class JobsSource(RowSource[JobsRows, JobsSnapshot]):
@@ -354,6 +359,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
                 for seconds in trigger_windows(settings)
             ]
             stuck = await conn.fetch(STUCK_BY_VERSION, settings.stuck_after)
+            slices, prints = await read_versions(conn, settings.canary_window)
         return JobsRows(
             horizon,
             now,
@@ -361,6 +367,8 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
             [UnfinishedRow(**r) for r in unfinished],
             windows,
             {r["version"]: r["stuck"] for r in stuck},
+            slices,
+            prints,
         )
 
     def build(
@@ -371,6 +379,8 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         )
         snapshot.windows = rows.windows
         snapshot.stuck_by_version = rows.stuck_by_version
+        snapshot.version_slices = rows.version_slices
+        snapshot.fingerprints = rows.fingerprints
         return snapshot
 
     def render(self, snap: JobsSnapshot, settings: SidecarSettings) -> Iterable[Metric]:

@@ -1,0 +1,90 @@
+"""The canary analysis on a real sidecar (issue 18): jobs of a baseline and of canaries in the
+jobs table; /verdict, /gate (query and Flagger payload), the status page and `jobsight verdict`
+all give the same answer: fail with its explanation, pass, or inconclusive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from tests.support.processes import jobsight
+from tests.support.sidecar import SidecarProcess
+from tests.support.waiting import eventually
+
+# $1 version, $2 jobs, $3 failed every n-th job (0: none), $4 error text, $5 job name
+JOBS = """
+INSERT INTO jobs (tenant, type, status, user_id, runner_type, created_at, updated_at,
+                  started_at, finished_at, attempts, worker_version, error)
+SELECT '00000000-0000-4000-8000-000000000001', $5,
+       (CASE WHEN $3 > 0 AND g % $3 = 0 THEN 'failed' ELSE 'completed' END)::job_status,
+       '00000000-0000-4000-8000-000000000001', 'pgqueue',
+       t - interval '2 seconds', t, t - interval '1 second', t, 1, $1,
+       CASE WHEN $3 > 0 AND g % $3 = 0 THEN $4 || ' after ' || g || ' ms' END
+FROM generate_series(1, $2::int) AS g,
+     LATERAL (SELECT now() - interval '5 seconds' - (g % 1200) * interval '1 second' AS t) AS x
+"""
+
+
+async def answer(sidecar: SidecarProcess, query: str) -> dict:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with session.get(f"{sidecar.url}/verdict?{query}") as response:
+            return await response.json()
+
+
+async def test_fail_pass_and_inconclusive_everywhere(migrated_db: str, tmp_path: Path) -> None:
+    conn = await asyncpg.connect(migrated_db)
+    try:
+        await conn.execute(JOBS, "stable", 6000, 50, "KeyError 'x'", "send-email")  # 2%
+        await conn.execute(JOBS, "broken", 600, 4, "TimeoutError: smtp", "send-email")  # 25%
+        await conn.execute(JOBS, "good", 600, 50, "KeyError 'x'", "send-email")  # 2%
+        await conn.execute(JOBS, "young", 12, 0, "", "send-email")
+    finally:
+        await conn.close()
+    sidecar = SidecarProcess(migrated_db, tmp_path, JOBSIGHT_SOURCES="jobs")
+    sidecar.start()
+    try:
+
+        async def polled() -> bool:
+            try:
+                body = await answer(sidecar, "version=broken&baseline=stable")
+            except (aiohttp.ClientError, OSError):
+                return False
+            return body.get("analysis", {}).get("answer") == "fail"
+
+        await eventually(polled, 30, "the broken canary judged")
+        broken = (await answer(sidecar, "version=broken&baseline=stable"))["analysis"]
+        assert broken["overall"]["canary"]["failed"] == 150 and "send-email" in broken["reason"]
+        assert broken["rising_errors"][0]["error"] == "TimeoutError: smtp after <n> ms"
+        assert (await answer(sidecar, "version=broken&baseline=stable"))["verdict"] == "rollback"
+        good = await answer(sidecar, "version=good&baseline=auto")
+        assert (good["verdict"], good["analysis"]["answer"]) == ("ok", "pass")
+        assert good["analysis"]["baseline"] == "stable"
+        young = await answer(sidecar, "version=young&baseline=stable")
+        assert (young["verdict"], young["analysis"]["answer"]) == ("inconclusive", "inconclusive")
+        typo = await answer(sidecar, "version=brokn&baseline=stable")
+        assert typo["analysis"]["answer"] == "inconclusive"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            payload = {"name": "worker", "namespace": "prod", "phase": "Progressing",
+                       "metadata": {"version": "broken", "baseline": "stable"}}  # fmt: skip
+            async with session.post(f"{sidecar.url}/gate", json=payload) as response:
+                assert response.status == 412
+                assert (await response.json())["analysis"]["answer"] == "fail"
+            async with session.get(f"{sidecar.url}/gate?version=good&baseline=stable") as r:
+                assert r.status == 200
+            async with session.get(f"{sidecar.url}/?version=broken&baseline=stable") as r:
+                page = await r.text()
+                assert 'data-answer="fail"' in page and "TimeoutError: smtp" in page
+        done = jobsight("verdict", "--url", sidecar.url, "--version", "broken", "--baseline",
+                        "stable")  # fmt: skip
+        assert done.returncode == 3 and "canary broken against stable: fail" in done.stdout
+        assert jobsight("verdict", "--url", sidecar.url, "--version", "good",
+                        "--baseline", "auto").returncode == 0  # fmt: skip
+        assert jobsight("verdict", "--url", sidecar.url, "--version", "young",
+                        "--baseline", "stable").returncode == 5  # fmt: skip
+    finally:
+        sidecar.stop()
+    direct = jobsight("verdict", "--version", "broken", "--baseline", "stable",
+                      env={"DATABASE_URL": migrated_db, "JOBSIGHT_SOURCES": "jobs"})  # fmt: skip
+    assert direct.returncode == 3, direct.stdout + direct.stderr
