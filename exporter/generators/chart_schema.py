@@ -143,6 +143,7 @@ def schema() -> dict[str, Any]:
                         "image": image(),
                         "command": {"type": "array", "items": STRING, "minItems": 1},
                         "readinessFromSidecar": BOOL,
+                        "versionLabel": {"type": "string", "pattern": "^[A-Za-z0-9./_-]*$"},
                         "resources": RESOURCES,
                     }
                 ),

@@ -81,6 +81,12 @@ def requested_version(
     version = request.query.get(key)
     if version is None and payload:
         metadata = payload.get("metadata") or {}
+        if isinstance(metadata, dict) and metadata.get("versions") == "flagger":
+            # Flagger's canary runs as <name>, its primary as <name>-primary (their pods' app
+            # label, which the workers record as their version): see the Flagger example.
+            name = payload.get("name")
+            if isinstance(name, str) and name:
+                return name if key == "version" else f"{name}-primary"
         version = metadata.get(key) if isinstance(metadata, dict) else None
     if version is not None and (not isinstance(version, str) or len(version) > MAX_VERSION_LENGTH):
         raise web.HTTPBadRequest(text=f"{key}: must be a string of at most 128 characters\n")
