@@ -358,6 +358,37 @@ def overview() -> Any:
             description="Active longer than JOBSIGHT_STUCK_AFTER.",
         )
     )
+    board = board.with_row(dashboard.Row("Canary against stable (by worker version)"))
+    version_jobs = n(jobs.VERSION_JOBS)
+    board = board.with_panel(
+        timeseries_panel(
+            "Failure ratio by worker version",
+            [
+                (
+                    f'max by (version) ({version_jobs}{{outcome="failed"}}) / '
+                    f'max by (version) ({version_jobs}{{outcome="finished"}})',
+                    "{{version}}",
+                )
+            ],
+            "percentunit",
+            "Over JOBSIGHT_CANARY_WINDOW. The canary analysis (/verdict?version=&baseline=) "
+            "compares versions on the same job names in the same 30 s slices.",
+        )
+    )
+    board = board.with_panel(
+        timeseries_panel(
+            "Runs above the job name's p95, by worker version",
+            [
+                (
+                    f'max by (version) ({version_jobs}{{outcome="slow"}}) / '
+                    f'max by (version) ({version_jobs}{{outcome="timed"}})',
+                    "{{version}}",
+                )
+            ],
+            "percentunit",
+            "About 5% when a version runs like the others; more when it is slower.",
+        )
+    )
     board = board.with_row(dashboard.Row("Queues, workers, database"))
     board = board.with_panel(
         timeseries_panel(

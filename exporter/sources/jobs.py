@@ -35,7 +35,7 @@ from jobsight.sources.signals import (
     SourceSignals,
     trigger_windows,
 )
-from jobsight.sources.versions import Fingerprint, VersionSlice, read_versions
+from jobsight.sources.versions import MAX_VERSIONS, Fingerprint, VersionSlice, read_versions
 
 LABELS = ("job_name", "runner")
 BUCKETS = (
@@ -109,6 +109,15 @@ COUNTING_LAG = MetricSpec(
     "gauge",
     "How far behind now finished jobs are counted (the commit horizon).",
 )
+VERSION_JOBS = MetricSpec(
+    "jobsight_version_jobs",
+    "gauge",
+    "Jobs finished within JOBSIGHT_CANARY_WINDOW by worker version (the few busiest): "
+    "finished, failed, timed (with a run time), slow (above the job name's p95 over the window, "
+    "pooled over versions): canary against stable.",
+    ("version", "outcome"),
+)
+OUTCOMES = ("finished", "failed", "timed", "slow")
 
 # The jobs finished in the last $1 seconds, per job name and per (job name, worker version); the
 # finished_at index keeps it proportional to the window, not the history.
@@ -343,6 +352,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         OLDEST_ACTIVE,
         LAST_COMPLETION,
         COUNTING_LAG,
+        VERSION_JOBS,
     )
 
     async def fetch(self, ctx: PollContext[JobsSnapshot]) -> JobsRows:
@@ -414,6 +424,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
             ),
         )
         yield samples(COUNTING_LAG, [((), snap.counting_lag)])
+        yield samples(VERSION_JOBS, version_totals(snap.version_slices))
 
     def signals(self, snap: JobsSnapshot, settings: SidecarSettings) -> SourceSignals:
         """Finished counts, p95s and last completions per window, overall (version None rows)
@@ -431,6 +442,18 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         for version, count in snap.stuck_by_version.items():
             by_version.setdefault(version, Signals()).stuck = count
         return SourceSignals(overall, by_version)
+
+
+def version_totals(rows: Iterable[VersionSlice]) -> list[tuple[tuple[str, str], float]]:
+    """Per worker version (already bounded by the query), each outcome summed over the window."""
+    names = LabelCap(MAX_VERSIONS)
+    totals: dict[tuple[str, str], float] = {}
+    for row in sorted(rows, key=lambda r: (r.version, r.job_name, r.slice)):
+        version = names(row.version)
+        for outcome in OUTCOMES:
+            key = (version, outcome)
+            totals[key] = totals.get(key, 0) + getattr(row, outcome)
+    return sorted(totals.items())
 
 
 def _add_window_row(into: Signals, seconds: float, row: WindowRow) -> None:

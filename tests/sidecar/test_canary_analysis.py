@@ -63,6 +63,10 @@ async def test_fail_pass_and_inconclusive_everywhere(migrated_db: str, tmp_path:
         assert good["analysis"]["baseline"] == "stable"
         young = await answer(sidecar, "version=young&baseline=stable")
         assert (young["verdict"], young["analysis"]["answer"]) == ("inconclusive", "inconclusive")
+        series = (await sidecar.scrape())["jobsight_version_jobs"]
+        assert series[(("outcome", "finished"), ("version", "broken"))] == 600
+        assert series[(("outcome", "failed"), ("version", "broken"))] == 150
+        assert series[(("outcome", "failed"), ("version", "stable"))] == 120
         typo = await answer(sidecar, "version=brokn&baseline=stable")
         assert typo["analysis"]["answer"] == "inconclusive"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
