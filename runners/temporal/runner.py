@@ -327,6 +327,9 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
             ),
             activities=[activities.open_job, activities.run_handler, activities.finish_job],
             max_concurrent_activities=self.settings.max_concurrent_activities,
+            # The worker's Build ID is the version it records on its jobs (the canary analysis
+            # compares versions), and the SDK need not hash every loaded module to make one up.
+            build_id=self.settings.worker_version,
             # stop(grace) decides when running handlers are stopped, not the SDK's own timer.
             graceful_shutdown_timeout=UNBOUNDED_GRACE,
         )

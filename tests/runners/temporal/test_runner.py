@@ -226,3 +226,27 @@ async def test_stop_honours_its_grace(conn: asyncpg.Connection, make_runner: Mak
     assert [(d["status"], d["attempt"]) for d in attempts] == [("completed", 1)]
     await make_runner(registry).start()
     await eventually(lambda: _is(conn, patient.job_id, "completed"), 30)
+
+
+async def test_the_workers_build_id_is_the_version_it_records(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    """Temporal worker versioning and the canary analysis name a release the same way: the
+    version on the jobs rows is the Build ID the worker reports to Temporal."""
+    registry = HandlerRegistry()
+    registry.handler("noop")(_noop)
+    runner = make_runner(registry, worker_version="build-2024.7")
+    await runner.start()
+    result = await runner.schedule_job("noop", {}, tenant=TENANT)
+    await eventually(lambda: _is(conn, result.job_id, "completed"), 20)
+    row = await conn.fetchrow("SELECT worker_version FROM jobs WHERE job_id = $1", result.job_id)
+    assert row["worker_version"] == "build-2024.7"
+    client = await runner.client()
+    history = await client.get_workflow_handle(result.external_id).fetch_history()
+    completed = [
+        e.workflow_task_completed_event_attributes
+        for e in history.events
+        if e.HasField("workflow_task_completed_event_attributes")
+    ]
+    build_ids = {c.worker_version.build_id or c.deployment_version.build_id for c in completed}
+    assert build_ids == {"build-2024.7"}, [str(c) for c in completed]
