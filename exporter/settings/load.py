@@ -63,18 +63,24 @@ def load_settings(environ: Mapping[str, str], config_path: str | None = None) ->
     return settings
 
 
-def _read_yaml(path: str) -> dict[str, Any]:
+def read_yaml_file(path: str, setting: str) -> Any:
+    """A YAML file's document; a file that cannot be read, or is not YAML, is one SettingError
+    line naming the setting, the file and (for YAML) the line and column."""
     import yaml
 
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise SettingError(f"JOBSIGHT_CONFIG: cannot read {path}: {exc.strerror}") from None
+        raise SettingError(f"{setting}: cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise SettingError(f"JOBSIGHT_CONFIG: {path}{where}: {problem}") from None
+        raise SettingError(f"{setting}: {path}{where}: {problem}") from None
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    loaded = read_yaml_file(path, "JOBSIGHT_CONFIG")
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -34,6 +34,7 @@ import bcrypt
 from aiohttp import web
 
 from jobsight.settings import SettingError
+from jobsight.settings.load import read_yaml_file
 
 OPEN_PATHS = ("/livez", "/readyz")  # and /readyz/<check>: probes need no credentials
 CLIENT_AUTH = {
@@ -117,17 +118,8 @@ def tls_context(tls: Mapping[str, Any], base: Path, where: str) -> ssl.SSLContex
 
 
 def load_web_config(path: str) -> WebConfig:
-    import yaml
-
     where = f"JOBSIGHT_WEB_CONFIG_FILE: {path}"
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise SettingError(f"{where}: cannot read it: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        raise SettingError(f"{where}{line}: not valid YAML") from None
+    doc = read_yaml_file(path, "JOBSIGHT_WEB_CONFIG_FILE")
     sections = parse_web_config(doc, where)
     tls = sections.get("tls")
     return WebConfig(
