@@ -10,11 +10,14 @@ before serving it, so a new leader continues exactly where the old one stopped.
 from __future__ import annotations
 
 import copy
+import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from prometheus_client.core import Metric
 from prometheus_client.samples import Exemplar
 
@@ -35,7 +38,16 @@ from jobsight.sources.signals import (
     SourceSignals,
     trigger_windows,
 )
-from jobsight.sources.versions import MAX_VERSIONS, Fingerprint, VersionSlice, read_versions
+from jobsight.sources.versions import (
+    MAX_VERSIONS,
+    Fingerprint,
+    VersionCounts,
+    VersionSlice,
+    read_due,
+    read_versions,
+)
+
+log = logging.getLogger(__name__)
 
 LABELS = ("job_name", "runner")
 BUCKETS = (
@@ -248,8 +260,15 @@ class JobsSnapshot:
     newly_finished: int = 0  # in the poll that made this snapshot
     windows: list[WindowStats] = field(default_factory=list)  # for the rollback triggers
     stuck_by_version: dict[str, int] = field(default_factory=dict)
-    version_slices: list[VersionSlice] = field(default_factory=list)  # the canary analysis
-    fingerprints: list[Fingerprint] = field(default_factory=list)
+    versions: VersionCounts | None = None  # the canary analysis's counts, and when read
+
+    @property
+    def version_slices(self) -> list[VersionSlice]:
+        return self.versions.slices if self.versions else []
+
+    @property
+    def fingerprints(self) -> list[Fingerprint]:
+        return self.versions.fingerprints if self.versions else []
 
     def window(self, seconds: float) -> WindowStats | None:
         return next((w for w in self.windows if w.seconds == seconds), None)
@@ -334,8 +353,7 @@ class JobsRows:
     unfinished: list[UnfinishedRow]
     windows: list[WindowStats]
     stuck_by_version: dict[str, int]
-    version_slices: list[VersionSlice] = field(default_factory=list)
-    fingerprints: list[Fingerprint] = field(default_factory=list)
+    versions: VersionCounts | None = None
 
 
 class JobsSource(RowSource[JobsRows, JobsSnapshot]):
@@ -369,7 +387,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
                 for seconds in trigger_windows(settings)
             ]
             stuck = await conn.fetch(STUCK_BY_VERSION, settings.stuck_after)
-            slices, prints = await read_versions(conn, settings.canary_window)
+            versions = await self._versions(conn, ctx, settings)
         return JobsRows(
             horizon,
             now,
@@ -377,9 +395,30 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
             [UnfinishedRow(**r) for r in unfinished],
             windows,
             {r["version"]: r["stuck"] for r in stuck},
-            slices,
-            prints,
+            versions,
         )
+
+    @staticmethod
+    async def _versions(
+        conn: asyncpg.Connection, ctx: PollContext[JobsSnapshot], settings: SidecarSettings
+    ) -> VersionCounts | None:
+        """The canary analysis's counts: read once per slice at most. A read cut short by
+        statement_timeout (a very busy window) keeps the previous counts and is logged; it never
+        takes the jobs source down with it."""
+        previous = ctx.previous.versions if ctx.previous else None
+        now = time.time()
+        if not read_due(previous, now):
+            return previous
+        try:
+            slices, prints = await read_versions(conn, settings.canary_window)
+        except asyncpg.QueryCanceledError:
+            log.warning(
+                "counting jobs by worker version over JOBSIGHT_CANARY_WINDOW (%.0f s) ran out of "
+                "time; the canary analysis keeps its previous counts (shorten the window)",
+                settings.canary_window,
+            )
+            return previous
+        return VersionCounts(now, slices, prints)
 
     def build(
         self, rows: JobsRows, previous: JobsSnapshot | None, settings: SidecarSettings
@@ -389,8 +428,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         )
         snapshot.windows = rows.windows
         snapshot.stuck_by_version = rows.stuck_by_version
-        snapshot.version_slices = rows.version_slices
-        snapshot.fingerprints = rows.fingerprints
+        snapshot.versions = rows.versions
         return snapshot
 
     def render(self, snap: JobsSnapshot, settings: SidecarSettings) -> Iterable[Metric]:

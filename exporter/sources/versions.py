@@ -99,6 +99,20 @@ def fingerprints(rows: list[dict[str, Any]]) -> list[Fingerprint]:
     ]
 
 
+@dataclass
+class VersionCounts:
+    """What one read found, and when (Unix time): kept between reads."""
+
+    read_at: float
+    slices: list[VersionSlice]
+    fingerprints: list[Fingerprint]
+
+
+def read_due(previous: VersionCounts | None, now: float) -> bool:
+    """At most one read per slice: finer reads would only repeat the same counts."""
+    return previous is None or now - previous.read_at >= SLICE_S
+
+
 async def read_versions(
     conn: asyncpg.Connection, window: float
 ) -> tuple[list[VersionSlice], list[Fingerprint]]:

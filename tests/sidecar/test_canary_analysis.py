@@ -92,3 +92,39 @@ async def test_fail_pass_and_inconclusive_everywhere(migrated_db: str, tmp_path:
     direct = jobsight("verdict", "--version", "broken", "--baseline", "stable",
                       env={"DATABASE_URL": migrated_db, "JOBSIGHT_SOURCES": "jobs"})  # fmt: skip
     assert direct.returncode == 3, direct.stdout + direct.stderr
+
+
+async def test_a_slow_versions_read_keeps_the_counts_and_the_source_up(migrated_db: str) -> None:
+    """Counting a very busy window can outlast statement_timeout: the previous counts stay (a
+    lock on the table stands in for the slow read here). Reads happen once per 30 s slice."""
+    import time
+    from datetime import UTC, datetime
+
+    from jobsight.settings import SidecarSettings
+    from jobsight.sources import jobs
+    from jobsight.sources.base import PollContext
+    from jobsight.sources.finished import FinishedCursor
+    from jobsight.sources.versions import SLICE_S, VersionCounts, VersionSlice, read_due
+
+    now = time.time()
+    kept = VersionCounts(now - SLICE_S - 1, [VersionSlice("a", "v1", 1, 5, 0)], [])
+    assert read_due(kept, now) and not read_due(VersionCounts(now, [], []), now)
+    settings = SidecarSettings(database_url=migrated_db)
+    previous = jobs.JobsSnapshot(FinishedCursor(datetime.now(UTC)), versions=kept)
+    async with asyncpg.create_pool(migrated_db, min_size=2, max_size=2) as pool:
+        async with pool.acquire() as locker, pool.acquire() as conn:
+            tx = locker.transaction()
+            await tx.start()
+            await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+            await conn.execute("SET statement_timeout = '200ms'")
+            got = await jobs.JobsSource._versions(
+                conn, PollContext(settings, pool, previous), settings
+            )
+            await conn.execute("RESET statement_timeout")
+            await tx.rollback()
+        assert got is kept
+        async with pool.acquire() as conn:  # not due yet: no read at all
+            fresh = VersionCounts(time.time(), [], [])
+            ahead = jobs.JobsSnapshot(FinishedCursor(datetime.now(UTC)), versions=fresh)
+            ctx = PollContext(settings, pool, ahead)
+            assert await jobs.JobsSource._versions(conn, ctx, settings) is fresh
