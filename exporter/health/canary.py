@@ -46,10 +46,6 @@ class Comparison:
     slowness: Evidence | None = None
     answer: str = INCONCLUSIVE
 
-    @staticmethod
-    def rate(part: int, whole: int) -> float | None:
-        return part / whole if whole else None
-
 
 @dataclass
 class CanaryAnalysis:

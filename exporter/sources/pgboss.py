@@ -42,6 +42,7 @@ from jobsight.sources.pgboss_finished import (
     count_due,
     from_rows,
     indexed_sql,
+    quoted,
     scan_sql,
 )
 from jobsight.sources.signals import (
@@ -229,10 +230,6 @@ def fold_queues(rows: Iterable[BossQueueRow], cap: int) -> list[BossQueueRow]:
     return list(merged.values())
 
 
-def _q(schema: str) -> str:
-    return '"' + schema + '"'  # schema is a validated plain identifier (settings._identifier)
-
-
 def live_counts_sql(schema: str) -> str:
     """Every queue pg-boss knows (an empty one reads 0) and any job name without a queue row."""
     return f"""
@@ -243,15 +240,15 @@ SELECT coalesce(j.name, q.name) AS queue,
        count(j.name) FILTER (WHERE state = 'failed') AS failed,
        extract(epoch FROM now() - min(start_after)
                  FILTER (WHERE state < 'active' AND start_after <= now()))::float8 AS oldest_ready
-FROM {_q(schema)}.job j
-FULL JOIN {_q(schema)}.queue q ON q.name = j.name
+FROM {quoted(schema)}.job j
+FULL JOIN {quoted(schema)}.queue q ON q.name = j.name
 GROUP BY 1
 """  # noqa: S608 - identifier validated
 
 
 def cached_counts_sql(schema: str, columns: set[str]) -> str:
     chosen = [f"{c}" if c in columns else f"NULL AS {c}" for c in CACHED_COLUMNS]
-    return f"SELECT name AS queue, {', '.join(chosen)} FROM {_q(schema)}.queue"  # noqa: S608
+    return f"SELECT name AS queue, {', '.join(chosen)} FROM {quoted(schema)}.queue"  # noqa: S608
 
 
 def active_sql(schema: str, job_columns: set[str]) -> str:
@@ -262,7 +259,7 @@ def active_sql(schema: str, job_columns: set[str]) -> str:
     return f"""
 SELECT name AS queue, count(*) FILTER (WHERE started_on + {expiry} < now()) AS expired,
        count(*) FILTER (WHERE started_on < now() - $1 * interval '1 second') AS stuck
-FROM {_q(schema)}.job
+FROM {quoted(schema)}.job
 WHERE state = 'active'
 GROUP BY 1
 """  # noqa: S608 - identifier validated, expiry from a fixed pair
@@ -271,7 +268,7 @@ GROUP BY 1
 def instances_sql(schema: str) -> str:
     return f"""
 SELECT count(*) AS alive, coalesce(sum(crash_restarts), 0)::int AS crash_restarts
-FROM {_q(schema)}.instance
+FROM {quoted(schema)}.instance
 WHERE stopped_on IS NULL AND heartbeat_on > now() - 3 * heartbeat_seconds * interval '1 second'
 """  # noqa: S608 - identifier validated
 
@@ -325,7 +322,7 @@ async def count_finished(
     count_failed = "queued_count" in cached and "failed_count" not in cached
     indexed = False
     try:
-        indexes = await conn.fetchrow(INDEXES_SQL, f"{_q(schema)}.job")
+        indexes = await conn.fetchrow(INDEXES_SQL, f"{quoted(schema)}.job")
         indexed = bool(indexes["finished"] and (indexes["failed"] or not count_failed))
         query = (
             indexed_sql(schema, archive, windows, count_failed)
@@ -370,9 +367,9 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
     async def fetch(self, ctx: PollContext[PgBossSnapshot]) -> PgBossRows:
         schema = ctx.settings.pgboss_schema
         async with ctx.require_pool().acquire() as conn:
-            if not await table_exists(conn, f"{_q(schema)}.version"):
+            if not await table_exists(conn, f"{quoted(schema)}.version"):
                 return PgBossRows(present=False)
-            version = await conn.fetchval(f"SELECT max(version) FROM {_q(schema)}.version")  # noqa: S608
+            version = await conn.fetchval(f"SELECT max(version) FROM {quoted(schema)}.version")  # noqa: S608
             if version is None or version < OLDEST_SUPPORTED:  # the queries below need >= 24
                 raise PgBossError(
                     f"pg-boss schema version {version} in {schema!r} is older "

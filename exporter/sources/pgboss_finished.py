@@ -98,8 +98,9 @@ def count_due(last: CountTiming | None, now: float, share: float) -> bool:
     return now - last.at >= last.seconds / share
 
 
-def _q(schema: str) -> str:
-    return '"' + schema + '"'  # schema is a validated plain identifier (settings)
+def quoted(schema: str) -> str:
+    """The pg-boss schema in SQL: a plain identifier validated by the settings, quoted."""
+    return '"' + schema + '"'
 
 
 LOWER_BOUND = "least($1::timestamptz, now() - $4 * interval '1 second')"  # $4 longest window
@@ -138,12 +139,13 @@ def _rows(schema: str, archive: bool, per_queue: bool) -> str:
     pg-boss 10's archive only as far back as the lower bound, through its archived_on index."""
     recent = f" AND completed_on >= {LOWER_BOUND}"
     same = " AND name = q.name" if per_queue else ""
-    job = f"SELECT name, state, started_on, completed_on, true AS retained FROM {_q(schema)}.job"  # noqa: S608
+    table = quoted(schema)
+    job = f"SELECT name, state, started_on, completed_on, true AS retained FROM {table}.job"  # noqa: S608
     if per_queue:
         job += f" WHERE true{same}{recent}"
     if not archive:
         return job
-    archived = f"SELECT name, state, started_on, completed_on, false FROM {_q(schema)}.archive"  # noqa: S608
+    archived = f"SELECT name, state, started_on, completed_on, false FROM {table}.archive"  # noqa: S608
     return f"{job}\n  UNION ALL {archived} WHERE archived_on >= {LOWER_BOUND}{same}"
 
 
@@ -168,7 +170,7 @@ SELECT coalesce(counted.name, q.name) AS queue, counted.*,
        coalesce(counted.failed_retained, 0) AS failed_retained,
        latency.run_p95, coalesce(latency.run_sample, 0) AS run_sample
 FROM counted
-FULL JOIN {_q(schema)}.queue q ON q.name = counted.name
+FULL JOIN {quoted(schema)}.queue q ON q.name = counted.name
 LEFT JOIN latency ON latency.name = counted.name
 """  # noqa: S608 - identifier validated, the rest this module's text
 
@@ -178,13 +180,14 @@ def indexed_sql(schema: str, archive: bool, windows: Sequence[float], failed: bo
     also the failed jobs retained, through a (name, state) index (a count that visits every
     retained failed job: only where pg-boss caches no failed count)."""
     retained = (
-        f"(SELECT count(*) FROM {_q(schema)}.job f WHERE f.name = q.name AND f.state = 'failed')"  # noqa: S608
+        f"(SELECT count(*) FROM {quoted(schema)}.job f"  # noqa: S608
+        " WHERE f.name = q.name AND f.state = 'failed')"
         if failed
         else "NULL::bigint"
     )
     return f"""
 SELECT q.name AS queue, c.*, {retained} AS failed_retained
-FROM {_q(schema)}.queue q
+FROM {quoted(schema)}.queue q
 CROSS JOIN LATERAL (
   SELECT {counts(windows)},
          {RUN_P95} FILTER (WHERE {RUN_TIMES}) AS run_p95,
