@@ -102,7 +102,7 @@ def rollout(s: Scenario, rng: random.Random, policy: CanaryPolicy) -> dict[str, 
             Slice(LOOK, sum(r > p95 for r in runs), base_jobs, hits(rng, base_jobs, base_slow))
         )
         if decided["jobsight"] is None and (
-            shown_worse(by_failures, policy) or shown_worse(by_time, policy)
+            shown_worse(by_failures, policy, "failures") or shown_worse(by_time, policy, "run_time")
         ):
             decided["jobsight"] = n
         if decided["fixed"] is None and n >= FIXED_MIN_SAMPLE:

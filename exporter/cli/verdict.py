@@ -95,6 +95,25 @@ async def from_database(
     return body
 
 
+def analysis_lines(analysis: dict[str, Any]) -> list[str]:
+    """The canary analysis, as `jobsight verdict` prints it above the triggers."""
+    lines = [
+        f"canary {analysis['canary']} against {analysis['baseline']}: {analysis['answer']}",
+        f"  {analysis['reason']}",
+    ]
+    for e in analysis["rising_errors"]:
+        counts = f"{e['canary']} against {e['baseline']}"
+        lines.append(f"  rising on the canary: {e['error']} ({counts})")
+    if crashes := analysis.get("crashes"):
+        mine, theirs = crashes["canary"], crashes["baseline"]
+        lines.append(
+            f"  crashed pgqueue workers: {mine['crashed']}/{mine['workers']} on the canary, "
+            f"{theirs['crashed']}/{theirs['workers']} on the baseline"
+        )
+    lines.append(f"  next: {analysis['next_action']}")
+    return lines
+
+
 def table(body: dict[str, Any]) -> str:
     from jobsight.sidecar.pages import fmt
 
@@ -102,13 +121,7 @@ def table(body: dict[str, Any]) -> str:
     lines = [f"verdict: {body['verdict']}{scope}", ""]
     analysis = body.get("analysis")
     if analysis:
-        lines[1:1] = [
-            f"canary {analysis['canary']} against {analysis['baseline']}: {analysis['answer']}",
-            f"  {analysis['reason']}",
-            *(f"  rising on the canary: {e['error']} ({e['canary']} against {e['baseline']})"
-              for e in analysis["rising_errors"]),
-            f"  next: {analysis['next_action']}",
-        ]  # fmt: skip
+        lines[1:1] = analysis_lines(analysis)
     header = ("trigger", "state", "value", "degraded", "rollback", "window", "detail")
     rows = [header]
     for t in body["triggers"]:

@@ -8,7 +8,13 @@ and its baseline (named, or `auto`: the version that finished the most jobs in t
 than the canary), each (slice, job name) where both ran is a stratum of the sequential test in
 health/sequential.py: failures and slow runs are compared within strata, so a canary that happens
 to run more of a flaky job is not blamed for it, and the answer stays valid however often it is
-asked. The decision is overall (both comparisons share alpha); per job name results explain it.
+asked. The decision is overall (the comparisons share alpha); per job name results explain it.
+
+Two rarer signals are compared the same way, as one stratum per job name (stuck) or one in all
+(crashes): jobs running longer than JOBSIGHT_STUCK_AFTER now, among each side's jobs of that name
+in the window (finished or stuck), and pgqueue workers declared crashed among each side's workers
+in the window. A canary whose every job hangs has finished nothing, yet its stuck jobs are
+evidence: it is compared, not called idle.
 """
 
 from __future__ import annotations
@@ -18,12 +24,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobsight.health.sequential import CanaryPolicy, Evidence, Slice, evidence, shown_worse
+from jobsight.health.sequential import (
+    RARE_GRID,
+    CanaryPolicy,
+    Evidence,
+    Slice,
+    evidence,
+    shown_worse,
+)
 from jobsight.health.state import State
 from jobsight.settings import SidecarSettings
 from jobsight.sources.jobs import JobsSnapshot
+from jobsight.sources.pgqueue import PgQueueSnapshot, VersionWorkers
 from jobsight.sources.status import SourceView
-from jobsight.sources.versions import Fingerprint, VersionSlice
+from jobsight.sources.versions import Fingerprint, StuckRow, VersionSlice
 
 AUTO = "auto"
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -42,9 +56,24 @@ class Comparison:
     canary_timed: int = 0
     baseline_slow: int = 0
     baseline_timed: int = 0
+    canary_stuck: int = 0
+    baseline_stuck: int = 0
     failures: Evidence | None = None
     slowness: Evidence | None = None
+    stuckness: Evidence | None = None
     answer: str = INCONCLUSIVE
+
+
+@dataclass
+class Crashes:
+    """pgqueue workers of each side seen in the window, and how many were declared crashed."""
+
+    canary_workers: int
+    canary_crashed: int
+    baseline_workers: int
+    baseline_crashed: int
+    evidence: Evidence
+    answer: str
 
 
 @dataclass
@@ -55,6 +84,7 @@ class CanaryAnalysis:
     reason: str
     overall: Comparison | None = None
     by_job: list[Comparison] = field(default_factory=list)
+    crashes: Crashes | None = None  # None: no pgqueue workers of both versions in the window
     rising_errors: list[tuple[str, int, int]] = field(default_factory=list)  # text, canary, base
     next_action: str = ""
 
@@ -82,10 +112,34 @@ def _strata(
     return pairs
 
 
+def _stuck_strata(
+    rows: Sequence[VersionSlice], stuck: Sequence[StuckRow], canary: str, baseline: str
+) -> dict[str, Slice]:
+    """Per job name that both sides ran (finished or stuck) in the window: each side's jobs,
+    finished plus stuck now, and how many of them are stuck."""
+    jobs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        jobs[(row.job_name, row.version)][0] += row.finished
+    for s in stuck:
+        jobs[(s.job_name, s.version)][0] += s.stuck
+        jobs[(s.job_name, s.version)][1] += s.stuck
+    names = sorted({name for name, version in jobs if version == canary})
+    return {
+        name: Slice(*jobs[(name, canary)], *jobs[(name, baseline)])
+        for name in names
+        if (name, baseline) in jobs
+    }
+
+
 def _compare(
-    name: str, pairs: Sequence[tuple[VersionSlice, VersionSlice]], policy: CanaryPolicy
+    name: str,
+    pairs: Sequence[tuple[VersionSlice, VersionSlice]],
+    stuck: Sequence[Slice],
+    policy: CanaryPolicy,
 ) -> Comparison:
     c = Comparison(name)
+    c.canary_stuck = sum(s.canary_hits for s in stuck)
+    c.baseline_stuck = sum(s.baseline_hits for s in stuck)
     for canary, base in pairs:
         c.canary_finished += canary.finished
         c.canary_failed += canary.failed
@@ -102,11 +156,33 @@ def _compare(
     c.slowness = evidence(
         (Slice(a.timed, a.slow, b.timed, b.slow) for a, b in pairs), policy.slow_margin
     )
-    if shown_worse(c.failures, policy) or shown_worse(c.slowness, policy):
+    c.stuckness = evidence(stuck, policy.failure_margin, RARE_GRID)
+    if (
+        shown_worse(c.failures, policy, "failures")
+        or shown_worse(c.slowness, policy, "run_time")
+        or shown_worse(c.stuckness, policy, "stuck")
+    ):
         c.answer = FAIL
     elif c.canary_finished >= policy.min_jobs:
         c.answer = PASS
     return c
+
+
+def compare_crashes(
+    workers: Sequence[VersionWorkers], canary: str, baseline: str, policy: CanaryPolicy
+) -> Crashes | None:
+    """The canary's crashed workers against the baseline's; None when either has no workers."""
+    by_version = {w.version: w for w in workers}
+    mine, theirs = by_version.get(canary), by_version.get(baseline)
+    if mine is None or theirs is None:
+        return None
+    found = evidence(
+        [Slice(mine.workers, mine.crashed, theirs.workers, theirs.crashed)],
+        policy.failure_margin,
+        RARE_GRID,
+    )
+    answer = FAIL if shown_worse(found, policy, "crashes") else PASS
+    return Crashes(mine.workers, mine.crashed, theirs.workers, theirs.crashed, found, answer)
 
 
 def analyse(
@@ -115,12 +191,14 @@ def analyse(
     baseline: str,
     policy: CanaryPolicy,
     fingerprints: Sequence[Fingerprint] = (),
+    stuck: Sequence[StuckRow] = (),
+    workers: Sequence[VersionWorkers] = (),
 ) -> CanaryAnalysis:
     """The canary's answer. Never pass without evidence: no canary jobs, no baseline to compare
     with, or fewer than policy.min_jobs compared canary jobs are inconclusive."""
     chosen = choose_baseline(rows, canary, baseline)
-    if not any(r.version == canary for r in rows):
-        reason = f"version {canary!r} finished no job in the window"
+    if not any(r.version == canary for r in rows) and not any(s.version == canary for s in stuck):
+        reason = f"version {canary!r} finished no job in the window and has none stuck"
         wait = "wait for the canary to run jobs (or check the version's name)"
         return CanaryAnalysis(canary, chosen, INCONCLUSIVE, reason, next_action=wait)
     if chosen is None or not any(r.version == chosen for r in rows):
@@ -128,20 +206,29 @@ def analyse(
         name = "name the stable version with baseline="
         return CanaryAnalysis(canary, chosen, INCONCLUSIVE, reason, next_action=name)
     pairs = _strata(rows, canary, chosen)
-    overall = _compare("*", [p for name in sorted(pairs) for p in pairs[name]], policy)
-    by_job = sorted(
-        (_compare(name, pairs[name], policy) for name in pairs),
-        key=lambda c: -(c.failures.log_value if c.failures else 0.0),
+    stuck_strata = _stuck_strata(rows, stuck, canary, chosen)
+    names = sorted({*pairs, *stuck_strata})
+    overall = _compare(
+        "*", [p for name in names for p in pairs.get(name, [])], list(stuck_strata.values()), policy
     )
-    analysis = CanaryAnalysis(canary, chosen, overall.answer, "", overall, by_job)
-    if overall.answer == FAIL:
+    by_job = sorted(
+        (
+            _compare(name, pairs.get(name, []), [stuck_strata[name]] if name in stuck_strata
+                     else [], policy)
+            for name in names
+        ),
+        key=lambda c: -_strongest(c),
+    )  # fmt: skip
+    crashes = compare_crashes(workers, canary, chosen, policy)
+    answer = FAIL if crashes is not None and crashes.answer == FAIL else overall.answer
+    analysis = CanaryAnalysis(canary, chosen, answer, "", overall, by_job, crashes)
+    if answer == FAIL:
         analysis.rising_errors = rising(fingerprints, canary, chosen)
-        analysis.reason = explain_failure(overall, by_job)
-        analysis.next_action = "roll back; read the canary's failed jobs of the first job name"
+        analysis.reason, analysis.next_action = explain_failure(overall, by_job, crashes, policy)
     elif overall.answer == PASS:
         analysis.reason = (
             f"{overall.canary_finished} canary jobs compared with {overall.baseline_finished} "
-            f"of {chosen}: not shown worse (failures or run time)"
+            f"of {chosen}: not shown worse (failures, run time, stuck jobs or crashes)"
         )
         analysis.next_action = "promote when the rollout's steps are done"
     else:
@@ -153,26 +240,60 @@ def analyse(
     return analysis
 
 
-def explain_failure(overall: Comparison, by_job: Sequence[Comparison]) -> str:
-    worst = by_job[0] if by_job else overall
-    failures = overall.failures
-    slowness = overall.slowness
-    on_failures = failures is not None and (
-        slowness is None or failures.log_value >= slowness.log_value
-    )
-    if on_failures:
+def _strongest(c: Comparison) -> float:
+    """The largest log-evidence of a comparison's tests (how to rank job names)."""
+    return max((e.log_value for e in (c.failures, c.slowness, c.stuckness) if e), default=0.0)
+
+
+def _test_evidence(c: Comparison, test: str) -> Evidence | None:
+    return {"failures": c.failures, "run_time": c.slowness, "stuck": c.stuckness}[test]
+
+
+def explain_failure(
+    overall: Comparison,
+    by_job: Sequence[Comparison],
+    crashes: Crashes | None,
+    policy: CanaryPolicy,
+) -> tuple[str, str]:
+    """Why the canary failed, from the comparison that failed it (the strongest, if several),
+    and what to do next."""
+    if crashes is not None and crashes.answer == FAIL:
         what = (
-            f"failures: {worst.job_name} {worst.canary_failed}/{worst.canary_finished} on the "
-            f"canary against {worst.baseline_failed}/{worst.baseline_finished} on the baseline"
+            f"worker crashes: {crashes.canary_crashed} of {crashes.canary_workers} canary "
+            f"workers against {crashes.baseline_crashed} of {crashes.baseline_workers} on the "
+            "baseline"
         )
-        found = failures
+        return _worse(what, crashes.evidence), "roll back; read the crashed canary workers' logs"
+    failed = [
+        (found, test)
+        for test in ("failures", "run_time", "stuck")
+        if (found := _test_evidence(overall, test)) and shown_worse(found, policy, test)
+    ]
+    found, test = max(failed, key=lambda pair: pair[0].log_value)
+    w = max(by_job or [overall], key=lambda c: getattr(_test_evidence(c, test), "log_value", 0.0))
+    if test == "stuck":
+        what = (
+            f"stuck jobs: {w.job_name} {w.canary_stuck} stuck of the canary's "
+            f"{w.canary_finished + w.canary_stuck} against {w.baseline_stuck} of "
+            f"{w.baseline_finished + w.baseline_stuck} on the baseline"
+        )
+        action = f"roll back; look at what the canary's running {w.job_name} jobs wait for"
+    elif test == "failures":
+        what = (
+            f"failures: {w.job_name} {w.canary_failed}/{w.canary_finished} on the "
+            f"canary against {w.baseline_failed}/{w.baseline_finished} on the baseline"
+        )
+        action = f"roll back; read the canary's failed {w.job_name} jobs"
     else:
         what = (
-            f"run time: {overall.canary_slow}/{overall.canary_timed} canary runs above the p95 "
-            f"line against {overall.baseline_slow}/{overall.baseline_timed} on the baseline"
+            f"run time: {w.job_name} {w.canary_slow}/{w.canary_timed} canary runs above the "
+            f"p95 line against {w.baseline_slow}/{w.baseline_timed} on the baseline"
         )
-        found = slowness
-    assert found is not None
+        action = f"roll back; compare the canary's slow {w.job_name} runs with the baseline's"
+    return _worse(what, found), action
+
+
+def _worse(what: str, found: Evidence) -> str:
     return (
         f"canary worse on {what}; odds about {found.likeliest_psi:g}x the baseline's, "
         f"confidence {found.confidence:.4f}"
@@ -221,7 +342,21 @@ def analysis_of(
     ):
         return CanaryAnalysis(canary, None, INCONCLUSIVE, "the jobs source has no current data",
                               next_action="check /readyz?verbose")  # fmt: skip
-    return analyse(snapshot.version_slices, canary, baseline, policy, snapshot.fingerprints)
+    queue = views.get("pgqueue")
+    workers = (
+        queue.snapshot.workers_by_version
+        if queue is not None and isinstance(queue.snapshot, PgQueueSnapshot)
+        else []
+    )
+    return analyse(
+        snapshot.version_slices,
+        canary,
+        baseline,
+        policy,
+        snapshot.fingerprints,
+        snapshot.stuck,
+        workers,
+    )
 
 
 def analysis_body(analysis: CanaryAnalysis) -> dict[str, Any]:
@@ -234,12 +369,16 @@ def analysis_body(analysis: CanaryAnalysis) -> dict[str, Any]:
             "job_name": c.job_name,
             "answer": c.answer,
             "canary": {"finished": c.canary_finished, "failed": c.canary_failed,
-                       "slow": c.canary_slow, "timed": c.canary_timed},
+                       "slow": c.canary_slow, "timed": c.canary_timed, "stuck": c.canary_stuck},
             "baseline": {"finished": c.baseline_finished, "failed": c.baseline_failed,
-                         "slow": c.baseline_slow, "timed": c.baseline_timed},
+                         "slow": c.baseline_slow, "timed": c.baseline_timed,
+                         "stuck": c.baseline_stuck},
             "failures": _evidence(c.failures),
             "run_time": _evidence(c.slowness),
+            "stuck": _evidence(c.stuckness),
         }  # fmt: skip
+
+    crashes = analysis.crashes
 
     return {
         "canary": analysis.canary,
@@ -249,6 +388,14 @@ def analysis_body(analysis: CanaryAnalysis) -> dict[str, Any]:
         "next_action": analysis.next_action,
         "overall": comparison(analysis.overall),
         "by_job": [comparison(c) for c in analysis.by_job],
+        "crashes": None
+        if crashes is None
+        else {
+            "answer": crashes.answer,
+            "canary": {"workers": crashes.canary_workers, "crashed": crashes.canary_crashed},
+            "baseline": {"workers": crashes.baseline_workers, "crashed": crashes.baseline_crashed},
+            "evidence": _evidence(crashes.evidence),
+        },
         "rising_errors": [
             {"error": text, "canary": canary, "baseline": base}
             for text, canary, base in analysis.rising_errors

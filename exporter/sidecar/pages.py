@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from jobsight.health.canary import CanaryAnalysis
+from jobsight.health.canary import CanaryAnalysis, Comparison
 from jobsight.health.state import State
 from jobsight.health.verdict import TriggerResult, Verdict
 from jobsight.settings import SidecarSettings
@@ -90,8 +90,17 @@ def _analysis_section(analysis: CanaryAnalysis | None) -> str:
         f"<tr><td>{html.escape(c.job_name)}</td><td>{c.answer}</td>"
         f"<td>{c.canary_failed}/{c.canary_finished}</td>"
         f"<td>{c.baseline_failed}/{c.baseline_finished}</td>"
-        f"<td>{c.failures.confidence if c.failures else 0:.4f}</td></tr>"
+        f"<td>{c.canary_stuck}</td><td>{c.baseline_stuck}</td>"
+        f"<td>{_confidence(c):.4f}</td></tr>"
         for c in analysis.by_job
+    )
+    crashes = analysis.crashes
+    crashed = (
+        f"<p>pgqueue workers crashed in the window: {crashes.canary_crashed} of "
+        f"{crashes.canary_workers} on the canary, {crashes.baseline_crashed} of "
+        f"{crashes.baseline_workers} on the baseline ({crashes.answer}).</p>"
+        if crashes
+        else ""
     )
     errors = "".join(
         f"<li>{html.escape(text)}: {canary} on the canary, {base} on the baseline</li>"
@@ -102,10 +111,16 @@ def _analysis_section(analysis: CanaryAnalysis | None) -> str:
         f"{html.escape(analysis.baseline or 'no baseline')}</h2>"
         f'<p id="analysis" data-answer="{analysis.answer}"><b>{analysis.answer}</b>: '
         f"{html.escape(analysis.reason)}. Next: {html.escape(analysis.next_action)}.</p>"
-        f"{f'<ul>{errors}</ul>' if errors else ''}"
+        f"{f'<ul>{errors}</ul>' if errors else ''}{crashed}"
         "<table><tr><th>job name</th><th>answer</th><th>canary failed</th>"
-        f"<th>baseline failed</th><th>confidence worse</th></tr>{rows}</table>\n"
+        "<th>baseline failed</th><th>canary stuck</th><th>baseline stuck</th>"
+        f"<th>confidence worse</th></tr>{rows}</table>\n"
     )
+
+
+def _confidence(c: Comparison) -> float:
+    """The strongest of a job name's comparisons (failures, run time, stuck jobs)."""
+    return max((e.confidence for e in (c.failures, c.slowness, c.stuckness) if e), default=0.0)
 
 
 def render(

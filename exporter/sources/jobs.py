@@ -41,6 +41,7 @@ from jobsight.sources.signals import (
 from jobsight.sources.versions import (
     MAX_VERSIONS,
     Fingerprint,
+    StuckRow,
     VersionCounts,
     VersionSlice,
     read_due,
@@ -157,10 +158,10 @@ ACTIVE_SINCE = "coalesce(started_at, updated_at::timestamptz, created_at::timest
 
 # $1 stuck after (seconds)
 STUCK_BY_VERSION = f"""
-SELECT coalesce(worker_version, '') AS version, count(*) AS stuck
+SELECT coalesce(worker_version, '') AS version, type AS job_name, count(*) AS stuck
 FROM jobs
 WHERE status IN ('processing', 'active') AND {ACTIVE_SINCE} < now() - $1 * interval '1 second'
-GROUP BY 1
+GROUP BY 1, 2
 """  # noqa: S608 - a constant expression
 
 # $1 stuck after (seconds).
@@ -259,8 +260,15 @@ class JobsSnapshot:
     counting_lag: float = 0.0
     newly_finished: int = 0  # in the poll that made this snapshot
     windows: list[WindowStats] = field(default_factory=list)  # for the rollback triggers
-    stuck_by_version: dict[str, int] = field(default_factory=dict)
+    stuck: list[StuckRow] = field(default_factory=list)  # per worker version and job name
     versions: VersionCounts | None = None  # the canary analysis's counts, and when read
+
+    @property
+    def stuck_by_version(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for row in self.stuck:
+            totals[row.version] = totals.get(row.version, 0) + row.stuck
+        return totals
 
     @property
     def version_slices(self) -> list[VersionSlice]:
@@ -352,7 +360,7 @@ class JobsRows:
     finished: list[FinishedRow]
     unfinished: list[UnfinishedRow]
     windows: list[WindowStats]
-    stuck_by_version: dict[str, int]
+    stuck: list[StuckRow]
     versions: VersionCounts | None = None
 
 
@@ -394,7 +402,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
             [FinishedRow(**r) for r in finished],
             [UnfinishedRow(**r) for r in unfinished],
             windows,
-            {r["version"]: r["stuck"] for r in stuck},
+            [StuckRow(**r) for r in stuck],
             versions,
         )
 
@@ -427,7 +435,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
             previous, rows.finished, rows.unfinished, rows.horizon, rows.now, settings.max_job_names
         )
         snapshot.windows = rows.windows
-        snapshot.stuck_by_version = rows.stuck_by_version
+        snapshot.stuck = rows.stuck
         snapshot.versions = rows.versions
         return snapshot
 

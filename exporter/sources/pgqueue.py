@@ -17,6 +17,7 @@ from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.settings import SidecarSettings
 from jobsight.sources.base import PollContext, RowSource, table_exists
 from jobsight.sources.signals import Signals, SourceSignals
+from jobsight.sources.versions import MAX_VERSIONS
 
 QUEUE = ("queue",)
 QUEUE_STATES = ("created", "retry", "active")  # the states a queue's depth is shown in
@@ -110,6 +111,18 @@ FROM pgqueue.worker
 WHERE state = 'running' OR stopped_at > now() - $1 * interval '1 second'
 """
 
+# $1 window (s), $2 versions kept: per worker version, the workers that ran in the window and
+# those declared crashed in it (a crash-looping pod registers a new worker at each start), for
+# the canary analysis.
+WORKERS_BY_VERSION = """
+SELECT coalesce(version, '') AS version, count(*) AS workers,
+       count(*) FILTER (WHERE state = 'crashed') AS crashed
+FROM pgqueue.worker
+WHERE state = 'running' OR stopped_at > now() - $1 * interval '1 second'
+GROUP BY 1
+ORDER BY count(*) DESC, 1
+LIMIT $2
+"""
 
 # The maintenance stamp, when the table exists (migration 0005) and this role may read it.
 MAINTENANCE_READABLE = """
@@ -136,6 +149,15 @@ class RecentRow:
     dead_lettered: int
 
 
+@dataclass(frozen=True)
+class VersionWorkers:
+    """One worker version's pgqueue workers over the canary window, and how many crashed."""
+
+    version: str
+    workers: int
+    crashed: int
+
+
 @dataclass
 class PgQueueSnapshot:
     present: bool = True
@@ -144,6 +166,7 @@ class PgQueueSnapshot:
     workers_alive: int = 0
     worker_crashes: int = 0
     maintained_at: float | None = None  # Unix time of the last maintenance round, if known
+    workers_by_version: list[VersionWorkers] = field(default_factory=list)
 
 
 def build_snapshot(
@@ -192,6 +215,7 @@ class PgQueueRows:
     crashes: int = 0
     served: list[str] = field(default_factory=list)
     maintained_at: float | None = None
+    workers_by_version: list[VersionWorkers] = field(default_factory=list)
 
 
 class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
@@ -217,6 +241,9 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
             queues = await conn.fetch(WAITING_AND_ACTIVE)
             recent = await conn.fetch(RECENT, window)
             workers = await conn.fetchrow(WORKERS_SQL, window)
+            by_version = await conn.fetch(
+                WORKERS_BY_VERSION, ctx.settings.canary_window, MAX_VERSIONS
+            )
             maintained = None
             if await conn.fetchval(MAINTENANCE_READABLE):
                 maintained = await conn.fetchval(MAINTENANCE_SQL)
@@ -228,6 +255,7 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
             workers["crashes"],
             list(workers["served"]),
             maintained,
+            [VersionWorkers(**r) for r in by_version],
         )
 
     def build(
@@ -239,6 +267,7 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
             rows.queues, rows.recent, rows.alive, rows.crashes, settings.max_job_names, rows.served
         )
         snapshot.maintained_at = rows.maintained_at
+        snapshot.workers_by_version = rows.workers_by_version
         return snapshot
 
     def render(self, snap: PgQueueSnapshot, settings: SidecarSettings) -> Iterable[Metric]:

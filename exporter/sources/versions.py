@@ -33,6 +33,15 @@ class VersionSlice:
 
 
 @dataclass(frozen=True)
+class StuckRow:
+    """Jobs of one job name and worker version running for longer than JOBSIGHT_STUCK_AFTER."""
+
+    version: str
+    job_name: str
+    stuck: int
+
+
+@dataclass(frozen=True)
 class Fingerprint:
     """How often one normalised error text ended a failed job of a version in the window."""
 

@@ -10,7 +10,8 @@ import pytest
 
 from jobsight.health.canary import AUTO, FAIL, INCONCLUSIVE, PASS, analyse, choose_baseline
 from jobsight.health.sequential import CanaryPolicy, Running, Slice, evidence, shown_worse
-from jobsight.sources.versions import Fingerprint, VersionSlice, fingerprint
+from jobsight.sources.pgqueue import VersionWorkers
+from jobsight.sources.versions import Fingerprint, StuckRow, VersionSlice, fingerprint
 
 POLICY = CanaryPolicy()
 
@@ -43,6 +44,34 @@ def test_a_worse_canary_fails_with_its_explanation() -> None:
     assert "send-email" in found.reason and "confidence" in found.reason
     assert found.rising_errors[0][0] == "TimeoutError: smtp after <n> s"
     assert found.next_action
+
+
+def test_stuck_jobs_on_the_canary_fail_it_even_when_it_finished_nothing() -> None:
+    """A canary whose every job hangs has no finished job: its stuck jobs are the evidence."""
+    rows = stream("v1", "export", 20, 20, 0.01, 8)
+    stuck = [StuckRow("v2", "export", 25), StuckRow("v1", "export", 1)]
+    found = analyse(rows, "v2", "v1", POLICY, stuck=stuck)
+    assert found.answer == FAIL, found.reason
+    assert "stuck jobs: export 25 stuck of the canary's 25" in found.reason
+    assert "export" in found.next_action
+    # As many stuck on each side, in proportion to their work: not the canary's doing.
+    canary = stream("v2", "export", 20, 20, 0.01, 9)
+    even = [StuckRow("v2", "export", 2), StuckRow("v1", "export", 2)]
+    assert analyse(rows + canary, "v2", "v1", POLICY, stuck=even).answer == PASS
+
+
+def test_a_crash_looping_canary_fails_and_a_steady_one_does_not() -> None:
+    rows = stream("v1", "a", 20, 50, 0.01, 10) + stream("v2", "a", 20, 10, 0.01, 11)
+    looping = [VersionWorkers("v1", 10, 0), VersionWorkers("v2", 14, 12)]
+    found = analyse(rows, "v2", "v1", POLICY, workers=looping)
+    assert found.answer == FAIL and found.crashes is not None
+    assert "worker crashes: 12 of 14 canary workers against 0 of 10" in found.reason
+    assert "crashed canary workers" in found.next_action
+    steady = [VersionWorkers("v1", 10, 1), VersionWorkers("v2", 2, 0)]
+    assert analyse(rows, "v2", "v1", POLICY, workers=steady).answer == PASS
+    # One crash of two canary workers is not evidence enough to roll back on its own.
+    one = [VersionWorkers("v1", 10, 0), VersionWorkers("v2", 2, 1)]
+    assert analyse(rows, "v2", "v1", POLICY, workers=one).answer == PASS
 
 
 def test_a_flaky_job_name_fails_no_canary_that_is_as_flaky() -> None:
@@ -81,7 +110,7 @@ def test_equal_streams_are_rarely_failed_at_any_look(rate: float) -> None:
         for _ in range(60):
             canary = sum(rng.random() < rate for _ in range(50))
             base = sum(rng.random() < rate for _ in range(450))
-            if shown_worse(running.add(Slice(50, canary, 450, base)), POLICY):
+            if shown_worse(running.add(Slice(50, canary, 450, base)), POLICY, "failures"):
                 failed += 1
                 break
     assert failed / 300 <= 0.02

@@ -13,6 +13,7 @@ from jobsight.health.verdict import Evaluator, HeldState, hold, measure, unheld_
 from jobsight.settings import SettingError, SidecarSettings, load_settings
 from jobsight.sources import jobs, pgboss, pgqueue
 from jobsight.sources.status import SourceStatus, SourceView
+from jobsight.sources.versions import StuckRow
 from tests.support.canned import BASE, NOW, views, window_row
 
 
@@ -125,7 +126,7 @@ def test_canary_scope_judges_the_versions_own_jobs():
         window_row("a", 100, 2 * 10, version="1.1"),
     ]
     stuck = [jobs.UnfinishedRow("a", "pgqueue", "processing", 1, 1, 9000.0)]
-    v = views(rows, unfinished=stuck, stuck_by_version={"1.0": 1})
+    v = views(rows, unfinished=stuck, stuck=[StuckRow("1.0", "a", 1)])
     assert states(v)["error_rate"] == "ok"  # 1% overall
     assert states(v, version="1.1")["error_rate"] == "rollback"  # 20% on the canary
     assert states(v, version="1.0")["stuck_jobs"] == "degraded"

@@ -128,3 +128,71 @@ async def test_a_slow_versions_read_keeps_the_counts_and_the_source_up(migrated_
             ahead = jobs.JobsSnapshot(FinishedCursor(datetime.now(UTC)), versions=fresh)
             ctx = PollContext(settings, pool, ahead)
             assert await jobs.JobsSource._versions(conn, ctx, settings) is fresh
+
+
+# $1 version, $2 jobs: running for an hour (stuck at the default JOBSIGHT_STUCK_AFTER)
+HANGING = """
+INSERT INTO jobs (tenant, type, status, user_id, runner_type, created_at, updated_at,
+                  started_at, attempts, worker_version)
+SELECT '00000000-0000-4000-8000-000000000001', 'send-email', 'processing',
+       '00000000-0000-4000-8000-000000000001', 'pgqueue', now() - interval '1 hour',
+       now() - interval '1 hour', now() - interval '1 hour', 1, $1
+FROM generate_series(1, $2::int)
+"""
+
+# $1 version, $2 workers, $3 state: as the pgqueue worker registers itself and the maintainer
+# declares it crashed (tests/runners/pgqueue/test_chaos.py shows the real thing, version kept).
+WORKERS = """
+INSERT INTO pgqueue.worker (id, host, pid, version, queues, state, stopped_at)
+SELECT gen_random_uuid(), 'pod-' || g, g, $1, '{send-email}', $3,
+       CASE WHEN $3 <> 'running' THEN now() - interval '1 minute' END
+FROM generate_series(1, $2::int) AS g
+"""
+
+
+async def test_stuck_jobs_and_crashed_workers_fail_the_canary(
+    migrated_db: str, tmp_path: Path
+) -> None:
+    """A canary whose jobs hang (it finished none) and one whose workers crash-loop are failed
+    on that evidence, with the reason naming it; the steady baseline's own are no reason."""
+    conn = await asyncpg.connect(migrated_db)
+    try:
+        await conn.execute(JOBS, "stable", 3000, 50, "KeyError 'x'", "send-email")
+        await conn.execute(HANGING, "stable", 1)
+        await conn.execute(HANGING, "hung", 30)
+        await conn.execute(JOBS, "crashy", 300, 50, "KeyError 'x'", "send-email")
+        await conn.execute(WORKERS, "stable", 8, "running")
+        await conn.execute(WORKERS, "crashy", 2, "running")
+        await conn.execute(WORKERS, "crashy", 14, "crashed")
+    finally:
+        await conn.close()
+    sidecar = SidecarProcess(migrated_db, tmp_path, JOBSIGHT_SOURCES="jobs,pgqueue")
+    sidecar.start()
+    try:
+
+        async def polled() -> bool:
+            try:
+                body = await answer(sidecar, "version=crashy&baseline=stable")
+            except (aiohttp.ClientError, OSError):
+                return False
+            return body.get("analysis", {}).get("answer") == "fail"
+
+        await eventually(polled, 30, "the crash-looping canary judged")
+        crashy = (await answer(sidecar, "version=crashy&baseline=stable"))["analysis"]
+        assert crashy["crashes"]["canary"] == {"workers": 16, "crashed": 14}
+        assert "worker crashes: 14 of 16 canary workers" in crashy["reason"]
+        hung = (await answer(sidecar, "version=hung&baseline=stable"))["analysis"]
+        assert hung["answer"] == "fail", hung["reason"]
+        canary = hung["overall"]["canary"]
+        assert (canary["stuck"], canary["finished"]) == (30, 0)
+        assert "stuck jobs: send-email 30 stuck" in hung["reason"]
+        done = jobsight("verdict", "--url", sidecar.url, "--version", "hung", "--baseline",
+                        "stable")  # fmt: skip
+        assert done.returncode == 3 and "stuck jobs" in done.stdout
+        crashed = jobsight("verdict", "--url", sidecar.url, "--version", "crashy", "--baseline",
+                           "stable")  # fmt: skip
+        assert "crashed pgqueue workers: 14/16 on the canary, 0/8 on the baseline" in crashed.stdout
+        status, page = await sidecar.get("/?version=hung&baseline=stable")
+        assert status == 200 and "<td>30</td><td>1</td>" in page  # canary stuck, baseline stuck
+    finally:
+        sidecar.stop()

@@ -9,6 +9,7 @@ from jobsight.labels import OTHER, LabelCap, clean
 from jobsight.sources import jobs
 from jobsight.sources.finished import ZERO_UUID, FinishedCursor
 from jobsight.sources.signals import Finished, LatencyCandidate
+from jobsight.sources.versions import StuckRow
 from tests.support.canned import FINISHED_AT as T0
 from tests.support.canned import PLAIN as SETTINGS_OBJ
 from tests.support.canned import finished_rows as finished
@@ -111,7 +112,7 @@ def test_build_from_rows_and_the_signals_it_gives() -> None:
         ],
     )
     stuck = jobs.UnfinishedRow("import", "temporal", "processing", 3, 2, 7200.0)
-    rows = jobs.JobsRows(T0, T0, finished(3), [stuck], [window], {"1.1": 1})
+    rows = jobs.JobsRows(T0, T0, finished(3), [stuck], [window], [StuckRow("1.1", "import", 1)])
     snap = jobs.SOURCE.build(rows, None, SETTINGS_OBJ)
     assert snap.cursor == FinishedCursor(rows.finished[-1].finished_at, rows.finished[-1].job_id)
     assert [t.completed for t in snap.totals] == [3]

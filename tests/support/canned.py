@@ -11,6 +11,7 @@ from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
 from jobsight.sources.finished import FinishedCursor
 from jobsight.sources.pgboss_finished import CountTiming, QueueFinished, WindowCount
 from jobsight.sources.status import SourceStatus, SourceView
+from jobsight.sources.versions import StuckRow
 
 NOW = 1_800_000_000.0
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
@@ -36,7 +37,7 @@ def window_row(
 def views(
     rows: Iterable[jobs.WindowRow] = (),
     unfinished: Iterable[jobs.UnfinishedRow] = (),
-    stuck_by_version: dict[str, int] | None = None,
+    stuck: Iterable[StuckRow] = (),
     queue_rows: Iterable[pgqueue.QueueRow] = (),
     crashes: int = 0,
     boss_queues: Iterable[pgboss.BossQueueRow] = (),
@@ -52,7 +53,7 @@ def views(
                 FinishedCursor(T0),
                 unfinished=list(unfinished),
                 windows=windows,
-                stuck_by_version=stuck_by_version or {},
+                stuck=list(stuck),
             )
         ),
         "pgqueue": up(pgqueue.PgQueueSnapshot(queues=list(queue_rows), worker_crashes=crashes)),
