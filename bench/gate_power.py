@@ -29,7 +29,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobsight.health.sequential import CanaryPolicy, Running, Slice, shown_worse
+from jobsight.health.sequential import ALPHA_SHARES, CanaryPolicy, Running, Slice, shown_worse
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gate_power.json"
 HISTORY = 5_000
@@ -154,7 +154,7 @@ def main() -> None:
         "bench": "gate_power",
         "rollouts": args.rollouts,
         "seed": args.seed,
-        "policy": policy.__dict__,
+        "policy": {**policy.__dict__, "alpha_shares": ALPHA_SHARES},
         "stream": {
             "history": HISTORY,
             "baseline_per_canary": BASELINE_PER_CANARY,
