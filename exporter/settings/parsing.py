@@ -154,3 +154,12 @@ def odds_margin(text: str) -> float:
     if not 1.0 <= value <= 100.0:
         raise ValueError("must be an odds ratio from 1 (no margin) to 100")
     return value
+
+
+def trace_url(text: str) -> str:
+    """A trace backend's URL with `{trace_id}` where the trace's id goes (or empty: no links)."""
+    value = str(text).strip()
+    if value and (not value.startswith(("http://", "https://")) or value.count("{trace_id}") != 1):
+        raise ValueError("must be an http(s) URL holding {trace_id} once, e.g. "
+                         "https://grafana.example/explore?traceId={trace_id}")  # fmt: skip
+    return value

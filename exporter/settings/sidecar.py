@@ -273,6 +273,59 @@ class SidecarSettings:
         "Temporal Web UI address, linked from the status page and dashboards",
         value="",
     )
+    console: bool = setting(
+        "JOBSIGHT_CONSOLE",
+        "true",
+        parse.boolean,
+        "serve the operator console's pages (/queues, /failures, /schedules, /jobs) beside the "
+        "status page; they read the jobs tables on request, through a pool of their own",
+    )
+    console_query_timeout: float = setting(
+        "JOBSIGHT_CONSOLE_QUERY_TIMEOUT",
+        "3s",
+        parse.parse_duration,
+        "longest a console page's query may run; a longer one is cancelled and the page says "
+        "to narrow the search",
+    )
+    console_payloads: bool = setting(
+        "JOBSIGHT_CONSOLE_PAYLOADS",
+        "false",
+        parse.boolean,
+        "show jobs' payloads on the console's job pages (they may hold personal data)",
+    )
+    console_actions_database_url: str = setting(
+        "JOBSIGHT_CONSOLE_ACTIONS_DATABASE_URL",
+        "",
+        parse.database_url,
+        "PostgreSQL URL of a role that may change jobs: set, the console's operators can retry, "
+        "cancel, pause and resume (empty: actions off). Needs users (JOBSIGHT_WEB_CONFIG_FILE) "
+        "and JOBSIGHT_CONSOLE_OPERATORS",
+        secret=True,
+        value="",
+    )
+    console_operators: tuple[str, ...] = setting(
+        "JOBSIGHT_CONSOLE_OPERATORS",
+        "",
+        parse.comma_list,
+        "users of the web configuration who may run the console's actions, comma-separated",
+        value=(),
+    )
+    console_handlers: str = setting(
+        "JOBSIGHT_CONSOLE_HANDLERS",
+        "",
+        parse.plain_text,
+        "module:attribute of the application's HandlerRegistry (as `jobsight worker "
+        "--handlers`): lets the console retry Temporal jobs with their handlers' settings",
+        value="",
+    )
+    trace_url: str = setting(
+        "JOBSIGHT_TRACE_URL",
+        "",
+        parse.trace_url,
+        "trace backend URL with {trace_id}, linked from each job (a job's trace id is its job "
+        "id's 32 hex digits); empty: no link",
+        value="",
+    )
     long_running_after: float = setting(
         "JOBSIGHT_TEMPORAL_LONG_RUNNING_AFTER",
         "1h",

@@ -13,6 +13,9 @@ import asyncpg
 from aiohttp import web
 
 from jobsight import dburl
+from jobsight.console import routes as console_routes
+from jobsight.console.actions import Operator, Tokens
+from jobsight.console.actions import check_settings as check_actions
 from jobsight.settings import SettingError, SidecarSettings
 from jobsight.sidecar import collector as collector_mod
 from jobsight.sidecar.guard import (
@@ -84,6 +87,8 @@ async def serve(
     from jobsight import __version__
 
     web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
+    users = web_config.users if web_config else {}
+    check_actions(settings, users)
     stop = stop or asyncio.Event()
     if handle_signals:
         loop = asyncio.get_running_loop()
@@ -108,7 +113,21 @@ async def serve(
     )
     poller = Poller(settings, sources, leadership, pool)
     collector = collector_mod.SidecarCollector(poller.state, sources, settings, __version__)
-    app = build_app(poller.state, collector_mod.registry_for(collector), settings, web_config)
+    console_pool = await console_routes.open_pool(settings) if settings.console else None
+    actions = None
+    if console_pool is not None and settings.console_actions_database_url:
+        actions = console_routes.ActionsSetup(
+            Operator.from_settings(settings), Tokens(settings, users), pool,
+            settings.console_operators,
+        )  # fmt: skip
+    app = build_app(
+        poller.state,
+        collector_mod.registry_for(collector),
+        settings,
+        web_config,
+        console_pool,
+        actions,
+    )
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_S)
     await runner.setup()
     listening: asyncio.Server | None = None
@@ -130,6 +149,10 @@ async def serve(
             listening.close()
         await runner.cleanup()
         await pool.close()
+        if console_pool is not None:
+            await console_pool.close()
+        if actions is not None and actions.operator is not None:
+            await actions.operator.close()
 
 
 async def listen(

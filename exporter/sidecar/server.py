@@ -1,5 +1,6 @@
 """The sidecar's HTTP server (aiohttp). Every handler reads the poller's state in memory, verdicts
-included (the poller evaluates them); none of them queries a database or changes a held state.
+included (the poller evaluates them); none of them changes a held state, and only the console's
+pages query a database (through a pool of their own, console/routes.py).
 
     /metrics          Prometheus text, or OpenMetrics with exemplars
     /livez            the process and its event loop answer
@@ -7,7 +8,8 @@ included (the poller evaluates them); none of them queries a database or changes
     /verdict          the verdict and every trigger, JSON, always 200 (?version= for a canary)
     /gate             deployment gate (Flagger webhooks): <= 202 passes, 412 halts
     /rollback         Flagger's rollback hook: 200 means "roll back", 412 means "do not"
-    /                 the status page
+    /                 the status page (with the console: the job names' last hour)
+    /queues, /failures, /schedules, /jobs   the operator console (console/routes.py)
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from jobsight import codec
+from jobsight.console import routes as console_routes
 from jobsight.health.canary import (
     ANSWER_STATES,
     CanaryAnalysis,
@@ -47,11 +51,11 @@ REGISTRY = web.AppKey("registry", CollectorRegistry)
 SETTINGS = web.AppKey("settings", SidecarSettings)
 MAX_VERSION_LENGTH = 128
 MAX_LOGGED_FIELD = 200
-# Sent with every response. The status page has inline styles and nothing else: no script, no
-# form, no frame, no outside resource. Server names no software or version.
+# Sent with every response. The pages have inline styles and GET forms to themselves, nothing
+# else: no script, no frame, no outside resource. Server names no software or version.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
@@ -257,8 +261,17 @@ async def rollback(request: web.Request) -> web.Response:
 
 async def index(request: web.Request) -> web.Response:
     verdict, analysis = judged(request)
+    hours, hours_error = None, ""
+    if console_routes.POOL in request.app:
+        hours, hours_error = await console_routes.job_name_hours(request.app)
     page = status_page.render(
-        verdict, request.app[STATE], request.app[SETTINGS], time.time(), analysis
+        verdict,
+        request.app[STATE],
+        request.app[SETTINGS],
+        time.time(),
+        analysis,
+        hours,
+        hours_error,
     )
     return web.Response(text=page, content_type="text/html")
 
@@ -268,9 +281,11 @@ def build_app(
     registry: CollectorRegistry,
     settings: SidecarSettings,
     web_config: WebConfig | None = None,
+    console_pool: asyncpg.Pool | None = None,
+    actions: console_routes.ActionsSetup | None = None,
 ) -> web.Application:
     """The sidecar's routes; with a web configuration, its users guard every path but the
-    probes, and its headers join every response."""
+    probes, and its headers join every response. With a console pool, the console's pages."""
     web_config = web_config or WebConfig()
     middlewares = [auth_middleware(BasicAuth(web_config.users))] if web_config.users else []
     app = web.Application(middlewares=middlewares)
@@ -295,4 +310,6 @@ def build_app(
         app.router.add_get(path, handler)
         app.router.add_post(path, handler)
     app.router.add_get("/", index)
+    if console_pool is not None:
+        console_routes.add_console(app, state, settings, console_pool, actions)
     return app

@@ -36,6 +36,8 @@ from aiohttp import web
 from jobsight.settings import SettingError
 from jobsight.settings.load import read_yaml_file
 
+# Where the middleware leaves the authenticated user's name on a request.
+USER = "jobsight_user"
 OPEN_PATHS = ("/livez", "/readyz")  # and /readyz/<check>: probes need no credentials
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -138,13 +140,14 @@ class BasicAuth:
         self.key = hashlib.sha256(b"".join(sorted(self.users.values()))).digest()
         self.remembered: dict[bytes, bool] = {}
 
-    async def allows(self, header: str | None) -> bool:
+    async def user(self, header: str | None) -> str | None:
+        """The user the header proves, or None."""
         if not header or not header.startswith("Basic "):
-            return False
+            return None
         try:
             user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            return False
+            return None
         digest = hmac.new(self.key, f"{user}\0{password}".encode(), "sha256").digest()
         known = self.remembered.get(digest)
         if known is None:
@@ -155,7 +158,7 @@ class BasicAuth:
             if len(self.remembered) >= MAX_REMEMBERED:
                 self.remembered.clear()
             self.remembered[digest] = known
-        return known
+        return user if known else None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -167,7 +170,9 @@ def auth_middleware(auth: BasicAuth) -> Any:
         path = request.path
         if path in OPEN_PATHS or path.startswith("/readyz/"):
             return await handler(request)
-        if await auth.allows(request.headers.get("Authorization")):
+        user = await auth.user(request.headers.get("Authorization"))
+        if user is not None:
+            request[USER] = user
             return await handler(request)
         raise web.HTTPUnauthorized(
             text="authentication required\n",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -14,15 +15,28 @@ from jobsight.runners import connections
 from jobsight.runners.base import RecurringJob, RunnerBase
 from jobsight.runners.errors import ValidationError
 from jobsight.runners.interface import (
+    RetryPolicy,
     ScheduleOptions,
     ScheduleResult,
 )
 from jobsight.runners.pgqueue import sql
-from jobsight.runners.pgqueue.sending import send
+from jobsight.runners.pgqueue.sending import JobSettings, send
 from jobsight.runners.pgqueue.settings import PgQueueSettings
 from jobsight.runners.pgqueue.worker import Worker
 from jobsight.runners.registry import HandlerRegistry
-from jobsight.runners.validation import check_uuid
+from jobsight.runners.validation import check_job_name, check_uuid
+
+
+def settings_of(row: Mapping[str, Any]) -> JobSettings:
+    """A queued job's own retry policy, attempt timeout and dead letter, from its row."""
+    retry = RetryPolicy(
+        max_attempts=row["max_attempts"],
+        backoff_coefficient=max(1.0, row["retry_backoff"]),
+        initial_interval=timedelta(milliseconds=row["retry_delay_ms"]),
+        max_interval=timedelta(milliseconds=row["retry_delay_max_ms"]),
+    )
+    expire = row["expire_ms"]
+    return retry, None if expire is None else timedelta(milliseconds=expire), row["dead_letter"]
 
 
 class PgQueueJobRunner(RunnerBase[PgQueueSettings]):
@@ -176,7 +190,9 @@ class PgQueueJobRunner(RunnerBase[PgQueueSettings]):
 
     async def retry_job(self, job_id: uuid.UUID | str) -> ScheduleResult:
         """Runs a failed job again as a fresh job (same name, tenant and data) linked to it by
-        `retry_of`; the failed job's own rows stay as they are (a finished job never moves)."""
+        `retry_of`; the failed job's own rows stay as they are (a finished job never moves). Its
+        retry policy, timeout and dead letter are the handler's when this runner has it, else
+        the failed job's own (an operator's console holds no handlers)."""
         target = check_uuid("job_id", job_id)
         pool = await self.pool()
         row = await pool.fetchrow(sql.FAILED_JOB, target)
@@ -191,8 +207,23 @@ class PgQueueJobRunner(RunnerBase[PgQueueSettings]):
             user_id=row["user_id"],
             max_payload_bytes=self.settings.max_payload_bytes,
             retry_of=target,
+            inherited=settings_of(row),
         )
         return result
+
+    async def pause(self, job_name: str, by: str = "") -> bool:
+        """Workers stop fetching `job_name`'s jobs (those running finish); True if it was not
+        paused already. Jobs keep being accepted and wait."""
+        status = await (await self.pool()).execute(sql.PAUSE, check_job_name(job_name), by)
+        return str(status).endswith(" 1")
+
+    async def resume(self, job_name: str) -> bool:
+        """Workers fetch `job_name`'s jobs again, at once; True if it was paused."""
+        return bool(await (await self.pool()).fetchval(sql.RESUME, check_job_name(job_name)))
+
+    async def paused(self) -> dict[str, datetime]:
+        """The paused job names and since when."""
+        return {r["name"]: r["paused_at"] for r in await (await self.pool()).fetch(sql.PAUSED)}
 
     async def start(self) -> None:
         """Starts a worker for every registered handler (unless built with work=False)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -15,6 +16,8 @@ from jobsight.runners.service import SYSTEM_USER
 from jobsight.runners.validation import check_job_name, check_uuid, encode_payload
 
 _DEFAULT_RETRY = RetryPolicy()
+# A job's retry policy, attempt timeout and dead-letter name.
+JobSettings = tuple[RetryPolicy, timedelta | None, str | None]
 
 
 def _ms(seconds: float) -> int:
@@ -34,18 +37,22 @@ async def send(
     require_handler: bool = True,
     retry_of: uuid.UUID | None = None,
     schedule_id: uuid.UUID | None = None,
+    inherited: JobSettings | None = None,
 ) -> list[ScheduleResult]:
     """Queues one job per payload (queue row + `jobs` row, one statement for the batch) and
     returns one result each. A singleton key already held by a waiting or active job returns
     that job, `duplicate=True`. Raises before writing anything when any input is invalid or the
-    job name has no handler (unless `require_handler` is False, for fired schedules)."""
+    job name has no handler (unless `require_handler` is False, for fired schedules, or the
+    settings are `inherited`, from the failed job a retry re-runs)."""
     name = check_job_name(job_name)
     tenant_id = check_uuid("tenant", tenant)
     user = SYSTEM_USER if user_id is None else check_uuid("user_id", user_id)
     opts = options or ScheduleOptions()
-    if require_handler or name in registry:
+    if name in registry or (require_handler and inherited is None):
         config = registry.get(name)
         retry, timeout, dead_letter = config.retry, config.timeout, config.dead_letter
+    elif inherited is not None:
+        retry, timeout, dead_letter = inherited
     else:
         retry, timeout, dead_letter = _DEFAULT_RETRY, DEFAULT_TIMEOUT, None
     encoded = [encode_payload(p, "data", max_payload_bytes) for p in payloads]

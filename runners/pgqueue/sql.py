@@ -70,6 +70,7 @@ FETCH = f"""
 WITH next AS (
   SELECT id FROM pgqueue.job
   WHERE name = $1 AND state < 'active' AND start_after <= now()
+    AND NOT EXISTS (SELECT 1 FROM pgqueue.paused p WHERE p.name = $1)
   ORDER BY priority DESC, created_at, id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
@@ -236,7 +237,8 @@ JOB_STATE = "SELECT state::text FROM pgqueue.job WHERE id = $1"
 
 # $1 job id: the failed job's name, tenant, data and owner, to schedule a fresh run.
 FAILED_JOB = """
-SELECT j.name, j.tenant, j.data::text AS data, r.user_id
+SELECT j.name, j.tenant, j.data::text AS data, r.user_id, j.max_attempts, j.retry_delay_ms,
+       j.retry_backoff, j.retry_delay_max_ms, j.expire_ms, j.dead_letter
 FROM pgqueue.job j JOIN jobs r ON r.tenant = j.tenant AND r.job_id = j.id
 WHERE j.id = $1 AND j.state = 'failed'
 """
@@ -360,3 +362,16 @@ PURGE_WORKERS = """
 DELETE FROM pgqueue.worker
 WHERE state <> 'running' AND stopped_at < now() - $1::float8 * interval '1 second'
 """
+
+# $1 job name, $2 who. Workers stop fetching the name's jobs (running ones finish); idempotent.
+PAUSE = """
+INSERT INTO pgqueue.paused (name, paused_by) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING
+"""
+
+# $1 job name. Workers fetch the name's jobs again, woken at once.
+RESUME = f"""
+WITH resumed AS (DELETE FROM pgqueue.paused WHERE name = $1 RETURNING name)
+SELECT count(pg_notify('{WAKE_CHANNEL}', name)) FROM resumed
+"""
+
+PAUSED = "SELECT name, paused_at, paused_by FROM pgqueue.paused ORDER BY name"

@@ -145,7 +145,12 @@ async def test_empty_database_up_down_up(empty_db: str) -> None:
         assert {"last_error", "failures"} <= await _columns(conn, "schedule")
 
         assert "available_since" in await _columns(conn, "maintenance")
+        assert await conn.fetchval("SELECT to_regclass('jobsight_sidecar.console_audit')")
         await migrator.migrate(conn, "down")  # one step
+        assert await _applied_versions(conn) == [1, 2, 3, 4, 5, 6]
+        assert await conn.fetchval("SELECT to_regclass('pgqueue.paused')") is None
+        assert await conn.fetchval("SELECT to_regclass('jobs_created_idx')") is None
+        await migrator.migrate(conn, "down")
         assert await _applied_versions(conn) == [1, 2, 3, 4, 5]
         assert "available_since" not in await _columns(conn, "maintenance")
         await migrator.migrate(conn, "down")

@@ -936,3 +936,42 @@ async def test_the_maintainer_survives_any_error(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def test_a_paused_job_name_waits_and_resumes_at_once(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    """Pause stops the fetch of one job name (others run on); resume wakes the workers without
+    waiting for the poll fallback."""
+    registry = HandlerRegistry()
+    ran: list[str] = []
+
+    @registry.handler("export")
+    async def export(ctx, data):  # type: ignore[no-untyped-def]
+        ran.append("export")
+
+    @registry.handler("email")
+    async def email(ctx, data):  # type: ignore[no-untyped-def]
+        ran.append("email")
+
+    runner = make_runner(registry, poll_interval=timedelta(seconds=30))
+    assert await runner.pause("export", by="alice") is True
+    assert await runner.pause("export") is False  # already
+    assert list(await runner.paused()) == ["export"]
+    await runner.start()
+    await runner.schedule_job("export", {}, tenant=TENANT)
+    await runner.schedule_job("email", {}, tenant=TENANT)
+    await eventually(lambda: asyncio.sleep(0, "email" in ran), 10, "email ran")
+    await asyncio.sleep(0.5)
+    assert "export" not in ran
+    assert (
+        await count(conn, "SELECT count(*) FROM jobs WHERE type = 'export' AND status = 'queued'")
+        == 1
+    )
+    began = asyncio.get_running_loop().time()
+    assert await runner.resume("export") is True
+    await eventually(lambda: asyncio.sleep(0, "export" in ran), 10, "export ran")
+    assert asyncio.get_running_loop().time() - began < 5  # woken, not polled (every 30 s)
+    assert await runner.resume("export") is False
+    with pytest.raises(ValidationError):
+        await runner.pause("")

@@ -1,0 +1,1 @@
+"""The operator console: the pages the sidecar serves beside its status page."""

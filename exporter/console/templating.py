@@ -1,0 +1,40 @@
+"""The console's HTML: Jinja2 templates (package data), autoescaped, strict about undefined names,
+with the helpers every page uses. `render` is pure: a template name and values in, HTML out."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from jobsight.console.charts import sparkline
+
+# The pages in the navigation bar, in order: path, label.
+NAV = (
+    ("/", "Overview"),
+    ("/queues", "Queues"),
+    ("/failures", "Failures"),
+    ("/schedules", "Schedules"),
+    ("/jobs", "Jobs"),
+    ("/audit", "Audit"),
+)
+
+
+@cache
+def environment() -> jinja2.Environment:
+    from jobsight.sidecar.pages import ago, fmt  # the status page's formats, one home
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("jobsight.console", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(fmt=fmt, ago=ago, spark=sparkline, nav=NAV)
+    return env
+
+
+def render(template: str, current: str = "", **values: Any) -> str:
+    return environment().get_template(template).render(current=current, **values)
