@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test lint bench generate constraints system-tools install clean
+.PHONY: help run test lint bench generate screenshots constraints system-tools install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -41,12 +41,17 @@ bench: install system-tools ## run the benchmarks; results land in bench/results
 	$(PY) -m bench.poll_cost
 	$(PY) -m bench.endpoints
 	$(PY) -m bench.pgboss_count
+	$(PY) -m bench.gate_power
+	$(PY) -m bench.console
 
 clean: ## remove the virtualenv and the build leftovers
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
 
 generate: install ## regenerate the committed generated files (metrics reference, ...)
 	$(VENV)/bin/jobsight generate
+
+screenshots: install system-tools ## refresh docs/console/*.png from the console's browser test
+	JOBSIGHT_SCREENSHOTS=docs/console $(VENV)/bin/pytest -q tests/console/test_browser.py
 
 constraints: ## re-resolve every dependency afresh and pin it in constraints.txt (then test, commit)
 	bash .ci/constraints

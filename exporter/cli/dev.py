@@ -85,6 +85,7 @@ async def run_demo(stack: LocalStack, settings: SidecarSettings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print()
     print(f"  status page    {base}/")
+    print(f"  console        {base}/jobs  (queues, failures, schedules, jobs)")
     print(f"  metrics        {base}/metrics")
     if settings.temporal_ui_url:
         print(f"  temporal ui    {settings.temporal_ui_url}")

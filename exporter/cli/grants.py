@@ -101,6 +101,7 @@ BEGIN
   -- its own schema, the only one it writes (created by jobsight migrate up)
   GRANT USAGE ON SCHEMA {STATE_SCHEMA} TO {role};
   GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {STATE_SCHEMA} TO {role};
+  GRANT USAGE ON ALL SEQUENCES IN SCHEMA {STATE_SCHEMA} TO {role};  -- the console's audit ids
 END
 $grants$;
 """  # noqa: S608 - SQL printed for an operator; the role and schemas are validated identifiers

@@ -20,7 +20,8 @@ def register(sub: Any) -> None:
         "docs/settings.md lists every one. Endpoints: /metrics (Prometheus; OpenMetrics with "
         "exemplars), /livez and /readyz[/<check>] (Kubernetes probes, open without a user), "
         "/verdict (JSON, for Argo Rollouts), /gate and /rollback (Flagger webhooks), / (the "
-        "status page).",
+        "status page), /queues, /failures, /schedules, /jobs and /audit (the operator console; "
+        "docs/console.md).",
     )
     serve.add_argument(
         "--config", metavar="FILE", help="YAML settings file (default: $JOBSIGHT_CONFIG)"

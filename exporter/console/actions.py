@@ -185,13 +185,15 @@ class Operator:
 
 
 async def audited_start(
-    pool: asyncpg.Pool, user: str, action: str, target: str, jobs: list[UUID]
+    pool: asyncpg.Pool | asyncpg.Connection, user: str, action: str, target: str, jobs: list[UUID]
 ) -> int:
     entry: int = await pool.fetchval(AUDIT_START, user, action, target[:500], jobs)
     return entry
 
 
-async def audited_end(pool: asyncpg.Pool, entry: int, outcome: str, detail: str) -> None:
+async def audited_end(
+    pool: asyncpg.Pool | asyncpg.Connection, entry: int, outcome: str, detail: str
+) -> None:
     await pool.execute(AUDIT_END, entry, outcome, detail[:2000])
 
 

@@ -50,6 +50,7 @@ HOURS_CACHE = web.AppKey("console_hours", dict[str, Any])
 TEMPORAL = web.AppKey("console_temporal", dict[str, Any])
 HOURS_TTL_S = 10.0  # the overview's hour of job names is re-read at most this often
 POOL_SIZE = 4
+MAX_SCHEDULES = 100  # Temporal schedules listed (each is described for its missed fires)
 FAILURE_WINDOWS = {"1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800}
 T = TypeVar("T")
 
@@ -121,9 +122,13 @@ class ActionsSetup:
 def acting(request: web.Request) -> dict[str, Any]:
     """The values every page needs to show actions: whether this user may act, its token."""
     setup = request.app[ACTIONS]
-    if not setup.allowed(request) or setup.tokens is None:
-        return {"can_act": False, "token": ""}
-    return {"can_act": True, "token": setup.tokens.issue(request[USER])}
+    if not setup.allowed(request) or setup.tokens is None or setup.operator is None:
+        return {"can_act": False, "token": "", "retries_temporal": False}
+    return {
+        "can_act": True,
+        "token": setup.tokens.issue(request[USER]),
+        "retries_temporal": setup.operator.registry is not None,
+    }
 
 
 def page(template: str, current: str) -> Callable[..., Any]:
@@ -287,22 +292,33 @@ async def temporal_schedules(
     if "temporal" not in enabled(settings):
         return None, ""
     clients = app[TEMPORAL]
+    rpc_timeout = timedelta(seconds=settings.poll_timeout)
     try:
-        async with asyncio.timeout(settings.poll_timeout):
+        async with asyncio.timeout(settings.poll_timeout * 2):
             if "client" not in clients:
                 clients["client"] = await connect(settings)
+            client = clients["client"]
             found = []
-            listing = await clients["client"].list_schedules(
-                rpc_timeout=timedelta(seconds=settings.poll_timeout)
-            )
-            async for entry in listing:
+            async for entry in await client.list_schedules(rpc_timeout=rpc_timeout):
                 found.append(_schedule_line(entry))
-                if len(found) >= 500:
+                if len(found) >= MAX_SCHEDULES:
                     break
+            missed = await asyncio.gather(
+                *(_missed(client, line["id"], rpc_timeout) for line in found)
+            )
+        for line, count in zip(found, missed, strict=True):
+            line["missed"] = count
         return sorted(found, key=lambda s: s["id"]), ""
     except Exception as exc:  # any SDK or network error: the page says so and goes on
         clients.pop("client", None)
         return [], f"Temporal cannot be read: {type(exc).__name__}: {str(exc)[:300]}"
+
+
+async def _missed(client: Any, schedule_id: str, rpc_timeout: timedelta) -> int | None:
+    """Fires Temporal skipped because they were due outside the catch-up window."""
+    handle = client.get_schedule_handle(schedule_id)
+    described = await handle.describe(rpc_timeout=rpc_timeout)
+    return int(described.info.num_actions_missed_catchup_window)
 
 
 def _schedule_line(entry: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@ with the helpers every page uses. `render` is pure: a template name and values i
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -21,6 +22,15 @@ NAV = (
 )
 
 
+def when(value: datetime | None, missing: str = "-") -> str:
+    """A time to the second: UTC when it carries a zone, else as the database stored it."""
+    if value is None:
+        return missing
+    if value.tzinfo is not None:
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
 @cache
 def environment() -> jinja2.Environment:
     from jobsight.sidecar.pages import ago, fmt  # the status page's formats, one home
@@ -32,7 +42,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(fmt=fmt, ago=ago, spark=sparkline, nav=NAV)
+    env.globals.update(fmt=fmt, ago=ago, spark=sparkline, nav=NAV, when=when)
     return env
 
 

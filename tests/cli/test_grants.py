@@ -88,6 +88,13 @@ async def test_printed_grants_run_verbatim_and_suffice(
             assert await reader.fetchval("SELECT count(*) FROM pgqueue.added_later") == 0
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await reader.execute("DELETE FROM jobs")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await reader.execute("INSERT INTO pgqueue.paused (name) VALUES ('x')")
+            # The console's audit log is the sidecar's to write (its ids from a sequence).
+            from jobsight.console.actions import audited_end, audited_start
+
+            entry = await audited_start(reader, "alice", "pause", "x", [])
+            await audited_end(reader, entry, "done", "")
         finally:
             await reader.close()
     finally:

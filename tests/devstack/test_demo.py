@@ -56,7 +56,7 @@ async def test_demo_runs_both_engines_and_stops_cleanly(tmp_path: Path):
         status, page = await view.get("/")
         assert status == 200 and "leader" in page
         output = (tmp_path / "demo.log").read_text()
-        for where in ("status page", "metrics", "temporal ui", "handlers"):
+        for where in ("status page", "console", "metrics", "temporal ui", "handlers"):
             assert where in output
     finally:
         proc.send_signal(signal.SIGINT)
