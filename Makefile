@@ -51,7 +51,7 @@ generate: install ## regenerate the committed generated files (metrics reference
 	$(VENV)/bin/jobsight generate
 
 screenshots: install system-tools ## refresh docs/console/*.png from the console's browser test
-	JOBSIGHT_SCREENSHOTS=docs/console $(VENV)/bin/pytest -q tests/console/test_browser.py
+	CONSOLE_SCREENSHOTS=docs/console $(VENV)/bin/pytest -q tests/console/test_browser.py
 
 constraints: ## re-resolve every dependency afresh and pin it in constraints.txt (then test, commit)
 	bash .ci/constraints

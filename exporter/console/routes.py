@@ -47,8 +47,9 @@ ACTIONS: web.AppKey[ActionsSetup] = web.AppKey("console_actions")
 CONSOLE_SETTINGS = web.AppKey("console_settings", SidecarSettings)
 CONSOLE_STATE = web.AppKey("console_state", SidecarState)
 HOURS_CACHE = web.AppKey("console_hours", dict[str, Any])
+FAILURES_CACHE = web.AppKey("console_failures", dict[Any, Any])
 TEMPORAL = web.AppKey("console_temporal", dict[str, Any])
-HOURS_TTL_S = 10.0  # the overview's hour of job names is re-read at most this often
+HOURS_TTL_S = 10.0  # the overview's hour and the failure groups are re-read at most this often
 POOL_SIZE = 4
 MAX_SCHEDULES = 100  # Temporal schedules listed (each is described for its missed fires)
 FAILURE_WINDOWS = {"1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800}
@@ -165,8 +166,7 @@ async def failures_page(request: web.Request) -> dict[str, Any]:
     if window_name not in FAILURE_WINDOWS:
         raise FilterError(f"window: one of {', '.join(FAILURE_WINDOWS)}")
     window = FAILURE_WINDOWS[window_name]
-    attempts = await read(request, lambda conn: queries.failed_attempts(conn, window))
-    groups = model.failure_groups(attempts, time.time(), window)
+    counted_at, attempts, groups = await failure_groups(request, window)
     chosen = request.query.get("group", "")
     group = next((g for g in groups if g.key == chosen), None)
     if chosen and group is None:
@@ -177,9 +177,28 @@ async def failures_page(request: web.Request) -> dict[str, Any]:
         "window_name": window_name,
         "windows": list(FAILURE_WINDOWS),
         "capped": len(attempts) >= queries.MAX_FAILED_READ,
+        "counted_at": counted_at,
         "max_read": queries.MAX_FAILED_READ,
         "top": model.top,
     }
+
+
+async def failure_groups(
+    request: web.Request, window: float
+) -> tuple[datetime, list[queries.FailedAttempt], list[model.FailureGroup]]:
+    """The window's failure groups, computed at most every HOURS_TTL_S and once at a time
+    (concurrent requests wait for the one read): grouping thousands of error texts is the
+    page's cost, and an incident brings many people to it at once."""
+    cache = request.app[FAILURES_CACHE]
+    lock = cache.setdefault(("lock", window), asyncio.Lock())
+    async with lock:
+        kept = cache.get(window)
+        if kept is not None and kept[0].timestamp() > time.time() - HOURS_TTL_S:
+            return kept  # type: ignore[no-any-return]
+        attempts = await read(request, lambda conn: queries.failed_attempts(conn, window))
+        now = datetime.now(UTC)
+        cache[window] = (now, attempts, model.failure_groups(attempts, now.timestamp(), window))
+        return cache[window]  # type: ignore[no-any-return]
 
 
 @page("schedules.html", "/schedules")
@@ -335,7 +354,14 @@ def _schedule_line(entry: Any) -> dict[str, Any]:
     }
 
 
-CALENDAR_FIELDS = ("minute", "hour", "day_of_month", "month", "day_of_week")
+# A calendar's fields in cron's order, and each one's whole range (cron's `*`).
+CALENDAR_FIELDS = {
+    "minute": (0, 59),
+    "hour": (0, 23),
+    "day_of_month": (1, 31),
+    "month": (1, 12),
+    "day_of_week": (0, 6),
+}
 
 
 def _describe_spec(spec: Any) -> str:
@@ -344,15 +370,21 @@ def _describe_spec(spec: Any) -> str:
         return ""
     parts = [str(c) for c in getattr(spec, "cron_expressions", [])]
     for calendar in getattr(spec, "calendars", []):
-        parts.append(" ".join(_ranges(getattr(calendar, f, ())) for f in CALENDAR_FIELDS))
+        parts.append(
+            " ".join(
+                _ranges(getattr(calendar, f, ()), whole) for f, whole in CALENDAR_FIELDS.items()
+            )
+        )
     parts += [f"every {i.every}" for i in getattr(spec, "intervals", [])]
     return ", ".join(parts)
 
 
-def _ranges(ranges: Any) -> str:
+def _ranges(ranges: Any, whole: tuple[int, int]) -> str:
     """A calendar field's ranges in cron's words (`*` for every value)."""
     words = []
     for r in ranges:
+        if (r.start, max(r.start, r.end), r.step) in ((*whole, 1), (*whole, 0)):
+            return "*"
         end = max(r.start, r.end)
         text = str(r.start) if end == r.start else f"{r.start}-{end}"
         words.append(text + (f"/{r.step}" if r.step > 1 else ""))
@@ -373,6 +405,7 @@ def add_console(
     app[CONSOLE_SETTINGS] = settings
     app[CONSOLE_STATE] = state
     app[HOURS_CACHE] = {}
+    app[FAILURES_CACHE] = {}
     app[TEMPORAL] = {}
     app.router.add_get("/queues", queues_page)
     app.router.add_get("/failures", failures_page)

@@ -3,7 +3,7 @@ pgqueue and by Temporal workers, a real pg-boss schema written by Node, schedule
 engines. Every page is opened; a search is made and a job opened; a failure group is followed to
 its jobs; an operator retries a job and finds it in the audit log; a non-operator is refused, and
 so is everyone on a sidecar with actions off. A screenshot of each page goes to tests/artifacts
-(and, with JOBSIGHT_SCREENSHOTS=<folder>, there: `make screenshots` refreshes docs/console)."""
+(and, with CONSOLE_SCREENSHOTS=<folder>, there: `make screenshots` refreshes docs/console)."""
 
 from __future__ import annotations
 
@@ -120,8 +120,8 @@ async def listening(sidecar: SidecarProcess) -> None:
 
 async def shot(page: Any, name: str) -> None:
     folders = [ARTIFACTS]
-    if os.environ.get("JOBSIGHT_SCREENSHOTS"):
-        folders.append(Path(os.environ["JOBSIGHT_SCREENSHOTS"]))
+    if os.environ.get("CONSOLE_SCREENSHOTS"):
+        folders.append(Path(os.environ["CONSOLE_SCREENSHOTS"]))
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
