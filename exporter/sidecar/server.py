@@ -8,6 +8,7 @@ pages query a database (through a pool of their own, console/routes.py).
     /verdict          the verdict and every trigger, JSON, always 200 (?version= for a canary)
     /gate             deployment gate (Flagger webhooks): <= 202 passes, 412 halts
     /rollback         Flagger's rollback hook: 200 means "roll back", 412 means "do not"
+    /scaler           the work waiting and running per queue, for KEDA (sidecar/scaler.py)
     /                 the status page (with the console: the job names' last hour)
     /queues, /failures, /schedules, /jobs   the operator console (console/routes.py)
 """
@@ -39,6 +40,7 @@ from jobsight.health.state import State
 from jobsight.health.verdict import Verdict
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar import pages as status_page
+from jobsight.sidecar import scaler
 from jobsight.sidecar.poller import SidecarState
 from jobsight.sidecar.webconfig import BasicAuth, WebConfig, auth_middleware
 from jobsight.sources.status import Condition, condition
@@ -259,6 +261,11 @@ async def rollback(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if roll_back else 412)
 
 
+async def scaler_handler(request: web.Request) -> web.Response:
+    status, body = scaler.answer(request.app[STATE].views, request.app[SETTINGS], request.query)
+    return web.json_response(body, status=status)
+
+
 async def index(request: web.Request) -> web.Response:
     verdict, analysis = judged(request)
     hours, hours_error = None, ""
@@ -309,6 +316,7 @@ def build_app(
     for path, handler in (("/gate", gate), ("/rollback", rollback)):
         app.router.add_get(path, handler)
         app.router.add_post(path, handler)
+    app.router.add_get("/scaler", scaler_handler)
     app.router.add_get("/", index)
     if console_pool is not None:
         console_routes.add_console(app, state, settings, console_pool, actions)
