@@ -104,6 +104,9 @@ TRIGGER_ACTIONS = {
     "cancel or fix the handler that hangs (timeouts, heartbeats).",
     "stalled": "Work is ready but nothing completes: check that workers are alive and can "
     "reach the database and Temporal.",
+    "schedule_missed": "A recurring job is past due and has not fired: pgqueue fires schedules "
+    "from its workers' maintenance, so check that a worker of the job name runs (the console's "
+    "Schedules page; pgqueue.schedule.last_error says why a firing failed).",
 }
 
 

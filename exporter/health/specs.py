@@ -84,6 +84,14 @@ TRIGGERS: tuple[TriggerSpec, ...] = (
         None,
         window=300.0,
     ),
+    TriggerSpec(
+        "schedule_missed",
+        "seconds",
+        "how long the most overdue recurring job is past its due time without firing",
+        ("pgqueue",),
+        300.0,
+        None,
+    ),
 )
 BY_NAME = {spec.name: spec for spec in TRIGGERS}
 # Triggers that can be judged on one worker version's own jobs (?version=).

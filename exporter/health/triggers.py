@@ -122,6 +122,17 @@ def stalled(signals: Signals, cfg: TriggerConfig, now: float) -> Measurement:
     return judged("stalled", value, cfg, None, f"{signals.ready} jobs ready")
 
 
+@trigger("schedule_missed")
+def schedule_missed(signals: Signals, cfg: TriggerConfig, now: float) -> Measurement:
+    """How long the earliest enabled schedule that has not fired is past its due time."""
+    if signals.schedule_due is None:
+        return Measurement(0.0, State.OK, None, "no schedule due")
+    due, name = signals.schedule_due
+    late = max(0.0, now - due)
+    detail = f"{name} due {late:.0f} s ago, not fired" if late else ""
+    return judged("schedule_missed", late, cfg, None, detail)
+
+
 _missing = set(BY_NAME) - set(TRIGGER_FUNCTIONS)
 if _missing:  # a spec without a function would silently never judge
     raise KeyError(f"triggers without a function: {sorted(_missing)}")

@@ -72,6 +72,37 @@ MAINTENANCE = MetricSpec(
     "When a pgqueue maintenance round (crash detection, lost jobs, schedules) last finished "
     "(Unix time); absent before migration 0005 or without read access to pgqueue.maintenance.",
 )
+SCHEDULE = ("schedule",)
+SCHEDULE_NEXT_DUE = MetricSpec(
+    "jobsight_pgqueue_schedule_next_due_timestamp_seconds",
+    "gauge",
+    "When the job name's earliest enabled pgqueue schedule is next due (Unix time); in the past "
+    "while it has not fired (the schedule_missed trigger).",
+    SCHEDULE,
+)
+SCHEDULE_LAST_FIRE = MetricSpec(
+    "jobsight_pgqueue_schedule_last_fire_timestamp_seconds",
+    "gauge",
+    "When a pgqueue schedule of the job name last fired (Unix time); absent before its first.",
+    SCHEDULE,
+)
+SCHEDULE_FAILURES = MetricSpec(
+    "jobsight_pgqueue_schedule_failed_firings",
+    "gauge",
+    "Firings of the job name's pgqueue schedules that failed in a row (pgqueue.schedule."
+    "last_error says why); 0 once one fires.",
+    SCHEDULE,
+)
+
+# Per job name: its enabled schedules' earliest due time, the last fire of any, failed firings.
+SCHEDULES = """
+SELECT name AS schedule,
+       extract(epoch FROM min(next_run_at) FILTER (WHERE enabled))::float8 AS next_due,
+       extract(epoch FROM max(last_run_at))::float8 AS last_fire,
+       coalesce(max(failures) FILTER (WHERE enabled), 0)::int AS failures
+FROM pgqueue.schedule
+GROUP BY 1
+"""
 
 WAITING_AND_ACTIVE = """
 SELECT name AS queue, state::text AS state, count(*) AS count,
@@ -150,6 +181,16 @@ class RecentRow:
 
 
 @dataclass(frozen=True)
+class ScheduleRow:
+    """A job name's pgqueue schedules: next due (enabled only), last fire, failed firings."""
+
+    schedule: str
+    next_due: float | None
+    last_fire: float | None
+    failures: int = 0
+
+
+@dataclass(frozen=True)
 class VersionWorkers:
     """One worker version's pgqueue workers over the canary window, and how many crashed."""
 
@@ -167,6 +208,7 @@ class PgQueueSnapshot:
     worker_crashes: int = 0
     maintained_at: float | None = None  # Unix time of the last maintenance round, if known
     workers_by_version: list[VersionWorkers] = field(default_factory=list)
+    schedules: list[ScheduleRow] = field(default_factory=list)
 
 
 def build_snapshot(
@@ -216,6 +258,7 @@ class PgQueueRows:
     served: list[str] = field(default_factory=list)
     maintained_at: float | None = None
     workers_by_version: list[VersionWorkers] = field(default_factory=list)
+    schedules: list[ScheduleRow] = field(default_factory=list)
 
 
 class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
@@ -231,6 +274,9 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
         WORKERS,
         CRASHES,
         MAINTENANCE,
+        SCHEDULE_NEXT_DUE,
+        SCHEDULE_LAST_FIRE,
+        SCHEDULE_FAILURES,
     )
 
     async def fetch(self, ctx: PollContext[PgQueueSnapshot]) -> PgQueueRows:
@@ -244,6 +290,7 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
             by_version = await conn.fetch(
                 WORKERS_BY_VERSION, ctx.settings.canary_window, MAX_VERSIONS
             )
+            schedules = await conn.fetch(SCHEDULES)
             maintained = None
             if await conn.fetchval(MAINTENANCE_READABLE):
                 maintained = await conn.fetchval(MAINTENANCE_SQL)
@@ -256,6 +303,7 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
             list(workers["served"]),
             maintained,
             [VersionWorkers(**r) for r in by_version],
+            [ScheduleRow(**r) for r in schedules],
         )
 
     def build(
@@ -268,6 +316,11 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
         )
         snapshot.maintained_at = rows.maintained_at
         snapshot.workers_by_version = rows.workers_by_version
+        names = LabelCap(settings.max_job_names)
+        snapshot.schedules = [
+            ScheduleRow(names(r.schedule), r.next_due, r.last_fire, r.failures)
+            for r in sorted(rows.schedules, key=lambda r: r.schedule)
+        ]
         return snapshot
 
     def render(self, snap: PgQueueSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
@@ -289,10 +342,32 @@ class PgQueueSource(RowSource[PgQueueRows, PgQueueSnapshot]):
         yield single(WORKERS, snap.workers_alive if snap.present else None)
         yield single(CRASHES, snap.worker_crashes if snap.present else None)
         yield single(MAINTENANCE, snap.maintained_at)
+        yield from schedule_metrics(snap.schedules)
 
     def signals(self, snap: PgQueueSnapshot, settings: SidecarSettings) -> SourceSignals:
         ready = sum(r.ready for r in snap.queues if r.state != "active")
-        return SourceSignals(Signals(ready=ready, crashes=snap.worker_crashes))
+        due = min(
+            ((r.next_due, r.schedule) for r in snap.schedules if r.next_due is not None),
+            default=None,
+        )
+        return SourceSignals(Signals(ready=ready, crashes=snap.worker_crashes, schedule_due=due))
+
+
+def schedule_metrics(rows: list[ScheduleRow]) -> Iterable[Metric]:
+    """Rows already merged under the label cap: a folded name keeps the earliest due, the
+    latest fire and the most failed firings."""
+    due: dict[str, float] = {}
+    fired: dict[str, float] = {}
+    failures: dict[str, float] = {}
+    for r in rows:
+        if r.next_due is not None:
+            due[r.schedule] = min(due.get(r.schedule, r.next_due), r.next_due)
+        if r.last_fire is not None:
+            fired[r.schedule] = max(fired.get(r.schedule, r.last_fire), r.last_fire)
+        failures[r.schedule] = max(failures.get(r.schedule, 0), r.failures)
+    yield samples(SCHEDULE_NEXT_DUE, (((n,), v) for n, v in sorted(due.items())))
+    yield samples(SCHEDULE_LAST_FIRE, (((n,), v) for n, v in sorted(fired.items())))
+    yield samples(SCHEDULE_FAILURES, (((n,), v) for n, v in sorted(failures.items())))
 
 
 def _by_queue(rows: Iterable[QueueRow]) -> dict[str, list[QueueRow]]:

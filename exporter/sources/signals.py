@@ -43,6 +43,8 @@ class Signals:
     latency: dict[float, list[LatencyCandidate]] = field(default_factory=dict)  # window (s) ->
     last_completion: dict[float, float] = field(default_factory=dict)  # look-back (s) -> Unix time
     connections: tuple[int, int] | None = None  # (in use, available) on the database server
+    # The earliest due time (Unix) of an enabled schedule that has not fired yet, and its name.
+    schedule_due: tuple[float, str] | None = None
 
     def merged(self, other: Signals) -> Signals:
         return Signals(
@@ -63,6 +65,10 @@ class Signals:
                 for w in {*self.last_completion, *other.last_completion}
             },
             other.connections if other.connections is not None else self.connections,
+            min(
+                (d for d in (self.schedule_due, other.schedule_due) if d is not None),
+                default=None,
+            ),
         )
 
 

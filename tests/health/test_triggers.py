@@ -40,6 +40,7 @@ def test_everything_ok_on_a_quiet_system():
         "latency_p95",
         "stuck_jobs",
         "stalled",
+        "schedule_missed",
     }
     assert set(states(views([window_row("a", 100, 0)])).values()) == {"ok"}
 
@@ -248,3 +249,20 @@ def test_threshold_settings_are_validated():
     )
     assert ok.triggers["error_rate"].rollback == 0.1
     assert ok.triggers["error_rate"].hold == 0 and ok.triggers["stalled"].hold == 120
+
+
+def test_a_schedule_past_due_and_not_fired_degrades_after_its_grace():
+    """pgqueue fires schedules from its workers' maintenance: none running, none fires."""
+    due = [pgqueue.ScheduleRow("nightly-report", NOW - 301, NOW - 86_400)]
+    v = views([window_row("a", 100, 0)])
+    v["pgqueue"] = replace(v["pgqueue"], snapshot=pgqueue.PgQueueSnapshot(schedules=due))
+    found = measure(v, BASE, NOW)["schedule_missed"]
+    assert found.state == "degraded" and "nightly-report due 301 s ago" in found.detail
+    soon = [pgqueue.ScheduleRow("nightly-report", NOW + 60, NOW - 86_340)]
+    v["pgqueue"] = replace(v["pgqueue"], snapshot=pgqueue.PgQueueSnapshot(schedules=soon))
+    assert measure(v, BASE, NOW)["schedule_missed"].state == "ok"
+    late_but_within_grace = [pgqueue.ScheduleRow("x", NOW - 30, None)]
+    v["pgqueue"] = replace(
+        v["pgqueue"], snapshot=pgqueue.PgQueueSnapshot(schedules=late_but_within_grace)
+    )
+    assert measure(v, BASE, NOW)["schedule_missed"].state == "ok"

@@ -16,6 +16,7 @@ from jobsight.settings import SidecarSettings
 from jobsight.sources import jobs, pgqueue, postgres
 from jobsight.sources.base import PollContext
 from tests.support.pgqueue import reachable_for
+from tests.support.scrape import rendered
 from tests.support.waiting import eventually
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
@@ -297,6 +298,46 @@ async def test_the_maintenance_stamp_needs_no_access_it_lacks(migrated_db: str) 
         await admin.execute(f"DROP OWNED BY {role}")
         await admin.execute(f"DROP ROLE {role}")
         await admin.close()
+
+
+async def test_pgqueue_schedules_that_did_not_fire(migrated_db: str, pool: asyncpg.Pool):
+    """A schedule whose workers are gone stays due: its next due time falls behind now, which the
+    schedule_missed trigger measures; once a worker's maintenance fires it, it moves on."""
+    settings = settings_for(migrated_db)
+    registry = demo_registry()
+    runner = PgQueueJobRunner(migrated_db, registry, PgQueueSettings(**FAST))
+    made = await runner.schedule_recurring_job("generate-invoice", {}, "1 hour", tenant=TENANT)
+    await pool.execute(  # as if its last fire was an hour and ten minutes ago, nobody firing since
+        "UPDATE pgqueue.schedule SET next_run_at = now() - interval '10 minutes',"
+        " last_run_at = now() - interval '70 minutes', failures = 2 WHERE id = $1",
+        made.job_id,
+    )
+    snap = await poll(pgqueue.SOURCE, settings, pool)
+    [row] = snap.schedules
+    assert row.schedule == "generate-invoice" and row.failures == 2
+    assert 590 < time.time() - (row.next_due or 0) < 700
+    signals = pgqueue.SOURCE.signals(snap, settings).overall
+    assert signals.schedule_due == (row.next_due, "generate-invoice")
+    scraped = rendered(pgqueue.SOURCE, snap, settings)
+    assert (
+        scraped["jobsight_pgqueue_schedule_failed_firings"][(("schedule", "generate-invoice"),)]
+        == 2
+    )
+    assert (("schedule", "generate-invoice"),) in scraped[
+        "jobsight_pgqueue_schedule_last_fire_timestamp_seconds"
+    ]
+    await runner.start()  # a worker's maintenance fires it, and it moves on
+    try:
+
+        async def fired() -> bool:
+            after = await poll(pgqueue.SOURCE, settings, pool)
+            return bool(after.schedules[0].next_due and after.schedules[0].next_due > time.time())
+
+        await eventually(fired, 10, "the schedule fired")
+    finally:
+        await runner.stop(grace=1)
+    after = await poll(pgqueue.SOURCE, settings, pool)
+    assert after.schedules[0].failures == 0
 
 
 async def test_pgqueue_source_without_the_schema(empty_db: str):
