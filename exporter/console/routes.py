@@ -40,6 +40,8 @@ from jobsight.console.templating import render
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar.poller import SidecarState
 from jobsight.sidecar.webconfig import USER
+from jobsight.sources.temporal import TemporalSnapshot
+from jobsight.sources.temporal_schedules import ScheduleState
 
 log = logging.getLogger(__name__)
 POOL = web.AppKey("console_pool", asyncpg.Pool)
@@ -48,10 +50,8 @@ CONSOLE_SETTINGS = web.AppKey("console_settings", SidecarSettings)
 CONSOLE_STATE = web.AppKey("console_state", SidecarState)
 HOURS_CACHE = web.AppKey("console_hours", dict[str, Any])
 FAILURES_CACHE = web.AppKey("console_failures", dict[Any, Any])
-TEMPORAL = web.AppKey("console_temporal", dict[str, Any])
 HOURS_TTL_S = 10.0  # the overview's hour and the failure groups are re-read at most this often
 POOL_SIZE = 4
-MAX_SCHEDULES = 100  # Temporal schedules listed (each is described for its missed fires)
 FAILURE_WINDOWS = {"1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800}
 T = TypeVar("T")
 
@@ -205,13 +205,16 @@ async def failure_groups(
 async def schedules_page(request: web.Request) -> dict[str, Any]:
     settings = request.app[CONSOLE_SETTINGS]
     pgqueue = await read(request, queries.pgqueue_schedules)
-    temporal, temporal_error = await temporal_schedules(request.app, settings)
+    temporal, temporal_error, temporal_read = temporal_schedules(
+        request.app[CONSOLE_STATE], settings
+    )
     now = datetime.now(UTC)
     late_after = timedelta(seconds=max(5.0, 2 * settings.poll_interval))
     return {
         "pgqueue": pgqueue,
         "temporal": temporal,
         "temporal_error": temporal_error,
+        "temporal_read": temporal_read,
         "now": now,
         "late_after": late_after,
     }
@@ -301,94 +304,22 @@ async def job_name_hours(app: web.Application) -> tuple[list[model.JobNameHour] 
     return hours or [], error
 
 
-async def temporal_schedules(
-    app: web.Application, settings: SidecarSettings
-) -> tuple[list[dict[str, Any]] | None, str]:
-    """Temporal's schedules (None when the temporal source is off), or why they cannot be read."""
+def temporal_schedules(
+    state: SidecarState, settings: SidecarSettings
+) -> tuple[list[ScheduleState] | None, str, datetime | None]:
+    """Temporal's schedules as the temporal source last read them (once a minute; None when the
+    source is off), why they are missing, and when they were read."""
     from jobsight.sources import enabled
-    from jobsight.sources.temporal import connect
 
     if "temporal" not in enabled(settings):
-        return None, ""
-    clients = app[TEMPORAL]
-    rpc_timeout = timedelta(seconds=settings.poll_timeout)
-    try:
-        async with asyncio.timeout(settings.poll_timeout * 2):
-            if "client" not in clients:
-                clients["client"] = await connect(settings)
-            client = clients["client"]
-            found = []
-            async for entry in await client.list_schedules(rpc_timeout=rpc_timeout):
-                found.append(_schedule_line(entry))
-                if len(found) >= MAX_SCHEDULES:
-                    break
-            missed = await asyncio.gather(
-                *(_missed(client, line["id"], rpc_timeout) for line in found)
-            )
-        for line, count in zip(found, missed, strict=True):
-            line["missed"] = count
-        return sorted(found, key=lambda s: s["id"]), ""
-    except Exception as exc:  # any SDK or network error: the page says so and goes on
-        clients.pop("client", None)
-        return [], f"Temporal cannot be read: {type(exc).__name__}: {str(exc)[:300]}"
-
-
-async def _missed(client: Any, schedule_id: str, rpc_timeout: timedelta) -> int | None:
-    """Fires Temporal skipped because they were due outside the catch-up window."""
-    handle = client.get_schedule_handle(schedule_id)
-    described = await handle.describe(rpc_timeout=rpc_timeout)
-    return int(described.info.num_actions_missed_catchup_window)
-
-
-def _schedule_line(entry: Any) -> dict[str, Any]:
-    info = entry.info
-    spec = entry.schedule.spec if entry.schedule else None
-    recent = list(info.recent_actions) if info else []
-    return {
-        "id": entry.id,
-        "spec": _describe_spec(spec),
-        "last": recent[-1].started_at if recent else None,
-        "last_workflow": recent[-1].action.workflow_id if recent else "",
-        "next": (info.next_action_times or [None])[0] if info else None,
-        "paused": bool(entry.schedule and entry.schedule.state and entry.schedule.state.paused),
-    }
-
-
-# A calendar's fields in cron's order, and each one's whole range (cron's `*`).
-CALENDAR_FIELDS = {
-    "minute": (0, 59),
-    "hour": (0, 23),
-    "day_of_month": (1, 31),
-    "month": (1, 12),
-    "day_of_week": (0, 6),
-}
-
-
-def _describe_spec(spec: Any) -> str:
-    """A schedule's spec as an operator reads it: cron-like calendars, intervals."""
-    if spec is None:
-        return ""
-    parts = [str(c) for c in getattr(spec, "cron_expressions", [])]
-    for calendar in getattr(spec, "calendars", []):
-        parts.append(
-            " ".join(
-                _ranges(getattr(calendar, f, ()), whole) for f, whole in CALENDAR_FIELDS.items()
-            )
-        )
-    parts += [f"every {i.every}" for i in getattr(spec, "intervals", [])]
-    return ", ".join(parts)
-
-
-def _ranges(ranges: Any, whole: tuple[int, int]) -> str:
-    """A calendar field's ranges in cron's words (`*` for every value)."""
-    words = []
-    for r in ranges:
-        if (r.start, max(r.start, r.end), r.step) in ((*whole, 1), (*whole, 0)):
-            return "*"
-        end = max(r.start, r.end)
-        text = str(r.start) if end == r.start else f"{r.start}-{end}"
-        words.append(text + (f"/{r.step}" if r.step > 1 else ""))
-    return ",".join(words) or "*"
+        return None, "", None
+    view = state.views.get("temporal")
+    snapshot = view.snapshot if view is not None else None
+    if not isinstance(snapshot, TemporalSnapshot) or snapshot.schedules is None:
+        error = view.status.error if view is not None and view.status else ""
+        return [], f"Temporal has not been read yet{': ' + error if error else ''}", None
+    read_at = datetime.fromtimestamp(snapshot.schedules.read_at, UTC)
+    return snapshot.schedules.schedules, "", read_at
 
 
 def add_console(
@@ -406,7 +337,6 @@ def add_console(
     app[CONSOLE_STATE] = state
     app[HOURS_CACHE] = {}
     app[FAILURES_CACHE] = {}
-    app[TEMPORAL] = {}
     app.router.add_get("/queues", queues_page)
     app.router.add_get("/failures", failures_page)
     app.router.add_get("/schedules", schedules_page)

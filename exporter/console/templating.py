@@ -31,6 +31,11 @@ def when(value: datetime | None, missing: str = "-") -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def stamp(value: float | None) -> datetime | None:
+    """A Unix time as a UTC datetime (for `when`)."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
 @cache
 def environment() -> jinja2.Environment:
     from jobsight.sidecar.pages import ago, fmt  # the status page's formats, one home
@@ -42,7 +47,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(fmt=fmt, ago=ago, spark=sparkline, nav=NAV, when=when)
+    env.globals.update(fmt=fmt, ago=ago, spark=sparkline, nav=NAV, when=when, stamp=stamp)
     return env
 
 

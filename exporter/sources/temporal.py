@@ -13,6 +13,7 @@ temporalio is imported inside fetch(), so it loads only when this source is enab
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from prometheus_client.core import Metric
 from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.runners.temporal_access import TemporalAccess, unreachable
 from jobsight.settings import SidecarSettings
+from jobsight.sources import temporal_schedules
 from jobsight.sources.base import PollContext, RowSource
 from jobsight.sources.signals import Signals, SourceSignals
 
@@ -85,6 +87,7 @@ class TemporalSnapshot:
     task_queues: list[TaskQueueRow] = field(default_factory=list)
     long_running: int = 0
     recent_closed: dict[str, int] = field(default_factory=dict)
+    schedules: temporal_schedules.ScheduleRead | None = None  # read once a minute, kept
 
 
 def status_label(value: Any) -> str:
@@ -151,12 +154,21 @@ class TemporalRows:
     long_running: int
     recent_closed: list[tuple[str | None, int]]
     task_queues: list[TaskQueueRow]
+    schedules: temporal_schedules.ScheduleRead | None = None
 
 
 class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
     name = "temporal"
     snapshot_type = TemporalSnapshot
-    metrics = (WORKFLOWS, BACKLOG, BACKLOG_AGE, POLLERS, LONG_RUNNING, RECENT_CLOSED)
+    metrics = (
+        WORKFLOWS,
+        BACKLOG,
+        BACKLOG_AGE,
+        POLLERS,
+        LONG_RUNNING,
+        RECENT_CLOSED,
+        *temporal_schedules.METRICS,
+    )
 
     async def fetch(self, ctx: PollContext[TemporalSnapshot]) -> TemporalRows:
         settings = ctx.settings
@@ -191,8 +203,13 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
             await describe_task_queue(client, settings, name, timeout)
             for name in settings.temporal_task_queues
         ]
+        previous = ctx.previous.schedules if ctx.previous else None
+        schedules = previous
+        if temporal_schedules.read_due(previous, time.time()):
+            read = await temporal_schedules.read(client, timeout)
+            schedules = temporal_schedules.ScheduleRead(time.time(), read)
         return TemporalRows(
-            raw_groups(by_status), int(long_running.count), raw_groups(recent), queues
+            raw_groups(by_status), int(long_running.count), raw_groups(recent), queues, schedules
         )
 
     def build(
@@ -203,6 +220,7 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
             rows.task_queues,
             rows.long_running,
             {"failed": 0, "timed_out": 0, **grouped_counts(rows.recent_closed)},  # 0 is an answer
+            rows.schedules,
         )
 
     def signals(self, snap: TemporalSnapshot, settings: SidecarSettings) -> SourceSignals:
@@ -227,6 +245,8 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
         yield samples(
             RECENT_CLOSED, (((status,), n) for status, n in sorted(snap.recent_closed.items()))
         )
+        if snap.schedules is not None:
+            yield from temporal_schedules.render(snap.schedules.schedules, settings.max_job_names)
 
 
 def access(settings: SidecarSettings) -> TemporalAccess:

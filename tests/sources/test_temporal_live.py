@@ -114,3 +114,47 @@ async def test_temporal_down_is_an_error_not_a_hang(migrated_db: str):
     )
     with pytest.raises(Exception):  # noqa: B017 - connect errors vary by temporalio version
         await asyncio.wait_for(temporal.SOURCE.poll(PollContext(settings, None)), 10)
+
+
+async def test_temporal_schedules_read_once_a_minute(
+    migrated_db: str, temporal_address: str, task_queue: str, runner
+):  # type: ignore[no-untyped-def]
+    """A Temporal Schedule of the runner: its job name, next and last fire, missed fires and
+    whether the last run it started failed; read again only after a minute."""
+    from jobsight.sources import temporal_schedules
+    from tests.support.scrape import rendered
+
+    made, _ = runner
+    await made.start()
+    made_schedule = await made.schedule_recurring_job(
+        "asset_import", {}, "2 seconds", tenant=TENANT
+    )
+    settings = SidecarSettings(
+        database_url=migrated_db,
+        temporal_address=temporal_address,
+        temporal_task_queues=(task_queue,),
+    )
+
+    def failed_once(snap: temporal.TemporalSnapshot) -> bool:
+        found = snap.schedules.schedules if snap.schedules else []
+        return any(s.last_failed for s in found)
+
+    snap = None
+    for _ in range(40):  # each poll of a fresh context reads the schedules afresh
+        snap = await temporal.SOURCE.poll(PollContext(settings, None))
+        if failed_once(snap):
+            break
+        await asyncio.sleep(0.5)
+    assert snap is not None and snap.schedules is not None
+    [state] = [s for s in snap.schedules.schedules if s.schedule_id == made_schedule.external_id]
+    assert state.job_name == "asset_import" and state.spec == "every 0:00:02"
+    assert state.last_failed is True and state.missed == 0 and not state.paused
+    assert state.next_due and state.last_fire and state.next_due > state.last_fire
+    scraped = rendered(temporal.SOURCE, snap, settings)
+    key = (("schedule", "asset_import"),)
+    assert scraped["jobsight_temporal_schedule_last_run_failed"][key] == 1
+    assert scraped["jobsight_temporal_schedule_missed_fires"][key] == 0
+    # Within the minute, a poll that follows keeps the read it has.
+    again = await temporal.SOURCE.poll(PollContext(settings, None, snap))
+    assert again.schedules is snap.schedules or again.schedules == snap.schedules
+    assert not temporal_schedules.read_due(again.schedules, again.schedules.read_at + 59)

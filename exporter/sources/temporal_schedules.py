@@ -1,0 +1,182 @@
+"""Temporal Schedules, read by the temporal source once a minute (a schedule changes on the
+scale of its spec, and each one costs a describe): per schedule, the job name it fires (from the
+workflow id the Temporal engine gives its action, `jobsight-<job name>-schedule-<id>`), its next
+fire, its last fire, the fires Temporal skipped for being due outside the catch-up window, and
+whether the last run it started failed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from jobsight.labels import LabelCap
+from jobsight.metric_spec import MetricSpec, samples
+
+READ_EVERY_S = 60.0
+MAX_SCHEDULES = 100
+FAILED_STATUSES = {"FAILED", "TIMED_OUT", "TERMINATED", "CANCELED"}
+_ACTION_ID = re.compile(r"^jobsight-(?P<name>.+)-schedule-[0-9a-f-]{36}$")
+
+SCHEDULE = ("schedule",)
+NEXT_DUE = MetricSpec(
+    "jobsight_temporal_schedule_next_due_timestamp_seconds",
+    "gauge",
+    "When a Temporal Schedule fires next (Unix time).",
+    SCHEDULE,
+)
+LAST_FIRE = MetricSpec(
+    "jobsight_temporal_schedule_last_fire_timestamp_seconds",
+    "gauge",
+    "When a Temporal Schedule last started its workflow (Unix time); absent before its first.",
+    SCHEDULE,
+)
+MISSED = MetricSpec(
+    "jobsight_temporal_schedule_missed_fires",
+    "gauge",
+    "Fires a Temporal Schedule skipped since it was created, for being due outside its catch-up "
+    "window (the server, or the schedule, was away).",
+    SCHEDULE,
+)
+LAST_RUN_FAILED = MetricSpec(
+    "jobsight_temporal_schedule_last_run_failed",
+    "gauge",
+    "1 when the last run a Temporal Schedule started failed (failed, timed out, terminated or "
+    "cancelled), 0 when it completed; absent while it runs or before the first.",
+    SCHEDULE,
+)
+METRICS = (NEXT_DUE, LAST_FIRE, MISSED, LAST_RUN_FAILED)
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    schedule_id: str
+    job_name: str  # the job name it fires, or the schedule id when it is not jobsight's
+    spec: str
+    next_due: float | None
+    last_fire: float | None
+    last_workflow: str
+    missed: int
+    paused: bool
+    last_failed: bool | None
+
+
+@dataclass
+class ScheduleRead:
+    """What one read found, and when (Unix time): kept between reads."""
+
+    read_at: float
+    schedules: list[ScheduleState]
+
+
+def read_due(previous: ScheduleRead | None, now: float) -> bool:
+    return previous is None or now - previous.read_at >= READ_EVERY_S
+
+
+def job_name_of(workflow_id: str, schedule_id: str) -> str:
+    found = _ACTION_ID.match(workflow_id)
+    return found.group("name") if found else schedule_id
+
+
+async def read(client: Any, rpc_timeout: timedelta) -> list[ScheduleState]:
+    ids = []
+    async for entry in await client.list_schedules(rpc_timeout=rpc_timeout):
+        ids.append(entry.id)
+        if len(ids) >= MAX_SCHEDULES:
+            break
+    found = await asyncio.gather(*(_describe(client, i, rpc_timeout) for i in ids))
+    return sorted(found, key=lambda s: (s.job_name, s.schedule_id))
+
+
+async def _describe(client: Any, schedule_id: str, rpc_timeout: timedelta) -> ScheduleState:
+    described = await client.get_schedule_handle(schedule_id).describe(rpc_timeout=rpc_timeout)
+    info, schedule = described.info, described.schedule
+    action_id = str(getattr(schedule.action, "id", "") or "")
+    recent = list(info.recent_actions)
+    last = recent[-1] if recent else None
+    last_failed = None
+    if last is not None:
+        handle = client.get_workflow_handle(
+            last.action.workflow_id, run_id=last.action.first_execution_run_id
+        )
+        status = (await handle.describe(rpc_timeout=rpc_timeout)).status
+        name = getattr(status, "name", "")
+        last_failed = True if name in FAILED_STATUSES else False if name == "COMPLETED" else None
+    upcoming = list(info.next_action_times)
+    return ScheduleState(
+        schedule_id=schedule_id,
+        job_name=job_name_of(action_id, schedule_id),
+        spec=describe_spec(schedule.spec),
+        next_due=_unix(upcoming[0]) if upcoming else None,
+        last_fire=_unix(last.started_at) if last else None,
+        last_workflow=last.action.workflow_id if last else "",
+        missed=int(info.num_actions_missed_catchup_window),
+        paused=bool(schedule.state.paused),
+        last_failed=last_failed,
+    )
+
+
+def _unix(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+# A calendar's fields in cron's order, and each one's whole range (cron's `*`).
+CALENDAR_FIELDS = {
+    "minute": (0, 59),
+    "hour": (0, 23),
+    "day_of_month": (1, 31),
+    "month": (1, 12),
+    "day_of_week": (0, 6),
+}
+
+
+def describe_spec(spec: Any) -> str:
+    """A schedule's spec as an operator reads it: cron-like calendars, intervals."""
+    if spec is None:
+        return ""
+    parts = [str(c) for c in getattr(spec, "cron_expressions", [])]
+    for calendar in getattr(spec, "calendars", []):
+        fields = CALENDAR_FIELDS.items()
+        parts.append(" ".join(_ranges(getattr(calendar, f, ()), whole) for f, whole in fields))
+    parts += [f"every {i.every}" for i in getattr(spec, "intervals", [])]
+    return ", ".join(parts)
+
+
+def _ranges(ranges: Any, whole: tuple[int, int]) -> str:
+    """A calendar field's ranges in cron's words (`*` for every value)."""
+    words = []
+    for r in ranges:
+        end = max(r.start, r.end)
+        if (r.start, end) == whole and r.step <= 1:
+            return "*"
+        text = str(r.start) if end == r.start else f"{r.start}-{end}"
+        words.append(text + (f"/{r.step}" if r.step > 1 else ""))
+    return ",".join(words) or "*"
+
+
+def render(schedules: Iterable[ScheduleState], cap: int) -> Iterable[Metric]:
+    """Per job name under the label cap (several schedules of one name: the soonest next fire,
+    the latest last fire, the missed fires summed, the last run of the latest fire)."""
+    names = LabelCap(cap)
+    due: dict[str, float] = {}
+    fired: dict[str, tuple[float, bool | None]] = {}
+    missed: dict[str, float] = {}
+    for s in schedules:
+        name = names(s.job_name)
+        if s.next_due is not None and not s.paused:
+            due[name] = min(due.get(name, s.next_due), s.next_due)
+        if s.last_fire is not None and s.last_fire >= fired.get(name, (0.0, None))[0]:
+            fired[name] = (s.last_fire, s.last_failed)
+        missed[name] = missed.get(name, 0) + s.missed
+    yield samples(NEXT_DUE, (((n,), v) for n, v in sorted(due.items())))
+    yield samples(LAST_FIRE, (((n,), v[0]) for n, v in sorted(fired.items())))
+    yield samples(MISSED, (((n,), v) for n, v in sorted(missed.items())))
+    yield samples(
+        LAST_RUN_FAILED,
+        (((n,), float(v[1])) for n, v in sorted(fired.items()) if v[1] is not None),
+    )
