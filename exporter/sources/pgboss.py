@@ -32,6 +32,7 @@ from prometheus_client.core import Metric
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.settings import SidecarSettings
+from jobsight.sources import pgboss_schedules
 from jobsight.sources.base import PollContext, RowSource, table_exists
 from jobsight.sources.finished import commit_horizon
 from jobsight.sources.pgboss_finished import (
@@ -45,6 +46,7 @@ from jobsight.sources.pgboss_finished import (
     quoted,
     scan_sql,
 )
+from jobsight.sources.pgboss_schedules import BossSchedule, earliest_owed, schedules_sql
 from jobsight.sources.signals import (
     Finished,
     LatencyCandidate,
@@ -180,6 +182,7 @@ class PgBossSnapshot:
     cursor: datetime | None = None  # jobs finished before it are in the totals
     counted: CountTiming | None = None  # the latest count of the job table
     finished: list[QueueFinished] = field(default_factory=list)  # from that count
+    schedules: list[BossSchedule] = field(default_factory=list)  # and when pg-boss checked them
 
 
 def percentile(bins: Sequence[int | None] | None, p: float) -> float | None:
@@ -275,7 +278,8 @@ WHERE stopped_on IS NULL AND heartbeat_on > now() - 3 * heartbeat_seconds * inte
 
 COLUMNS_SQL = """
 SELECT table_name, column_name FROM information_schema.columns
-WHERE table_schema = $1 AND table_name IN ('queue', 'job', 'instance', 'archive')
+WHERE table_schema = $1
+  AND table_name IN ('queue', 'job', 'instance', 'archive', 'schedule', 'version')
 """
 
 
@@ -298,6 +302,7 @@ class PgBossRows:
     cached: list[dict[str, Any]] | None = None  # pg-boss >= 11: its per-queue counters
     live: list[BossQueueRow] = field(default_factory=list)  # pg-boss 10: counted from the jobs
     count: FinishedCount | None = None  # None: not due this poll (see pgboss_finished)
+    schedules: list[BossSchedule] = field(default_factory=list)
 
 
 async def count_finished(
@@ -362,6 +367,7 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
         INSTANCES,
         CRASH_RESTARTS,
         SCHEMA_VERSION,
+        *pgboss_schedules.METRICS,
     )
 
     async def fetch(self, ctx: PollContext[PgBossSnapshot]) -> PgBossRows:
@@ -393,6 +399,11 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
             else:
                 rows.live = [BossQueueRow(**r) for r in await conn.fetch(live_counts_sql(schema))]
             rows.count = await count_finished(conn, ctx, columns)
+            if "cron" in columns.get("schedule", set()) and "cron_on" in columns.get(
+                "version", set()
+            ):
+                found = await conn.fetch(schedules_sql(schema, columns["schedule"]))
+                rows.schedules = [BossSchedule(**r) for r in found]
         return rows
 
     def build(
@@ -412,6 +423,7 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
             )
         with_counts(snap, rows.count, previous if previous and previous.present else None)
         snap.queues = fold_queues(snap.queues, settings.max_job_names)
+        snap.schedules = rows.schedules
         return snap
 
     def signals(self, snap: PgBossSnapshot, settings: SidecarSettings) -> SourceSignals:
@@ -422,6 +434,7 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
             ready=sum(q.ready for q in queues),
             crashes=snap.crash_restarts or 0,
             stuck=sum(q.stuck for q in queues),
+            schedule_due=earliest_owed(snap.schedules),
         )
         if snap.counted is None or not snap.counted.ok:  # no count: no evidence either way
             return SourceSignals(overall)
@@ -473,6 +486,8 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
         yield single(INSTANCES, snap.instances_alive)
         yield single(CRASH_RESTARTS, snap.crash_restarts)
         yield single(SCHEMA_VERSION, snap.schema_version)
+        if snap.present:
+            yield from pgboss_schedules.render(snap.schedules, settings.max_job_names)
 
 
 def with_counts(

@@ -151,3 +151,33 @@ async def test_pg_boss_12_monitor_bins_give_the_p95_gauges(
     assert {t.queue: (t.completed, t.failed) for t in snap.totals}["digest"] == (3, 1)
     (latency,) = [x for x in snap.latency if x.queue == "digest"]
     assert latency.run_p95 == pgboss.percentile(own["runBins"], 95)
+
+
+@pytest.mark.parametrize("version", RELEASES)
+async def test_a_schedule_nobody_checks_is_owed_a_fire(
+    version: str, empty_db: str, pool: asyncpg.Pool, pgboss_installs: dict[str, str]
+) -> None:
+    """pg-boss stamps version.cron_on when it checks its schedules: the fire a schedule owes is
+    the first of its cron after that stamp, in the past once nobody checks."""
+    await run_scenario(pgboss_installs[version], version, empty_db)
+    settings = SidecarSettings(database_url=empty_db)
+    await pool.execute(  # as pg-boss's schedule() writes it, in a time zone of its own
+        "INSERT INTO pgboss.schedule (name, cron, timezone, created_on) VALUES ('emails', "
+        "'*/5 * * * *', 'Asia/Kolkata', now() - interval '1 day')"
+    )
+    await pool.execute("UPDATE pgboss.version SET cron_on = now() - interval '20 minutes'")
+    snap = await poll(settings, pool)
+    [schedule] = snap.schedules
+    owed = pgboss.pgboss_schedules.owed_fire(schedule)
+    assert owed is not None and owed % 300 == 0  # a 5-minute boundary (+05:30 is whole minutes)
+    assert 15 * 60 - 1 <= time.time() - owed <= 20 * 60
+    due = pgboss.SOURCE.signals(snap, settings).overall.schedule_due
+    assert due == (owed, "emails")
+    scraped = rendered(pgboss.SOURCE, snap, settings)
+    assert (
+        scraped["jobsight_pgboss_schedule_next_due_timestamp_seconds"][(("schedule", "emails"),)]
+        == owed
+    )
+    await pool.execute("UPDATE pgboss.version SET cron_on = now()")  # checked: owed is ahead
+    later = await poll(settings, pool)
+    assert pgboss.pgboss_schedules.owed_fire(later.schedules[0]) > time.time()  # type: ignore[operator]
