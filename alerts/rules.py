@@ -27,6 +27,7 @@ SCRAPE_JOB = "jobsight"  # the job label Prometheus gives the sidecar's targets
 RUNBOOK_BASE = os.environ.get(
     "JOBSIGHT_RUNBOOK_BASE_URL", "https://github.com/jobsight/jobsight/blob/main/docs/runbooks.md"
 )
+GRAFANA_BASE = os.environ.get("JOBSIGHT_GRAFANA_URL", "http://grafana:3000")
 SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 BY = "job, namespace"
 
@@ -63,6 +64,7 @@ class Alert:
     firing: Example
     quiet: Example
     group: str = "jobsight-triggers"
+    dashboard: str = "jobsight-overview"  # the uid of the dashboard that shows it
 
     def rule(self) -> dict[str, Any]:
         return {
@@ -74,6 +76,7 @@ class Alert:
                 "summary": self.summary,
                 "description": self.description,
                 "runbook_url": f"{RUNBOOK_BASE}#{self.name.lower()}",
+                "dashboard_url": f"{GRAFANA_BASE}/d/{self.dashboard}",
             },
         }
 
@@ -368,13 +371,118 @@ def slo_alerts() -> list[Alert]:
     ]
 
 
+PER_NAME = f"{BY}, job_name"
+# Burn-rate pairs (long window, short window, factor of the budget): Google's SRE workbook's.
+FAST_BURNS = (("1h", "5m", 14.4), ("6h", "30m", 6.0))
+SLOW_BURNS = (("1d", "2h", 3.0), ("3d", "6h", 1.0))
+OBJECTIVE_RECORDS = {
+    "succeed": "jobsight:job_name_error_ratio",
+    "start": "jobsight:job_name_slow_start_ratio",
+}
+
+
+def objective_recordings() -> list[Recording]:
+    """Per job name and window: the share of finished jobs that failed, and of jobs that did not
+    start within their objective's time (the wait histogram's bucket its objective names)."""
+    completed, failed, wait = jobs.COMPLETED.name, jobs.FAILED.name, jobs.WAIT.name
+    marker = collector.OBJECTIVE_START_BUCKET.name
+    found = []
+    for w in SLO_WINDOWS:
+        # Several sidecar pods expose the same series: one per series (max), then the sum.
+        done = f"sum by ({PER_NAME}) (max by ({PER_NAME}, runner) (rate({completed}[{w}])))"
+        bad = f"sum by ({PER_NAME}) (max by ({PER_NAME}, runner) (rate({failed}[{w}])))"
+        started = (
+            f"sum by ({PER_NAME}) (max by ({PER_NAME}, runner, le) (rate({wait}_bucket[{w}])) "
+            f"* on ({PER_NAME}, le) group_left () max by ({PER_NAME}, le) ({marker}))"
+        )
+        total = f"sum by ({PER_NAME}) (max by ({PER_NAME}, runner) (rate({wait}_count[{w}])))"
+        found += [
+            Recording(f"{OBJECTIVE_RECORDS['succeed']}:rate{w}", f"{bad} / ({done} + {bad})",
+                      "jobsight-objectives"),
+            Recording(f"{OBJECTIVE_RECORDS['start']}:rate{w}", f"1 - ({started}) / {total}",
+                      "jobsight-objectives"),
+        ]  # fmt: skip
+    return found
+
+
+def objective_burn(kind: str, burns: tuple[tuple[str, str, float], ...]) -> str:
+    """Each job name whose ratio burns its own objective's budget (1 - the objective, read from
+    the sidecar's jobsight_objective) faster than a factor, over a long and a short window."""
+    record, objective = OBJECTIVE_RECORDS[kind], collector.OBJECTIVE.name
+    budget = f'(1 - max by ({PER_NAME}) ({objective}{{objective="{kind}"}}))'
+    pairs = [
+        f"({record}:rate{long} > on ({PER_NAME}) group_left () ({factor:g} * {budget}) "
+        f"and on ({PER_NAME}) {record}:rate{short} > on ({PER_NAME}) group_left () "
+        f"({factor:g} * {budget}))"
+        for long, short, factor in burns
+    ]
+    return " or ".join(pairs)
+
+
+def objective_alerts() -> list[Alert]:
+    name = "generate-invoice"
+    labels = f'job="{SCRAPE_JOB}", job_name="{name}"'
+    completed = f'{jobs.COMPLETED.name}{{{labels}, runner="pgqueue"}}'
+    failed = f'{jobs.FAILED.name}{{{labels}, runner="pgqueue"}}'
+    within = f'{jobs.WAIT.name}_bucket{{{labels}, runner="pgqueue", le="30.0"}}'
+    count = f'{jobs.WAIT.name}_count{{{labels}, runner="pgqueue"}}'
+    declared = {
+        kind: f'{collector.OBJECTIVE.name}{{{labels}, objective="{kind}"}}'
+        for kind in OBJECTIVE_RECORDS
+    }
+    marker = f'{collector.OBJECTIVE_START_BUCKET.name}{{{labels}, le="30.0"}}'
+
+    def series(kind: str, minutes: int, bad: bool) -> tuple[tuple[str, str], ...]:
+        if kind == "succeed":  # 99.5%: a budget of 0.5%; 20 of 120 a minute fail when bad
+            return ((declared[kind], f"0.995x{minutes}"), (completed, f"0+100x{minutes}"),
+                    (failed, f"0+{20 if bad else 0}x{minutes}"))  # fmt: skip
+        # 95% within 30 s: a budget of 5%; 90 of 100 a minute start later when bad
+        in_time = f"0+{10 if bad else 100}x{minutes}"
+        return ((declared[kind], f"0.95x{minutes}"), (marker, f"1x{minutes}"),
+                (within, in_time), (count, f"0+100x{minutes}"))  # fmt: skip
+
+    words = {"succeed": ("fail", "succeed"), "start": ("start late", "start in time")}
+    found = []
+    for kind, (verb, goal) in words.items():
+        runbook = Runbook(
+            f"A job name's jobs {verb} faster than its own objective (JOBSIGHT_OBJECTIVES: the "
+            f"share that must {goal}) allows: at this rate its error budget runs out early.",
+            "The alert's job_name; the Overview dashboard's objectives row draws each job name's "
+            "ratio against its objective; `jobsight_objective` holds the declared objective.",
+            "Find what changed for that job name (a release, a dependency, fewer workers): the "
+            "console's Failures page groups its errors; a start objective needs more workers or "
+            "a shorter queue ahead of it.",
+        )
+        fast, slow = 80, 26 * 60 + 10
+        for speed, burns, severity, for_, minutes, at in (
+            ("Fast", FAST_BURNS, "critical", "2m", fast, "75m"),
+            ("Slow", SLOW_BURNS, "warning", "15m", slow, "26h"),
+        ):
+            factors = " or ".join(f"{f:g}x over {long} and {short}" for long, short, f in burns)
+            found.append(Alert(
+                f"JobsightObjective{kind.capitalize()}Burn{speed}",
+                objective_burn(kind, burns),
+                for_,
+                severity,
+                f"a job name burns its {kind} objective's budget"
+                + (" fast" if speed == "Fast" else ""),
+                f"The job name's jobs {verb} at {factors} the rate its objective allows.",
+                runbook,
+                Example(series(kind, minutes, True),
+                        {"severity": severity, "job": SCRAPE_JOB, "job_name": name}, at),
+                Example(series(kind, minutes, False), None, at),
+                group="jobsight-objectives",
+            ))  # fmt: skip
+    return found
+
+
 def all_alerts() -> list[Alert]:
-    return trigger_alerts() + meta_alerts() + slo_alerts()
+    return trigger_alerts() + meta_alerts() + slo_alerts() + objective_alerts()
 
 
 def groups() -> list[dict[str, Any]]:
     ordered: dict[str, list[dict[str, Any]]] = {}
-    for rec in slo_recordings():
+    for rec in slo_recordings() + objective_recordings():
         ordered.setdefault(rec.group, []).append({"record": rec.record, "expr": rec.expr})
     for alert in all_alerts():
         ordered.setdefault(alert.group, []).append(alert.rule())

@@ -389,6 +389,53 @@ def overview() -> Any:
             "About 5% when a version runs like the others; more when it is slower.",
         )
     )
+    board = board.with_row(dashboard.Row("Objectives per job name (JOBSIGHT_OBJECTIVES)"))
+    objective = n(collector.OBJECTIVE)
+    per = "job_name, runner"
+    done = f"sum by (job_name) (max by ({per}) (rate({n(jobs.COMPLETED)}{{{JOB_SEL}}}[1h])))"
+    bad = f"sum by (job_name) (max by ({per}) (rate({n(jobs.FAILED)}{{{JOB_SEL}}}[1h])))"
+    board = board.with_panel(
+        timeseries_panel(
+            "Failure ratio (1 h) against each job name's budget",
+            [
+                (
+                    f"({bad} / ({done} + {bad})) and on (job_name) "
+                    f'max by (job_name) ({objective}{{{SEL}, objective="succeed"}})',
+                    "{{job_name}}",
+                ),
+                (
+                    f'1 - max by (job_name) ({objective}{{{SEL}, objective="succeed"}})',
+                    "{{job_name}} budget",
+                ),
+            ],
+            "percentunit",
+            "The share of finished jobs that failed, for job names with a success objective, "
+            "and the budget it allows (1 - the objective). The burn-rate alerts "
+            "(JobsightObjectiveSucceedBurn*) fire when it is spent several times too fast.",
+        )
+    )
+    wait = n(jobs.WAIT)
+    marker = n(collector.OBJECTIVE_START_BUCKET)
+    in_time = (
+        f"sum by (job_name) (max by ({per}, le) (rate({wait}_bucket{{{JOB_SEL}}}[1h])) "
+        f"* on (job_name, le) group_left () max by (job_name, le) ({marker}{{{SEL}}}))"
+    )
+    started = f"sum by (job_name) (max by ({per}) (rate({wait}_count{{{JOB_SEL}}}[1h])))"
+    board = board.with_panel(
+        timeseries_panel(
+            "Jobs starting late (1 h) against each job name's budget",
+            [
+                (f"1 - ({in_time}) / {started}", "{{job_name}}"),
+                (
+                    f'1 - max by (job_name) ({objective}{{{SEL}, objective="start"}})',
+                    "{{job_name}} budget",
+                ),
+            ],
+            "percentunit",
+            "The share of jobs that started later than their start objective's time "
+            "(jobsight_objective_start_within_seconds), and the budget it allows.",
+        )
+    )
     board = board.with_row(dashboard.Row("Queues, workers, database"))
     board = board.with_panel(
         timeseries_panel(

@@ -17,6 +17,29 @@ from prometheus_client.samples import Exemplar
 
 KINDS = ("counter", "gauge", "histogram")
 
+# The bounds (seconds) of the jobs' run-time and wait histograms; objectives' start times are
+# one of them (health/objectives.py).
+DURATION_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -80,11 +103,11 @@ def histogram(
         running = 0
         for bound, count, exemplar in zip([*bounds, float("inf")], counts, exemplars, strict=True):
             running += count
-            le = "+Inf" if bound == float("inf") else _le(bound)
+            le = "+Inf" if bound == float("inf") else le_label(bound)
             buckets.append((le, running, exemplar) if exemplar else (le, running))
         family.add_metric(list(labels), buckets, total)
     return family
 
 
-def _le(bound: float) -> str:
+def le_label(bound: float) -> str:
     return repr(float(bound))

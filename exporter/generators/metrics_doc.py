@@ -4,7 +4,7 @@ source, so a renamed or added metric changes the reference (and a stale one fail
 from __future__ import annotations
 
 from jobsight.metric_spec import MetricSpec
-from jobsight.sidecar.collector import SELF_METRICS, TRIGGER_METRICS
+from jobsight.sidecar.collector import OBJECTIVE_METRICS, SELF_METRICS, TRIGGER_METRICS
 from jobsight.sources import all_modules
 
 HEADER = """# Metrics reference
@@ -24,7 +24,11 @@ Histograms carry exemplars (the job's trace id) in the OpenMetrics format
 
 
 def sections() -> list[tuple[str, tuple[MetricSpec, ...]]]:
-    found = [("sidecar", SELF_METRICS), ("rollback triggers and verdict", TRIGGER_METRICS)]
+    found = [
+        ("sidecar", SELF_METRICS),
+        ("rollback triggers and verdict", TRIGGER_METRICS),
+        ("objectives per job name", OBJECTIVE_METRICS),
+    ]
     for module in all_modules():
         found.append((module.SOURCE.name, module.SOURCE.metrics))
     return found

@@ -4,9 +4,13 @@ is expected otherwise. Pure."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from jobsight import dburl
 from jobsight.health.state import VERDICT_STATES, State
+
+if TYPE_CHECKING:
+    from jobsight.health.objectives import Objective
 
 SOURCE_NAMES = ("jobs", "pgqueue", "pgboss", "postgres", "temporal")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -163,3 +167,10 @@ def trace_url(text: str) -> str:
         raise ValueError("must be an http(s) URL holding {trace_id} once, e.g. "
                          "https://grafana.example/explore?traceId={trace_id}")  # fmt: skip
     return value
+
+
+def objectives(text: str | dict[str, str]) -> tuple[Objective, ...]:
+    from jobsight.health.objectives import parse
+    from jobsight.metric_spec import DURATION_BUCKETS
+
+    return parse(text, DURATION_BUCKETS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from jobsight.health.objectives import Objective
 from jobsight.health.specs import TriggerConfig, default_configs
 from jobsight.runners import defaults
 from jobsight.settings import parsing as parse
@@ -272,6 +273,15 @@ class SidecarSettings:
         parse.plain_text,
         "Temporal Web UI address, linked from the status page and dashboards",
         value="",
+    )
+    objectives: tuple[Objective, ...] = setting(
+        "JOBSIGHT_OBJECTIVES",
+        "",
+        parse.objectives,
+        "objectives per job name, e.g. 'generate-invoice: 99.5% succeed, 95% start within 30s; "
+        "import: 99% succeed' (YAML: a mapping of job name to its objectives); exported as "
+        "jobsight_objective, which the generated burn-rate alerts read",
+        value=(),
     )
     console: bool = setting(
         "JOBSIGHT_CONSOLE",

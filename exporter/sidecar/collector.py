@@ -4,15 +4,16 @@ never touches a database."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from jobsight.health.objectives import Objective
 from jobsight.health.state import VERDICT_STATES, State
 from jobsight.health.verdict import Verdict
-from jobsight.metric_spec import MetricSpec, samples, single
+from jobsight.metric_spec import MetricSpec, le_label, samples, single
 from jobsight.settings import SidecarSettings
 from jobsight.sidecar.poller import SidecarState
 from jobsight.sources.base import Source
@@ -98,6 +99,29 @@ VERDICT = MetricSpec(
     ("verdict",),
 )
 TRIGGER_METRICS = (TRIGGER_VALUE, TRIGGER_THRESHOLD, TRIGGER_STATE, VERDICT)
+
+OBJECTIVE = MetricSpec(
+    "jobsight_objective",
+    "gauge",
+    "A job name's declared objective (JOBSIGHT_OBJECTIVES): the share of its finished jobs that "
+    'must complete (objective="succeed") or of its jobs that must start within '
+    'jobsight_objective_start_within_seconds (objective="start").',
+    ("job_name", "objective"),
+)
+OBJECTIVE_START_WITHIN = MetricSpec(
+    "jobsight_objective_start_within_seconds",
+    "gauge",
+    "The time within which a job name's start objective wants its jobs started.",
+    ("job_name",),
+)
+OBJECTIVE_START_BUCKET = MetricSpec(
+    "jobsight_objective_start_bucket",
+    "gauge",
+    "Always 1: the bucket (le) of jobsight_job_wait_seconds that a job name's start objective "
+    "counts, for the burn-rate rules to select.",
+    ("job_name", "le"),
+)
+OBJECTIVE_METRICS = (OBJECTIVE, OBJECTIVE_START_WITHIN, OBJECTIVE_START_BUCKET)
 TRIGGER_STATES = tuple(State)
 
 
@@ -145,6 +169,22 @@ class SidecarCollector(Collector):
                 if current or metric.type in CUMULATIVE:  # a gauge is only served while current
                     yield metric
         yield from render_verdict(state.verdict(self._settings))
+        yield from render_objectives(settings.objectives)
+
+
+def render_objectives(objectives: Iterable[Objective]) -> Iterator[Metric]:
+    declared = list(objectives)
+    ratios = [((o.job_name, "succeed"), o.succeed) for o in declared if o.succeed is not None]
+    ratios += [((o.job_name, "start"), o.start) for o in declared if o.start is not None]
+    starts = [o for o in declared if o.start_within is not None]
+    yield samples(OBJECTIVE, ratios)
+    yield samples(
+        OBJECTIVE_START_WITHIN, (((o.job_name,), o.start_within) for o in starts if o.start_within)
+    )
+    yield samples(
+        OBJECTIVE_START_BUCKET,
+        (((o.job_name, le_label(o.start_within)), 1) for o in starts if o.start_within),
+    )
 
 
 def render_verdict(verdict: Verdict) -> Iterator[Metric]:

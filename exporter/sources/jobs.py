@@ -22,7 +22,7 @@ from prometheus_client.core import Metric
 from prometheus_client.samples import Exemplar
 
 from jobsight.labels import LabelCap
-from jobsight.metric_spec import MetricSpec, histogram, samples
+from jobsight.metric_spec import DURATION_BUCKETS, MetricSpec, histogram, samples
 from jobsight.settings import SidecarSettings
 from jobsight.sources.base import PollContext, RowSource
 from jobsight.sources.finished import (
@@ -51,26 +51,6 @@ from jobsight.sources.versions import (
 log = logging.getLogger(__name__)
 
 LABELS = ("job_name", "runner")
-BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    120.0,
-    300.0,
-    600.0,
-    1800.0,
-    3600.0,
-)
 JOBS = MetricSpec(
     "jobsight_jobs",
     "gauge",
@@ -186,14 +166,16 @@ class ExemplarRecord:
 
 @dataclass
 class Hist:
-    counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+    counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     total: float = 0.0
     exemplars: list[ExemplarRecord | None] = field(
-        default_factory=lambda: [None] * (len(BUCKETS) + 1)
+        default_factory=lambda: [None] * (len(DURATION_BUCKETS) + 1)
     )
 
     def observe(self, value: float, exemplar: ExemplarRecord) -> None:
-        index = next((i for i, bound in enumerate(BUCKETS) if value <= bound), len(BUCKETS))
+        index = next(
+            (i for i, bound in enumerate(DURATION_BUCKETS) if value <= bound), len(DURATION_BUCKETS)
+        )
         self.counts[index] += 1
         self.total += value
         self.exemplars[index] = exemplar
@@ -459,8 +441,8 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         yield samples(COMPLETED, (((t.job_name, t.runner), t.completed) for t in totals))
         yield samples(FAILED, (((t.job_name, t.runner), t.failed) for t in totals))
         yield samples(CANCELLED, (((t.job_name, t.runner), t.cancelled) for t in totals))
-        yield histogram(DURATION, BUCKETS, (_hist_row(t, t.duration) for t in totals))
-        yield histogram(WAIT, BUCKETS, (_hist_row(t, t.wait) for t in totals))
+        yield histogram(DURATION, DURATION_BUCKETS, (_hist_row(t, t.duration) for t in totals))
+        yield histogram(WAIT, DURATION_BUCKETS, (_hist_row(t, t.wait) for t in totals))
         yield samples(
             LAST_COMPLETION,
             (
