@@ -1,8 +1,6 @@
 """`python -m jobsight`: the `jobsight` command."""
 
-import sys
-
-from jobsight.cli import main
+from jobsight.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -37,7 +37,7 @@ def test_the_wheel_adds_one_top_level_package(built_wheel: Path) -> None:
         assert {n.split("/")[0] for n in names} == {"jobsight", dist_info}
         assert wheel.read(f"{dist_info}/top_level.txt").decode().split() == ["jobsight"]
         assert (
-            "jobsight = jobsight.cli:main" in wheel.read(f"{dist_info}/entry_points.txt").decode()
+            "jobsight = jobsight.cli:entry" in wheel.read(f"{dist_info}/entry_points.txt").decode()
         )
     missing = shipped_modules() - set(names)
     assert not missing, f"modules on disk but not in the wheel (add their package): {missing}"

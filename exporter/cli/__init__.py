@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,5 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_SETTING
 
 
+def entry() -> None:
+    """The `jobsight` command: main(), then exit. When the Temporal SDK was loaded, its native
+    runtime's threads can outlive Python's shutdown and abort the process (SIGABRT, "Fatal Python
+    error: PyGILState_Release") after the command has finished and said what it had to: the
+    exit code is then taken straight to the OS, once output and logs are flushed."""
+    code = main()
+    if "temporalio.bridge" in sys.modules:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

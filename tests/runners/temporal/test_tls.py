@@ -106,7 +106,7 @@ async def test_a_refused_connection_says_what_to_fix(
         done = jobsight("worker", "--runner", "temporal", "--handlers",
                         "tests.support.handlers.temporal:registry", "--database-url", migrated_db,
                         env=_env(access, address), timeout=60)  # fmt: skip
-        assert done.returncode == 2
+        assert done.returncode == 2, done.stderr[-3000:]
         assert done.stderr.strip().splitlines() == [f"jobsight: {refused.value!s}"]
 
 
