@@ -132,6 +132,7 @@ class QueueLine:
     workers: str = ""  # workers or pollers, as the engine counts them
     finished: int | None = None  # in the recent window
     failed: int | None = None  # in the recent window
+    note: str = ""  # what else holds its work back (pg-boss: keys failed jobs hold)
 
 
 def queue_lines(views: Mapping[str, SourceView]) -> tuple[list[QueueLine], float | None]:
@@ -162,6 +163,7 @@ def queue_lines(views: Mapping[str, SourceView]) -> tuple[list[QueueLine], float
     boss = _snapshot(views, "pgboss", PgBossSnapshot)
     if boss and boss.present:
         finished = {f.queue: f for f in boss.finished}
+        held = {b.queue: b for b in boss.records.blocked or [] if b.keys}
         for q in sorted(boss.queues, key=lambda q: q.queue):
             counted = finished.get(q.queue)
             counts = counted.windows if counted else []
@@ -173,6 +175,8 @@ def queue_lines(views: Mapping[str, SourceView]) -> tuple[list[QueueLine], float
                 workers="" if alive is None else f"{alive} instances alive",
                 finished=window.finished if window else None,
                 failed=window.failed if window else None,
+                note=(f"{held[q.queue].keys} keys held by failed jobs, "
+                      f"{held[q.queue].behind} jobs behind them") if q.queue in held else "",
             ))  # fmt: skip
     temporal = _snapshot(views, "temporal", TemporalSnapshot)
     if temporal:

@@ -119,7 +119,8 @@ def stalled(signals: Signals, cfg: TriggerConfig, now: float) -> Measurement:
     lookback = stalled_lookback(cfg.window, cfg.degraded)
     last = signals.last_completion.get(lookback)
     value = lookback if last is None else max(0.0, now - last)
-    return judged("stalled", value, cfg, None, f"{signals.ready} jobs ready")
+    detail = "; ".join([f"{signals.ready} jobs ready", *signals.stall_notes])
+    return judged("stalled", value, cfg, None, detail)
 
 
 @trigger("schedule_missed")

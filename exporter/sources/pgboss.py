@@ -32,7 +32,7 @@ from prometheus_client.core import Metric
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, samples, single
 from jobsight.settings import SidecarSettings
-from jobsight.sources import pgboss_schedules
+from jobsight.sources import pgboss_records, pgboss_schedules
 from jobsight.sources.base import PollContext, RowSource, table_exists
 from jobsight.sources.finished import commit_horizon
 from jobsight.sources.pgboss_finished import (
@@ -46,6 +46,7 @@ from jobsight.sources.pgboss_finished import (
     quoted,
     scan_sql,
 )
+from jobsight.sources.pgboss_records import BlockedKeys, BossRecords
 from jobsight.sources.pgboss_schedules import BossSchedule, earliest_owed, schedules_sql
 from jobsight.sources.signals import (
     Finished,
@@ -183,6 +184,7 @@ class PgBossSnapshot:
     counted: CountTiming | None = None  # the latest count of the job table
     finished: list[QueueFinished] = field(default_factory=list)  # from that count
     schedules: list[BossSchedule] = field(default_factory=list)  # and when pg-boss checked them
+    records: BossRecords = field(default_factory=BossRecords)  # blocked keys, warnings (12)
 
 
 def percentile(bins: Sequence[int | None] | None, p: float) -> float | None:
@@ -279,7 +281,7 @@ WHERE stopped_on IS NULL AND heartbeat_on > now() - 3 * heartbeat_seconds * inte
 COLUMNS_SQL = """
 SELECT table_name, column_name FROM information_schema.columns
 WHERE table_schema = $1
-  AND table_name IN ('queue', 'job', 'instance', 'archive', 'schedule', 'version')
+  AND table_name IN ('queue', 'job', 'instance', 'archive', 'schedule', 'version', 'warning')
 """
 
 
@@ -303,6 +305,7 @@ class PgBossRows:
     live: list[BossQueueRow] = field(default_factory=list)  # pg-boss 10: counted from the jobs
     count: FinishedCount | None = None  # None: not due this poll (see pgboss_finished)
     schedules: list[BossSchedule] = field(default_factory=list)
+    records: BossRecords = field(default_factory=BossRecords)
 
 
 async def count_finished(
@@ -353,6 +356,23 @@ async def count_finished(
     )
 
 
+async def read_records(
+    conn: asyncpg.Connection, schema: str, columns: dict[str, set[str]], recent_window: float
+) -> BossRecords:
+    """Blocked keys where a queue uses key_strict_fifo (only then: elsewhere no index serves
+    the count), and persisted warnings where the table exists."""
+    records = BossRecords()
+    if "policy" in columns.get("queue", set()) and await conn.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {quoted(schema)}.queue WHERE policy = 'key_strict_fifo')"  # noqa: S608
+    ):
+        found = await conn.fetch(pgboss_records.blocked_sql(schema))
+        records.blocked = [BlockedKeys(**r) for r in found]
+    if "type" in columns.get("warning", set()):
+        found = await conn.fetch(pgboss_records.warnings_sql(schema), recent_window)
+        records.warnings = {r["type"]: r["count"] for r in found}
+    return records
+
+
 class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
     name = "pgboss"
     snapshot_type = PgBossSnapshot
@@ -368,6 +388,7 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
         CRASH_RESTARTS,
         SCHEMA_VERSION,
         *pgboss_schedules.METRICS,
+        *pgboss_records.METRICS,
     )
 
     async def fetch(self, ctx: PollContext[PgBossSnapshot]) -> PgBossRows:
@@ -404,6 +425,7 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
             ):
                 found = await conn.fetch(schedules_sql(schema, columns["schedule"]))
                 rows.schedules = [BossSchedule(**r) for r in found]
+            rows.records = await read_records(conn, schema, columns, ctx.settings.recent_window)
         return rows
 
     def build(
@@ -424,6 +446,7 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
         with_counts(snap, rows.count, previous if previous and previous.present else None)
         snap.queues = fold_queues(snap.queues, settings.max_job_names)
         snap.schedules = rows.schedules
+        snap.records = rows.records
         return snap
 
     def signals(self, snap: PgBossSnapshot, settings: SidecarSettings) -> SourceSignals:
@@ -435,6 +458,7 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
             crashes=snap.crash_restarts or 0,
             stuck=sum(q.stuck for q in queues),
             schedule_due=earliest_owed(snap.schedules),
+            stall_notes=tuple(filter(None, [pgboss_records.explain(snap.records)])),
         )
         if snap.counted is None or not snap.counted.ok:  # no count: no evidence either way
             return SourceSignals(overall)
@@ -488,6 +512,7 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
         yield single(SCHEMA_VERSION, snap.schema_version)
         if snap.present:
             yield from pgboss_schedules.render(snap.schedules, settings.max_job_names)
+            yield from pgboss_records.render(snap.records)
 
 
 def with_counts(

@@ -45,6 +45,7 @@ class Signals:
     connections: tuple[int, int] | None = None  # (in use, available) on the database server
     # The earliest due time (Unix) of an enabled schedule that has not fired yet, and its name.
     schedule_due: tuple[float, str] | None = None
+    stall_notes: tuple[str, ...] = ()  # what holds ready work back, for the stalled trigger
 
     def merged(self, other: Signals) -> Signals:
         return Signals(
@@ -69,6 +70,7 @@ class Signals:
                 (d for d in (self.schedule_due, other.schedule_due) if d is not None),
                 default=None,
             ),
+            self.stall_notes + other.stall_notes,
         )
 
 

@@ -3,7 +3,8 @@
 // numbers this script produced itself. Used by tests/sources/test_pgboss_live.py.
 import { pathToFileURL } from 'node:url'
 
-// phase: "state" (queues in known states), "throughput" (pg-boss >= 11: two monitor passes
+// phase: "strict" (pg-boss 12: a key_strict_fifo queue whose failed job blocks its key, and
+// persisted warnings), "state" (queues in known states), "throughput" (pg-boss >= 11: two monitor passes
 // around finished jobs, so the queue row carries completed / failed deltas), "finished"
 // (the application's default settings: a worker completes and fails jobs; pg-boss's own record
 // of each job's state is the count to match) or "settle" (a quiescent moment, see below)
@@ -15,7 +16,8 @@ const PgBoss = mod.PgBoss ?? mod.default
 // (a pass within the interval of the previous one is skipped).
 const boss = new PgBoss({ connectionString: url, monitorIntervalSeconds: 1,
   ...(phase === 'finished' ? {} : { supervise: false, schedule: false }),
-  ...(phase === 'throughput' ? { persistQueueStats: true } : {}) })
+  ...(phase === 'throughput' ? { persistQueueStats: true } : {}),
+  ...(phase === 'strict' ? { persistWarnings: true } : {}) })
 boss.on('error', (err) => console.error(err))
 await boss.start()
 const cached = typeof boss.getQueueSize !== 'function' // pg-boss >= 11 caches queue counters
@@ -57,6 +59,25 @@ if (phase === 'finished') {
   }
   await boss.stop({ graceful: true, wait: true })
   console.log(JSON.stringify({ own }))
+  process.exit(0)
+}
+
+if (phase === 'strict') {
+  // acct-1's first job fails (no retries): pg-boss blocks acct-1's later jobs until someone acts;
+  // acct-2 runs on. The queue's backlog warning fires above 2 queued jobs.
+  await boss.createQueue('ledger', { policy: 'key_strict_fifo', warningQueueSize: 2 })
+  const first = await boss.send('ledger', { n: 1 }, { singletonKey: 'acct-1', retryLimit: 0 })
+  for (let n = 2; n <= 4; n++) await boss.send('ledger', { n }, { singletonKey: 'acct-1' })
+  await boss.send('ledger', { n: 5 }, { singletonKey: 'acct-2' })
+  const [job] = await boss.fetch('ledger', { batchSize: 1 })
+  await boss.fail('ledger', job.id, { reason: 'ledger locked' })
+  await sleep(1100)
+  await boss.supervise()
+  const queue = await boss.getQueue('ledger')
+  const failed = (await boss.getJobById('ledger', first)).state
+  await sleep(500) // warnings are written in the background
+  await boss.stop({ graceful: false, wait: true })
+  console.log(JSON.stringify({ own: { ledger: queue, failed, firstFetched: job.id === first } }))
   process.exit(0)
 }
 

@@ -181,3 +181,32 @@ async def test_a_schedule_nobody_checks_is_owed_a_fire(
     await pool.execute("UPDATE pgboss.version SET cron_on = now()")  # checked: owed is ahead
     later = await poll(settings, pool)
     assert pgboss.pgboss_schedules.owed_fire(later.schedules[0]) > time.time()  # type: ignore[operator]
+
+
+async def test_keys_held_by_failed_jobs_and_persisted_warnings(
+    empty_db: str, pool: asyncpg.Pool, pgboss_installs: dict[str, str]
+) -> None:
+    """pg-boss 12: in a key_strict_fifo queue, a job that failed for good holds its key and the
+    key's later jobs wait behind it; persisted warnings are counted by type. The stalled trigger
+    says which keys hold work back."""
+    report = await run_scenario(pgboss_installs["v12"], "v12", empty_db, "strict")
+    assert report["own"]["failed"] == "failed" and report["own"]["firstFetched"]
+    settings = SidecarSettings(database_url=empty_db, recent_window=3600.0)
+    snap = await poll(settings, pool)
+    assert snap.records.blocked == [pgboss.pgboss_records.BlockedKeys("ledger", 1, 3)]
+    assert snap.records.warnings == {"queue_backlog": 1}
+    scraped = rendered(pgboss.SOURCE, snap, settings)
+    assert scraped["jobsight_pgboss_blocked_keys"][(("queue", "ledger"),)] == 1
+    assert scraped["jobsight_pgboss_jobs_behind_blocked_keys"][(("queue", "ledger"),)] == 3
+    assert scraped["jobsight_pgboss_warnings_recent"][(("type", "queue_backlog"),)] == 1
+    notes = pgboss.SOURCE.signals(snap, settings).overall.stall_notes
+    assert notes == ("pg-boss keys held by failed jobs: ledger (1 keys, 3 jobs behind)",)
+
+
+async def test_older_releases_are_not_scanned_for_blocked_keys(
+    empty_db: str, pool: asyncpg.Pool, pgboss_installs: dict[str, str]
+) -> None:
+    """Without a key_strict_fifo queue no index serves the count: it is not made at all."""
+    await run_scenario(pgboss_installs["v11"], "v11", empty_db)
+    snap = await poll(SidecarSettings(database_url=empty_db), pool)
+    assert snap.records.blocked is None and snap.records.warnings is None
