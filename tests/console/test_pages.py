@@ -126,3 +126,53 @@ async def test_unknown_job_is_404(console: SidecarProcess) -> None:
     assert status == 404 and "no job" in page
     status, _ = await console.get("/jobs/x/y")
     assert status == 404
+
+
+async def test_a_slow_query_is_cut_and_said(seeded: str, tmp_path: Path) -> None:
+    """A search that outlasts JOBSIGHT_CONSOLE_QUERY_TIMEOUT (a lock stands in for a huge scan)
+    is cancelled, and the page says to narrow it; the status page keeps serving the verdict."""
+    sidecar = SidecarProcess(
+        seeded, tmp_path, JOBSIGHT_SOURCES="jobs", JOBSIGHT_CONSOLE_QUERY_TIMEOUT="500ms"
+    ).start()
+    locker = await asyncpg.connect(seeded)
+    try:
+
+        async def up() -> bool:
+            try:
+                return (await sidecar.get("/livez"))[0] == 200
+            except OSError:
+                return False
+
+        await eventually(up, 20, "the sidecar listening")
+        tx = locker.transaction()
+        await tx.start()
+        await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+        status, page = await sidecar.get("/jobs?name=import")
+        assert status == 503 and "narrow the search" in page
+        await tx.rollback()
+        status, page = await sidecar.get("/jobs?name=import")
+        assert status == 200 and page.count('class="job"') == 50
+    finally:
+        await locker.close()
+        sidecar.stop()
+
+
+async def test_a_database_that_is_down_is_said_on_every_page(tmp_path: Path) -> None:
+    sidecar = SidecarProcess("postgresql://nobody:s3cret@127.0.0.1:9/none", tmp_path).start()
+    try:
+
+        async def up() -> bool:
+            try:
+                return (await sidecar.get("/livez"))[0] == 200
+            except OSError:
+                return False
+
+        await eventually(up, 20, "the sidecar listening")
+        for path in ("/jobs", "/failures", "/schedules", f"/jobs/{TENANT}/{uuid.uuid4()}"):
+            status, page = await sidecar.get(path)
+            assert status == 503 and "the database cannot be read" in page, path
+            assert "s3cret" not in page
+        status, page = await sidecar.get("/")
+        assert status == 200 and "Not shown: the database cannot be read" in page
+    finally:
+        sidecar.stop()
