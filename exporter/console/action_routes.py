@@ -64,6 +64,13 @@ async def authorized(request: web.Request) -> tuple[str, MultiDictProxy[str]]:
     return user, form  # type: ignore[return-value]
 
 
+def job_action_of(form: MultiDictProxy[str]) -> str:
+    action = str(form.get("action", ""))
+    if action not in JOB_ACTIONS:
+        raise ActionError(400, f"action: one of {', '.join(JOB_ACTIONS)}")
+    return action
+
+
 def done(title: str, message: str, entry: int | None, back: str, status: int = 200) -> web.Response:
     body = render("done.html", "/audit", title=title, message=message, entry=entry, back=back)
     return web.Response(text=body, status=status, content_type="text/html")
@@ -78,9 +85,7 @@ async def job_action(request: web.Request) -> web.Response:
     back = "/jobs"
     try:
         user, form = await authorized(request)
-        action = str(form.get("action", ""))
-        if action not in JOB_ACTIONS:
-            raise ActionError(400, f"action: one of {', '.join(JOB_ACTIONS)}")
+        action = job_action_of(form)
         try:
             tenant, job_id = UUID(str(form.get("tenant"))), UUID(str(form.get("job_id")))
         except ValueError:
@@ -117,9 +122,7 @@ async def bulk_action(request: web.Request) -> web.Response:
     back = "/jobs"
     try:
         user, form = await authorized(request)
-        action = str(form.get("action", ""))
-        if action not in JOB_ACTIONS:
-            raise ActionError(400, f"action: one of {', '.join(JOB_ACTIONS)}")
+        action = job_action_of(form)
         fields = {k: str(v) for k, v in form.items() if k not in ("token", "action", "confirm")}
         where = parse_filter(fields)
         back = link("/jobs", where.query())

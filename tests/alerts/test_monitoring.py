@@ -171,7 +171,5 @@ def test_every_panel_query_names_a_known_metric(path: Path):
     for panel in json.loads(path.read_text())["panels"]:
         for target in panel.get("targets", []):
             found = set(re.findall(r"\b(jobsight_[a-z0-9_]+)\{", target["expr"]))
-            names = {
-                n if n in known else re.sub(r"_(bucket|count|sum)$", "", n) for n in found
-            }
+            names = {n if n in known else re.sub(r"_(bucket|count|sum)$", "", n) for n in found}
             assert names and names <= known, (panel["title"], names - known)

@@ -64,16 +64,7 @@ async def sidecar(migrated_db: str, tmp_path: Path) -> AsyncIterator[SidecarProc
         JOBSIGHT_CONSOLE_ACTIONS_DATABASE_URL=migrated_db,
         JOBSIGHT_CONSOLE_OPERATORS="alice",
     ).start()
-    async with aiohttp.ClientSession() as probe:
-
-        async def up() -> bool:
-            try:
-                async with probe.get(process.url + "/livez") as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        await eventually(up, 20, "the sidecar listening")
+    await process.listening()
     yield process
     process.stop()
 
@@ -178,16 +169,8 @@ async def test_refused_to_others_across_sites_and_without_a_token(
 async def test_actions_off_by_default(migrated_db: str, tmp_path: Path) -> None:
     process = SidecarProcess(migrated_db, tmp_path).start()
     try:
+        await process.listening()
         async with aiohttp.ClientSession() as client:
-
-            async def up() -> bool:
-                try:
-                    async with client.get(process.url + "/livez") as r:
-                        return r.status == 200
-                except OSError:
-                    return False
-
-            await eventually(up, 20, "the sidecar listening")
             async with client.post(process.url + "/actions/job", data={"action": "retry"}) as r:
                 assert r.status == 403 and "actions are off" in await r.text()
     finally:

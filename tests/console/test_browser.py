@@ -108,16 +108,6 @@ def web_config(folder: Path) -> Path:
     return path
 
 
-async def listening(sidecar: SidecarProcess) -> None:
-    async def up() -> bool:
-        try:
-            return (await sidecar.get("/livez"))[0] == 200
-        except OSError:
-            return False
-
-    await eventually(up, 20, "the sidecar listening")
-
-
 async def shot(page: Any, name: str) -> None:
     folders = [ARTIFACTS]
     if os.environ.get("CONSOLE_SCREENSHOTS"):
@@ -146,7 +136,7 @@ async def test_console_in_chromium(
         JOBSIGHT_CONSOLE_OPERATORS="alice",
     ).start()
     try:
-        await listening(sidecar)
+        await sidecar.listening()
         base = sidecar.url
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -246,7 +236,7 @@ async def test_actions_off_in_chromium(migrated_db: str, tmp_path: Path) -> None
 
     sidecar = SidecarProcess(migrated_db, tmp_path).start()
     try:
-        await listening(sidecar)
+        await sidecar.listening()
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = await browser.new_page()

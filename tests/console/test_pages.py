@@ -51,17 +51,9 @@ async def seeded(migrated_db: str) -> str:
 
 @pytest.fixture
 async def console(seeded: str, tmp_path: Path):
-    sidecar = SidecarProcess(seeded, tmp_path, JOBSIGHT_SOURCES="jobs,pgqueue")
-    sidecar.start()
-
-    async def listening() -> bool:
-        try:
-            return (await sidecar.get("/livez"))[0] == 200
-        except OSError:
-            return False
-
+    sidecar = SidecarProcess(seeded, tmp_path, JOBSIGHT_SOURCES="jobs,pgqueue").start()
     try:
-        await eventually(listening, 20, "the sidecar listening")
+        await sidecar.listening()
         yield sidecar
     finally:
         sidecar.stop()
@@ -136,14 +128,7 @@ async def test_a_slow_query_is_cut_and_said(seeded: str, tmp_path: Path) -> None
     ).start()
     locker = await asyncpg.connect(seeded)
     try:
-
-        async def up() -> bool:
-            try:
-                return (await sidecar.get("/livez"))[0] == 200
-            except OSError:
-                return False
-
-        await eventually(up, 20, "the sidecar listening")
+        await sidecar.listening()
         tx = locker.transaction()
         await tx.start()
         await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
@@ -160,14 +145,7 @@ async def test_a_slow_query_is_cut_and_said(seeded: str, tmp_path: Path) -> None
 async def test_a_database_that_is_down_is_said_on_every_page(tmp_path: Path) -> None:
     sidecar = SidecarProcess("postgresql://nobody:s3cret@127.0.0.1:9/none", tmp_path).start()
     try:
-
-        async def up() -> bool:
-            try:
-                return (await sidecar.get("/livez"))[0] == 200
-            except OSError:
-                return False
-
-        await eventually(up, 20, "the sidecar listening")
+        await sidecar.listening()
         for path in ("/jobs", "/failures", "/schedules", f"/jobs/{TENANT}/{uuid.uuid4()}"):
             status, page = await sidecar.get(path)
             assert status == 503 and "the database cannot be read" in page, path

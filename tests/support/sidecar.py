@@ -62,6 +62,19 @@ class SidecarProcess:
             async with session.get(self.url + path, headers=headers) as response:
                 return response.status, await response.text()
 
+    async def listening(self, within: float = 20.0) -> SidecarProcess:
+        """Waits until the sidecar answers /livez (open whatever its users)."""
+        from tests.support.waiting import eventually
+
+        async def up() -> bool:
+            try:
+                return (await self.get("/livez"))[0] == 200
+            except (aiohttp.ClientError, OSError):
+                return False
+
+        await eventually(up, within, "the sidecar listening")
+        return self
+
     async def scrape(self) -> Samples:
         status, text = await self.get("/metrics")
         assert status == 200, text
