@@ -174,6 +174,8 @@ async def test_dashboards_and_rules_against_real_prometheus_and_alertmanager(
             "JOBSIGHT_POLL_INTERVAL": "1s",
             "JOBSIGHT_COMMIT_LAG": "200ms",
             "JOBSIGHT_TRIGGER_HOLD": "0",
+            # A job name with both objectives, so that the objectives row has data to draw.
+            "JOBSIGHT_OBJECTIVES": "generate-invoice: 99% succeed, 90% start within 30s",
             "JOBSIGHT_ERROR_RATE_WINDOW": "1m",
             "JOBSIGHT_ERROR_RATE_MIN_SAMPLE": "5",
         }

@@ -116,17 +116,25 @@ async def test_scaler_reads_every_engines_backlog(
     auth = {"Authorization": aiohttp.encode_basic_auth(USER, PASSWORD)}
     try:
         async with aiohttp.ClientSession(headers=auth, timeout=aiohttp.ClientTimeout(total=5)) as c:
+            seen: list[dict] = [{}]
 
-            async def counted() -> bool:
+            async def counted() -> bool:  # every engine's source has polled
                 try:
-                    status, body = await scaler(
-                        c, sidecar.url, f"engine=temporal&queue={task_queue}"
-                    )
+                    status, body = await scaler(c, sidecar.url, "")
                 except (aiohttp.ClientError, OSError):
                     return False
-                return status == 200 and body["total"] == 3
+                seen[0] = body
+                queues = body.get("queues", {}) if status == 200 else {}
+                return (
+                    not body.get("unavailable")
+                    and set(queues) == {"pgqueue", "pg-boss", "temporal"}
+                    and queues["temporal"].get(task_queue, {}).get("total") == 3
+                )
 
-            await eventually(counted, 30, "the Temporal backlog counted")
+            try:
+                await eventually(counted, 30, "every engine's backlog counted")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; last answer {seen[0]}; log {sidecar.log()}") from None
             # The example's own trigger, pointed at this sidecar: KEDA reads valueLocation.
             trigger = example_trigger()
             url = urlsplit(trigger["url"])
@@ -136,7 +144,7 @@ async def test_scaler_reads_every_engines_backlog(
             status, body = await scaler(c, sidecar.url, "job_name=generate-invoice")
             assert (status, body["waiting"], body["total"]) == (200, 7, 7)
             status, body = await scaler(c, sidecar.url, "engine=pg-boss&queue=emails")
-            assert status == 200 and body["waiting"] == boss_ready > 0
+            assert status == 200 and body["waiting"] == boss_ready > 0, body
             status, body = await scaler(c, sidecar.url, "engine=pgqueue&queue=never-used")
             assert (status, body["total"], body["known"]) == (200, 0, False)
             status, everything = await scaler(c, sidecar.url, "")
