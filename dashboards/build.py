@@ -64,9 +64,11 @@ def quantile(q: float, histogram: str, by: str = "") -> str:
     )
 
 
-def query(expr: str, legend: str = "", ref: str = "A") -> Any:
+def query(expr: str, legend: str = "", ref: str = "A", exemplars: bool = False) -> Any:
     _, prometheus, _, _, _ = _sdk()
     target = prometheus.Dataquery().expr(expr).ref_id(ref)
+    if exemplars:  # each point links to a job's trace (the trace_id exemplar label)
+        target = target.exemplar(True)
     return target.legend_format(legend) if legend else target
 
 
@@ -77,6 +79,7 @@ def timeseries_panel(
     description: str = "",
     width: int = 12,
     links: Any = None,
+    exemplars: bool = False,
 ) -> Any:
     _, _, _, timeseries, models = _sdk()
     panel = (
@@ -90,7 +93,7 @@ def timeseries_panel(
     if description:
         panel = panel.description(description)
     for index, (expr, legend) in enumerate(targets):
-        panel = panel.with_target(query(expr, legend, chr(ord("A") + index)))
+        panel = panel.with_target(query(expr, legend, chr(ord("A") + index), exemplars))
     if links:
         panel = panel.data_links(links)
     return panel
@@ -332,6 +335,7 @@ def overview() -> Any:
             "s",
             "From the duration histogram; its exemplars link to each job's trace.",
             links=temporal_links("job_name"),
+            exemplars=True,
         )
     )
     board = board.with_panel(
@@ -344,6 +348,8 @@ def overview() -> Any:
                 )
             ],
             "s",
+            "From the wait histogram; its exemplars link to each job's trace.",
+            exemplars=True,
         )
     )
     board = board.with_panel(

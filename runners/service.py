@@ -142,6 +142,7 @@ class JobService:
         external_id: str | None = None,
         run_at: datetime | None = None,
         conn: asyncpg.Connection | None = None,
+        trace_context: str | None = None,
     ) -> JobRecord:
         tenant_id = check_uuid("tenant", tenant)
         name = check_job_name(job_name)
@@ -152,8 +153,8 @@ class JobService:
         if JobStatus(status) not in allowed_from(JobStatus.PROCESSING):
             raise ValidationError("status", f"a new job starts waiting, not {status!r}")
         row = await self._conn(conn).fetchrow(
-            f"""INSERT INTO jobs ({NEW_JOB_COLUMNS})
-                VALUES ($1, $2, $3, $4::jsonb, $5::job_status, $6, $7, $8, $9, now())
+            f"""INSERT INTO jobs ({NEW_JOB_COLUMNS}, trace_context)
+                VALUES ($1, $2, $3, $4::jsonb, $5::job_status, $6, $7, $8, $9, now(), $10)
                 RETURNING {JOB_COLUMNS}""",  # noqa: S608 - constant column list
             tenant_id,
             new_id,
@@ -164,6 +165,7 @@ class JobService:
             runner_type,
             external_id,
             run_at,
+            trace_context,
         )
         return JobRecord.from_row(row)
 

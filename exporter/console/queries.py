@@ -51,7 +51,8 @@ ORDER BY d.finished_at DESC
 LIMIT $2
 """
 
-JOB = f"SELECT {LIST_COLUMNS}, metadata, external_id, external_run_id, run_at, progress, user_id"
+JOB = f"SELECT {LIST_COLUMNS}, metadata, external_id, external_run_id, run_at, progress, user_id,"
+JOB += " to_jsonb(jobs) ->> 'trace_context' AS trace_context"
 JOB += " FROM jobs WHERE tenant = $1 AND job_id = $2"
 
 ATTEMPTS = """

@@ -42,6 +42,7 @@ from jobsight.sidecar.poller import SidecarState
 from jobsight.sidecar.webconfig import USER
 from jobsight.sources.temporal import TemporalSnapshot
 from jobsight.sources.temporal_schedules import ScheduleState
+from jobsight.sources.traces import scheduling_span
 
 log = logging.getLogger(__name__)
 POOL = web.AppKey("console_pool", asyncpg.Pool)
@@ -265,7 +266,9 @@ async def job_page(request: web.Request) -> dict[str, Any]:
     job, attempts, queue_row = await read(request, load)
     if job is None:
         raise PageError(404, f"no job {job_id} of tenant {tenant}")
-    trace = settings.trace_url.replace("{trace_id}", job_id.hex) if settings.trace_url else ""
+    scheduled_in = scheduling_span(job["trace_context"])
+    trace_id = f"{scheduled_in.trace_id:032x}" if scheduled_in else job_id.hex
+    trace = settings.trace_url.replace("{trace_id}", trace_id) if settings.trace_url else ""
     temporal_link = ""
     if job["runner_type"] == "temporal" and settings.temporal_ui_url and job["external_id"]:
         temporal_link = (
@@ -277,7 +280,7 @@ async def job_page(request: web.Request) -> dict[str, Any]:
         "attempts": attempts,
         "queue_row": queue_row,
         "trace_link": trace,
-        "trace_id": job_id.hex,
+        "trace_id": trace_id,
         "temporal_link": temporal_link,
         "show_payload": settings.console_payloads,
     }

@@ -41,8 +41,10 @@ finished_at
 TRACING_COLUMNS = """
 job_id::text AS job_id, tenant::text AS tenant, type AS job_name, runner_type AS runner,
 status::text AS status, created_at::timestamptz AS created_at, started_at, finished_at,
-attempts, error, external_id, worker_version
+attempts, error, external_id, worker_version,
+to_jsonb(jobs) ->> 'trace_context' AS trace_context
 """
+# (trace_context through to_jsonb: a jobs table migrated before 0008 reads NULL, not an error.)
 
 
 def since_cursor(columns: str) -> str:
@@ -57,6 +59,8 @@ LIMIT $4
 
 
 COUNTING = since_cursor(COUNTING_COLUMNS)
+# With migration 0008: each job's trace id, when it was scheduled inside a span (for exemplars).
+COUNTING_TRACED = since_cursor(COUNTING_COLUMNS + ", substr(trace_context, 4, 32) AS trace_id")
 TRACING = since_cursor(TRACING_COLUMNS)
 
 

@@ -27,6 +27,7 @@ from jobsight.settings import SidecarSettings
 from jobsight.sources.base import PollContext, RowSource
 from jobsight.sources.finished import (
     COUNTING,
+    COUNTING_TRACED,
     FinishedCursor,
     commit_horizon,
     read_finished,
@@ -129,6 +130,12 @@ WHERE finished_at > now() - $1 * interval '1 second'
 GROUP BY GROUPING SETS ((type), (type, worker_version))
 """
 
+TRACE_COLUMN = """
+SELECT EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_name = 'jobs' AND column_name = 'trace_context'
+                 AND table_schema = current_schema())
+"""
+
 # The statuses the runners write while a job waits and runs: a known series reads 0 in each.
 ZERO_STATUSES = ("queued", "processing")
 
@@ -212,6 +219,7 @@ class FinishedRow:
     run_s: float | None
     wait_s: float | None
     finished_at: datetime
+    trace_id: str | None = None  # the trace it was scheduled in (else its job id's)
 
 
 @dataclass
@@ -275,7 +283,7 @@ def accumulate(
         key = (names(row.job_name), row.runner)
         series = by_key.get(key) or by_key.setdefault(key, SeriesTotals(*key))
         stamp = row.finished_at.timestamp()
-        trace_id = row.job_id.replace("-", "")
+        trace_id = row.trace_id or row.job_id.replace("-", "")
         if row.status == "completed":
             series.completed += 1
             series.last_completion = max(series.last_completion or 0.0, stamp)
@@ -368,9 +376,13 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         async with ctx.require_pool().acquire() as conn:
             horizon, now = await commit_horizon(conn, settings)
             cursor = ctx.previous.cursor if ctx.previous else FinishedCursor(horizon)
+            traced = ctx.clients.get("jobs.trace_context")
+            if traced is None:  # asked once: a column migration 0008 adds
+                traced = ctx.clients["jobs.trace_context"] = bool(await conn.fetchval(TRACE_COLUMN))
             finished = await read_finished(
-                conn, COUNTING, cursor, horizon, settings.max_finished_per_poll
-            )
+                conn, COUNTING_TRACED if traced else COUNTING, cursor, horizon,
+                settings.max_finished_per_poll,
+            )  # fmt: skip
             unfinished = await conn.fetch(UNFINISHED, settings.stuck_after)
             windows = [
                 WindowStats(seconds, [WindowRow(**r) for r in await conn.fetch(WINDOW, seconds)])

@@ -35,6 +35,7 @@ from jobsight.sources.finished import TRACING, FinishedCursor, commit_horizon, r
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext
     from opentelemetry.util.types import AttributeValue
 
 EXPORTED = MetricSpec(
@@ -72,6 +73,7 @@ class JobRecord:
     error: str | None
     external_id: str | None
     worker_version: str | None
+    trace_context: str | None = None  # the scheduling span's traceparent, when it had one
 
 
 @dataclass
@@ -96,6 +98,19 @@ def _ns(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000_000)
 
 
+def scheduling_span(traceparent: str | None) -> SpanContext | None:
+    """The span a job was scheduled in, from its stored W3C traceparent (None if none, or if
+    it does not parse)."""
+    if not traceparent:
+        return None
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    found = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+    context = trace.get_current_span(found).get_span_context()
+    return context if context.is_valid else None
+
+
 def build_spans(
     job: JobRecord, details: Sequence[DetailRecord], resource: Resource
 ) -> list[ReadableSpan]:
@@ -107,7 +122,10 @@ def build_spans(
 
     from jobsight import __version__
 
-    trace_id = int(job.job_id.replace("-", ""), 16)
+    trace_id, parent = int(job.job_id.replace("-", ""), 16), None
+    scheduled_in = scheduling_span(job.trace_context)
+    if scheduled_in is not None:  # the job continues the trace it was scheduled in
+        trace_id, parent = scheduled_in.trace_id, scheduled_in
     scope = InstrumentationScope("jobsight.exporter", __version__)
     root_context = SpanContext(
         trace_id,
@@ -136,7 +154,7 @@ def build_spans(
         ReadableSpan(
             name=f"process {job.job_name}",
             context=root_context,
-            parent=None,
+            parent=parent,
             resource=resource,
             attributes=root_attributes,
             kind=SpanKind.CONSUMER,

@@ -13,6 +13,7 @@ from jobsight.runners.interface import DEFAULT_TIMEOUT, RetryPolicy, ScheduleOpt
 from jobsight.runners.pgqueue import sql
 from jobsight.runners.registry import HandlerRegistry
 from jobsight.runners.service import SYSTEM_USER
+from jobsight.runners.tracing import current_traceparent
 from jobsight.runners.validation import check_job_name, check_uuid, encode_payload
 
 _DEFAULT_RETRY = RetryPolicy()
@@ -64,7 +65,7 @@ async def send(
         retry.max_attempts, _ms(retry.initial_interval.total_seconds()), retry.backoff_coefficient,
         _ms(retry.max_interval.total_seconds()),
         None if timeout is None else _ms(timeout.total_seconds()), dead_letter, user, retry_of,
-        schedule_id,
+        schedule_id, current_traceparent(),
     )  # fmt: skip
     if opts.singleton_key is None:
         status = await db.execute(sql.SEND, *args)

@@ -29,7 +29,7 @@ RETENTION_LOCK = 0x2F1D6B7A51C3E903
 # Many jobs of one name: only ids and payloads vary per row, everything else is bound once.
 # $1 ids, $2 payloads, $3 name, $4 tenant, $5 priority, $6 singleton key, $7 start_after (NULL:
 # now), $8 max_attempts, $9 retry_delay_ms, $10 retry_backoff, $11 retry_delay_max_ms,
-# $12 expire_ms, $13 dead_letter, $14 user_id, $15 retry_of, $16 schedule_id.
+# $12 expire_ms, $13 dead_letter, $14 user_id, $15 retry_of, $16 schedule_id, $17 trace_context.
 # With a singleton key, a row whose key is taken is skipped (and no `jobs` row written); without
 # one no conflict is possible (fresh UUIDs), so the plain insert skips speculative insertion.
 # The `wake` CTE is referenced in the final WHERE so that it runs: one NOTIFY when ready now.
@@ -37,9 +37,9 @@ _SEND_TEMPLATE = f"""
 WITH queued AS (
   INSERT INTO pgqueue.job (id, name, tenant, data, priority, singleton_key, start_after,
                            max_attempts, retry_delay_ms, retry_backoff, retry_delay_max_ms,
-                           expire_ms, dead_letter, retry_of, schedule_id)
+                           expire_ms, dead_letter, retry_of, schedule_id, trace_context)
   SELECT id, $3, $4, data, $5, $6, coalesce($7::timestamptz, now()), $8, $9, $10, $11, $12, $13,
-         $15, $16
+         $15, $16, $17
   FROM unnest($1::uuid[], $2::jsonb[]) AS t(id, data)
   {{conflict}}
   RETURNING id, data, start_after
@@ -47,8 +47,8 @@ WITH queued AS (
   SELECT count(pg_notify('{WAKE_CHANNEL}', $3)) AS n
   FROM (SELECT 1 FROM queued WHERE start_after <= now() LIMIT 1) ready
 )
-INSERT INTO jobs ({NEW_JOB_COLUMNS})
-SELECT $4, q.id, $3, q.data, '{QUEUED}', $14, 'pgqueue', q.id::text, q.start_after, now()
+INSERT INTO jobs ({NEW_JOB_COLUMNS}, trace_context)
+SELECT $4, q.id, $3, q.data, '{QUEUED}', $14, 'pgqueue', q.id::text, q.start_after, now(), $17
 FROM queued q WHERE (SELECT n FROM wake) >= 0
 {{returning}}
 """
@@ -80,7 +80,7 @@ WITH next AS (
       worker_id = $3
   WHERE j.id = ANY(ARRAY(SELECT id FROM next))
   RETURNING j.id, j.tenant, j.data, j.attempts, j.expire_ms, j.started_at, j.schedule_id,
-            j.retry_of
+            j.retry_of, j.trace_context
 ), mirrored AS (
   UPDATE jobs
   SET status = '{RUNNING}', started_at = coalesce(jobs.started_at, t.started_at),
@@ -90,7 +90,7 @@ WITH next AS (
     AND jobs.job_id = t.id
 )
 SELECT id, tenant, data::text AS data, attempts, expire_ms,
-       schedule_id IS NOT NULL OR retry_of IS NOT NULL AS linked
+       schedule_id IS NOT NULL OR retry_of IS NOT NULL AS linked, trace_context
 FROM taken
 """
 

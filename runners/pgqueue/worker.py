@@ -29,6 +29,7 @@ from jobsight.runners.pgqueue.context import PgQueueContext
 from jobsight.runners.pgqueue.maintenance import Maintainer
 from jobsight.runners.pgqueue.settings import PgQueueSettings
 from jobsight.runners.registry import HandlerRegistry
+from jobsight.runners.tracing import job_span
 
 log = logging.getLogger("jobsight.pgqueue.worker")
 
@@ -358,7 +359,8 @@ class Worker:
         error: str | None = None
         finished = False  # an outcome to write (it then holds the slot until written)
         try:
-            await config.handler(ctx, json.loads(row["data"]))
+            with job_span(config.name, job_id, row["attempts"], row["trace_context"]):
+                await config.handler(ctx, json.loads(row["data"]))
             finished = True
         except asyncio.CancelledError:
             if run.stop_reason is None:

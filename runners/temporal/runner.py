@@ -9,17 +9,12 @@ fire opens its own `jobs` row.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -57,6 +52,7 @@ from jobsight.runners.temporal.activities import JobActivities
 from jobsight.runners.temporal.settings import TemporalSettings
 from jobsight.runners.temporal.workflow import JobWorkflow
 from jobsight.runners.temporal_access import unreachable
+from jobsight.runners.tracing import current_traceparent, in_job_context
 from jobsight.runners.validation import check_uuid
 
 log = logging.getLogger("jobsight.temporal")
@@ -77,21 +73,6 @@ class SingletonConflictError(JobsightError):
 
 def _key(name: str) -> SearchAttributeKey[str]:
     return SearchAttributeKey.for_keyword(name)
-
-
-@contextlib.contextmanager
-def in_job_trace(job_id: uuid.UUID) -> Iterator[None]:
-    """Makes the job's UUID the current trace id, so the spans of starting, running and
-    finishing its workflow (the SDK's TracingInterceptor) join the job's own trace."""
-    parent = trace.NonRecordingSpan(trace.SpanContext(
-        trace_id=job_id.int, span_id=random.getrandbits(63) | 1, is_remote=True,
-        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
-    ))  # fmt: skip
-    token = otel_context.attach(trace.set_span_in_context(parent))
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
 
 
 def job_input(config: HandlerConfig, tenant: str, data: dict[str, Any], job_id: str,
@@ -183,15 +164,17 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
         workflow_id = (f"jobsight-{job_name}-key-{opts.singleton_key}" if opts.singleton_key
                        else f"jobsight-{job_name}-{job_id}")  # fmt: skip
         service = JobService(await self.pool(), max_metadata_bytes=self.settings.max_payload_bytes)
+        traceparent = current_traceparent()
         await service.create_job(
             tenant=tenant_id, job_name=job_name, metadata=data, runner_type=self.runner_type,
             user_id=user, job_id=job_id, external_id=workflow_id, run_at=opts.run_at,
+            trace_context=traceparent,
         )  # fmt: skip
         delay = None
         if opts.run_at is not None and opts.run_at > datetime.now(UTC):
             delay = opts.run_at - datetime.now(UTC)
         try:
-            with in_job_trace(job_id):
+            with in_job_context(job_id, traceparent):
                 handle = await client.start_workflow(
                     t.WORKFLOW_NAME,
                     job_input(config, str(tenant_id), data, str(job_id), str(user),

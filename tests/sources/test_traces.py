@@ -55,3 +55,20 @@ def test_each_job_is_a_trace_with_a_span_per_attempt() -> None:
         s for s in spans if s.parent is None and s.status.status_code.name == "ERROR"
     )
     assert failed_root.attributes["messaging.destination.name"] == "import"
+
+
+def test_a_job_scheduled_in_a_span_continues_that_trace() -> None:
+    """The stored traceparent makes the job's spans part of the trace it was scheduled in; a
+    traceparent that does not parse is ignored (the job keeps its own trace)."""
+    from dataclasses import replace
+
+    producer_trace, producer_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    traced = replace(job(2), trace_context=f"00-{producer_trace}-{producer_span}-01")
+    spans = traces.spans_of(traces.TracesRows(T0, [traced]), Resource.create({}))
+    root = next(s for s in spans if s.name == "process import")
+    assert root.context.trace_id == int(producer_trace, 16)
+    assert root.parent is not None and root.parent.span_id == int(producer_span, 16)
+    assert {s.context.trace_id for s in spans} == {int(producer_trace, 16)}
+    broken = replace(job(3), trace_context="00-not-a-traceparent")
+    [own] = traces.spans_of(traces.TracesRows(T0, [broken]), Resource.create({}))
+    assert own.context.trace_id == int(broken.job_id.replace("-", ""), 16) and own.parent is None
