@@ -29,7 +29,7 @@ from jobsight.runners.pgqueue.context import PgQueueContext
 from jobsight.runners.pgqueue.maintenance import Maintainer
 from jobsight.runners.pgqueue.settings import PgQueueSettings
 from jobsight.runners.registry import HandlerRegistry
-from jobsight.runners.tracing import job_span
+from jobsight.runners.tracing import job_span, tracing_configured
 
 log = logging.getLogger("jobsight.pgqueue.worker")
 
@@ -359,8 +359,12 @@ class Worker:
         error: str | None = None
         finished = False  # an outcome to write (it then holds the slot until written)
         try:
-            with job_span(config.name, job_id, row["attempts"], row["trace_context"]):
-                await config.handler(ctx, json.loads(row["data"]))
+            data = json.loads(row["data"])
+            if tracing_configured():
+                with job_span(config.name, job_id, row["attempts"], row["trace_context"]):
+                    await config.handler(ctx, data)
+            else:  # no provider, nothing to record: no span on the hot path
+                await config.handler(ctx, data)
             finished = True
         except asyncio.CancelledError:
             if run.stop_reason is None:
