@@ -34,9 +34,9 @@ BLOCKED_JOBS = MetricSpec(
 WARNINGS = MetricSpec(
     "jobsight_pgboss_warnings_recent",
     "gauge",
-    "Warnings pg-boss persisted (persistWarnings) within JOBSIGHT_RECENT_WINDOW, by type "
-    "(slow_query, queue_backlog, clock_skew, ...).",
-    ("type",),
+    "Warnings pg-boss persisted (persistWarnings) within JOBSIGHT_RECENT_WINDOW, by their type "
+    "(kind: slow_query, queue_backlog, clock_skew, ...).",
+    ("kind",),
 )
 METRICS = (BLOCKED_KEYS, BLOCKED_JOBS, WARNINGS)
 

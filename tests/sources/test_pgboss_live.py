@@ -198,7 +198,7 @@ async def test_keys_held_by_failed_jobs_and_persisted_warnings(
     scraped = rendered(pgboss.SOURCE, snap, settings)
     assert scraped["jobsight_pgboss_blocked_keys"][(("queue", "ledger"),)] == 1
     assert scraped["jobsight_pgboss_jobs_behind_blocked_keys"][(("queue", "ledger"),)] == 3
-    assert scraped["jobsight_pgboss_warnings_recent"][(("type", "queue_backlog"),)] == 1
+    assert scraped["jobsight_pgboss_warnings_recent"][(("kind", "queue_backlog"),)] == 1
     notes = pgboss.SOURCE.signals(snap, settings).overall.stall_notes
     assert notes == ("pg-boss keys held by failed jobs: ledger (1 keys, 3 jobs behind)",)
 
