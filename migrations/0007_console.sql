@@ -1,23 +1,13 @@
 -- The operator console (the sidecar's /jobs, /failures, /queues pages and its actions).
---   jobs_created_idx          the jobs search, newest first, keyset-paginated
---   jobs_type_created_idx     the same, for one job name
---   jobs_open_created_idx, jobs_open_type_created_idx   the same over jobs not completed
---                             (failed, cancelled, waiting, running: a few percent of a history),
---                             so a status filter reads only its own rows
 --   job_details_failed_idx    the failures page: the latest failed attempts (partial: failures only)
 --   jobsight_sidecar.console_audit   every console action: who, what, which jobs, when, outcome
 --   pgqueue.paused            job names whose jobs workers do not fetch (pause / resume)
--- On a jobs table with years of history, CREATE INDEX blocks writes to it while it builds: create
--- the five indexes first with CREATE INDEX CONCURRENTLY and the same names and definitions
--- (docs/console.md has the statements); this migration then finds them and builds nothing.
+-- The search's indexes on `jobs` are not here: every job writes them three times, which costs a
+-- busy pgqueue a quarter of its throughput; `jobsight console-indexes` prints them for those who
+-- search big tables (docs/console.md). On a job_details table with years of history, create
+-- job_details_failed_idx first with CREATE INDEX CONCURRENTLY; this migration then builds nothing.
 
 -- migrate:up
-CREATE INDEX IF NOT EXISTS jobs_created_idx ON jobs (created_at, job_id);
-CREATE INDEX IF NOT EXISTS jobs_type_created_idx ON jobs (type, created_at, job_id);
-CREATE INDEX IF NOT EXISTS jobs_open_created_idx ON jobs (created_at, job_id)
-  WHERE status <> 'completed';
-CREATE INDEX IF NOT EXISTS jobs_open_type_created_idx ON jobs (type, created_at, job_id)
-  WHERE status <> 'completed';
 CREATE INDEX IF NOT EXISTS job_details_failed_idx ON job_details (finished_at)
   WHERE status = 'failed';
 
@@ -43,7 +33,3 @@ CREATE TABLE pgqueue.paused (
 DROP TABLE IF EXISTS pgqueue.paused;
 DROP TABLE IF EXISTS jobsight_sidecar.console_audit;
 DROP INDEX IF EXISTS job_details_failed_idx;
-DROP INDEX IF EXISTS jobs_open_type_created_idx;
-DROP INDEX IF EXISTS jobs_open_created_idx;
-DROP INDEX IF EXISTS jobs_type_created_idx;
-DROP INDEX IF EXISTS jobs_created_idx;

@@ -9,7 +9,16 @@ import sys
 from collections.abc import Sequence
 
 from jobsight import __version__
-from jobsight.cli import dev, generate, grants, migrate, serve, verdict, worker
+from jobsight.cli import (
+    console_indexes,
+    dev,
+    generate,
+    grants,
+    migrate,
+    serve,
+    verdict,
+    worker,
+)
 from jobsight.cli.common import EXIT_BAD_SETTING
 from jobsight.settings import SettingError
 
@@ -21,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"jobsight {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (migrate, worker, dev, serve, verdict, generate, grants):
+    for command in (migrate, worker, dev, serve, verdict, generate, grants, console_indexes):
         command.register(sub)
     return parser
 

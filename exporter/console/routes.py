@@ -100,7 +100,8 @@ async def read(request: web.Request, work: Callable[[asyncpg.Connection], Awaita
         raise PageError(
             503,
             f"the query ran longer than JOBSIGHT_CONSOLE_QUERY_TIMEOUT "
-            f"({settings.console_query_timeout:g} s): narrow the search (a job name, a time range)",
+            f"({settings.console_query_timeout:g} s): narrow the search (a job name, a time "
+            "range), or create the search's indexes (`jobsight console-indexes`)",
         ) from None
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         text = dburl.scrub(str(exc) or type(exc).__name__, settings.database_url)
