@@ -8,37 +8,52 @@ on its own parent its span to the message's creation context, and a job is exact
 processed on its own; one trace is what an operator following a request expects to open. A job
 scheduled outside a span keeps a trace of its own whose id is its job id (what the sidecar's
 traces and exemplars use). The handler runs inside the job's span, so its own spans nest under
-it. Without an OpenTelemetry SDK configured by the application, all of this costs nothing."""
+it. Without an OpenTelemetry SDK configured by the application, all of this costs nothing: the
+OpenTelemetry API is imported only once the application has loaded it (a pgqueue worker that
+does not trace stays small)."""
 
 from __future__ import annotations
 
 import contextlib
 import random
+import sys
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+if TYPE_CHECKING:
+    from opentelemetry import context as otel_context
 
-PROPAGATOR = TraceContextTextMapPropagator()
 TRACER = "jobsight.runners"
+
+
+def _loaded() -> bool:
+    """Whether the application uses OpenTelemetry at all (it imported the API)."""
+    return "opentelemetry.trace" in sys.modules
 
 
 def current_traceparent() -> str | None:
     """The active span's W3C traceparent, or None outside a (valid) span."""
+    if not _loaded():
+        return None
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
     if not trace.get_current_span().get_span_context().is_valid:
         return None
     carrier: dict[str, str] = {}
-    PROPAGATOR.inject(carrier)
+    TraceContextTextMapPropagator().inject(carrier)
     return carrier.get("traceparent")
 
 
 def job_context(job_id: uuid.UUID, traceparent: str | None) -> otel_context.Context:
     """The context a job's spans start in: the scheduling span's, when it had one, else a remote
     parent whose trace id is the job id."""
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
     if traceparent:
-        found = PROPAGATOR.extract({"traceparent": traceparent})
+        found = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
         if trace.get_current_span(found).get_span_context().is_valid:
             return found
     parent = trace.NonRecordingSpan(trace.SpanContext(
@@ -51,6 +66,8 @@ def job_context(job_id: uuid.UUID, traceparent: str | None) -> otel_context.Cont
 @contextlib.contextmanager
 def in_job_context(job_id: uuid.UUID, traceparent: str | None = None) -> Iterator[None]:
     """Makes the job's context current (for the Temporal SDK's interceptor to carry on)."""
+    from opentelemetry import context as otel_context
+
     token = otel_context.attach(job_context(job_id, traceparent))
     try:
         yield
@@ -61,6 +78,10 @@ def in_job_context(job_id: uuid.UUID, traceparent: str | None = None) -> Iterato
 def tracing_configured() -> bool:
     """Whether the application set a tracer provider (without one, no span is recorded, so
     the worker skips making them: 13 us a job on its hot path)."""
+    if not _loaded():
+        return False
+    from opentelemetry import trace
+
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
@@ -70,6 +91,8 @@ def job_span(
 ) -> Iterator[None]:
     """The span of one attempt of a job, current while its handler runs (callers on a hot path
     check tracing_configured() first: without a provider the span would record nothing)."""
+    from opentelemetry import trace
+
     tracer = trace.get_tracer(TRACER)
     with tracer.start_as_current_span(
         f"{job_name} process",
