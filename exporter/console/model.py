@@ -194,3 +194,9 @@ S = TypeVar("S")
 def _snapshot(views: Mapping[str, SourceView], name: str, kind: type[S]) -> S | None:
     view = views.get(name)
     return view.snapshot if view is not None and isinstance(view.snapshot, kind) else None
+
+
+def boss_warnings(views: Mapping[str, SourceView]) -> dict[str, int] | None:
+    """pg-boss's persisted warnings by kind over the recent window (None: not recorded)."""
+    boss = _snapshot(views, "pgboss", PgBossSnapshot)
+    return boss.records.warnings if boss and boss.present else None

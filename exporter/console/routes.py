@@ -159,7 +159,8 @@ def page(template: str, current: str) -> Callable[..., Any]:
 async def queues_page(request: web.Request) -> dict[str, Any]:
     lines, window = model.queue_lines(request.app[CONSOLE_STATE].views)
     paused = await read(request, queries.paused_names)
-    return {"lines": lines, "window": window, "paused": paused}
+    warnings = model.boss_warnings(request.app[CONSOLE_STATE].views)
+    return {"lines": lines, "window": window, "paused": paused, "boss_warnings": warnings}
 
 
 @page("failures.html", "/failures")

@@ -103,3 +103,21 @@ def test_sparkline_draws_gaps_and_escapes_its_label() -> None:
     assert svg.count("<polyline") == 1 and svg.count("<circle") == 1
     assert "<b>" not in svg and "&lt;b&gt;x&lt;/b&gt;" in svg
     assert 'points="0.0,' in str(sparkline([0.0, 0.0], "flat"))  # all zero: a flat line
+
+
+def test_pg_boss_warnings_and_held_keys_reach_the_queues_page() -> None:
+    from jobsight.console.templating import render
+    from jobsight.sources import pgboss
+    from jobsight.sources.pgboss_records import BlockedKeys, BossRecords
+    from tests.support.canned import up
+
+    snap = pgboss.PgBossSnapshot(
+        queues=[pgboss.BossQueueRow("ledger", ready=4)],
+        records=BossRecords([BlockedKeys("ledger", 1, 3)], {"queue_backlog": 2}),
+    )
+    views = {"pgboss": up(snap)}
+    lines, window = model.queue_lines(views)
+    page = render("queues.html", "/queues", error="", lines=lines, window=window, paused=set(),
+                  boss_warnings=model.boss_warnings(views), can_act=False, token="")  # fmt: skip
+    assert "1 keys held by failed jobs, 3 jobs behind them" in page
+    assert 'id="boss-warnings"' in page and "<b>queue_backlog</b> 2" in page
