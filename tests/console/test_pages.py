@@ -106,11 +106,18 @@ async def test_search_filters_pages_and_opens_a_job(console: SidecarProcess) -> 
 @pytest.mark.parametrize(
     "query",
     ["status=sleeping", "tenant=not-a-uuid", "since=yesterday", "after=%%%", "runner=cron",
-     "name=" + "x" * 300],
+     "name=" + "x" * 300, "name=a%00b"],
 )  # fmt: skip
 async def test_bad_input_is_one_clear_400(console: SidecarProcess, query: str) -> None:
     status, page = await console.get(f"/jobs?{query}")
     assert status == 400 and 'id="page-error"' in page, page
+
+
+async def test_undecodable_input_is_searched_for_not_a_crash(console: SidecarProcess) -> None:
+    """Bytes that are not UTF-8 (a lone surrogate's encoding) arrive as replacement characters:
+    a search that matches nothing, not an error."""
+    status, page = await console.get("/jobs?version=%ED%A0%80")
+    assert status == 200 and "No job matches" in page
 
 
 async def test_unknown_job_is_404(console: SidecarProcess) -> None:
