@@ -1,6 +1,9 @@
 """The pgboss source: read-only figures from the tables of a Node application's pg-boss.
 
 The schema version (`<schema>.version`) and the columns present decide how to read:
+- pg-boss 7.4 to 9 (schema 20): its camel-case columns and `expired` state are read through the
+  legacy layout (sources/pgboss_layout.py); no queue table, no cached counters: counted live,
+  like pg-boss 10, and finished jobs from the job and archive tables by a scan.
 - pg-boss 10 (schema 24): no cached counters; waiting, active and failed jobs are counted live
   from the partitioned `job` table.
 - pg-boss 11/12 (schema 25 and later): the counters pg-boss itself caches on `queue` at each
@@ -43,9 +46,9 @@ from jobsight.sources.pgboss_finished import (
     count_due,
     from_rows,
     indexed_sql,
-    quoted,
     scan_sql,
 )
+from jobsight.sources.pgboss_layout import BossLayout, LayoutError, layout, quoted
 from jobsight.sources.pgboss_records import BlockedKeys, BossRecords
 from jobsight.sources.pgboss_schedules import BossSchedule, earliest_owed, schedules_sql
 from jobsight.sources.signals import (
@@ -61,7 +64,6 @@ log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-OLDEST_SUPPORTED = 24  # pg-boss 10
 LATENCY_MIN_SECONDS = 0.01  # pg-boss's latency bins: slot k >= 1 starts at 0.01 * sqrt(2)^(k-1)
 QUEUE = ("queue",)
 
@@ -235,7 +237,7 @@ def fold_queues(rows: Iterable[BossQueueRow], cap: int) -> list[BossQueueRow]:
     return list(merged.values())
 
 
-def live_counts_sql(schema: str) -> str:
+def live_counts_sql(tables: BossLayout) -> str:
     """Every queue pg-boss knows (an empty one reads 0) and any job name without a queue row."""
     return f"""
 SELECT coalesce(j.name, q.name) AS queue,
@@ -245,8 +247,8 @@ SELECT coalesce(j.name, q.name) AS queue,
        count(j.name) FILTER (WHERE state = 'failed') AS failed,
        extract(epoch FROM now() - min(start_after)
                  FILTER (WHERE state < 'active' AND start_after <= now()))::float8 AS oldest_ready
-FROM {quoted(schema)}.job j
-FULL JOIN {quoted(schema)}.queue q ON q.name = j.name
+FROM {tables.job} j
+FULL JOIN {tables.queue} q ON q.name = j.name
 GROUP BY 1
 """  # noqa: S608 - identifier validated
 
@@ -256,7 +258,7 @@ def cached_counts_sql(schema: str, columns: set[str]) -> str:
     return f"SELECT name AS queue, {', '.join(chosen)} FROM {quoted(schema)}.queue"  # noqa: S608
 
 
-def active_sql(schema: str, job_columns: set[str]) -> str:
+def active_sql(tables: BossLayout, job_columns: set[str]) -> str:
     """Active jobs past their expiry, and active longer than $1 seconds (stuck)."""
     expiry = (
         "expire_seconds * interval '1 second'" if "expire_seconds" in job_columns else "expire_in"
@@ -264,7 +266,7 @@ def active_sql(schema: str, job_columns: set[str]) -> str:
     return f"""
 SELECT name AS queue, count(*) FILTER (WHERE started_on + {expiry} < now()) AS expired,
        count(*) FILTER (WHERE started_on < now() - $1 * interval '1 second') AS stuck
-FROM {quoted(schema)}.job
+FROM {tables.job} j
 WHERE state = 'active'
 GROUP BY 1
 """  # noqa: S608 - identifier validated, expiry from a fixed pair
@@ -309,7 +311,7 @@ class PgBossRows:
 
 
 async def count_finished(
-    conn: Any, ctx: PollContext[PgBossSnapshot], columns: dict[str, set[str]]
+    conn: Any, ctx: PollContext[PgBossSnapshot], columns: dict[str, set[str]], tables: BossLayout
 ) -> FinishedCount | None:
     """Counts the job table when due: through the completion index where there is one."""
     settings, previous = ctx.settings, ctx.previous
@@ -324,7 +326,6 @@ async def count_finished(
         cursor = previous.cursor if previous and previous.cursor else horizon
     windows = trigger_windows(settings)
     latency_window = settings.triggers["latency_p95"].window or max(windows, default=300.0)
-    archive = "archived_on" in columns.get("archive", set())
     # pg-boss 10 counts failed jobs live; later 12s cache them; 11 and 12.5 need them counted.
     cached = columns.get("queue", set())
     count_failed = "queued_count" in cached and "failed_count" not in cached
@@ -332,11 +333,7 @@ async def count_finished(
     try:
         indexes = await conn.fetchrow(INDEXES_SQL, f"{quoted(schema)}.job")
         indexed = bool(indexes["finished"] and (indexes["failed"] or not count_failed))
-        query = (
-            indexed_sql(schema, archive, windows, count_failed)
-            if indexed
-            else scan_sql(schema, archive, windows)
-        )
+        query = indexed_sql(tables, windows, count_failed) if indexed else scan_sql(tables, windows)
         rows = await conn.fetch(query, *count_args(cursor, horizon, latency_window, windows))
     except asyncpg.QueryCanceledError:
         took = time.time() - started
@@ -397,16 +394,15 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
             if not await table_exists(conn, f"{quoted(schema)}.version"):
                 return PgBossRows(present=False)
             version = await conn.fetchval(f"SELECT max(version) FROM {quoted(schema)}.version")  # noqa: S608
-            if version is None or version < OLDEST_SUPPORTED:  # the queries below need >= 24
-                raise PgBossError(
-                    f"pg-boss schema version {version} in {schema!r} is older "
-                    f"than {OLDEST_SUPPORTED} (pg-boss 10); not supported"
-                )
             columns: dict[str, set[str]] = {}
             for row in await conn.fetch(COLUMNS_SQL, schema):
                 columns.setdefault(row["table_name"], set()).add(row["column_name"])
+            try:
+                tables = layout(schema, version, columns)
+            except LayoutError as exc:
+                raise PgBossError(str(exc)) from None
             active = await conn.fetch(
-                active_sql(schema, columns.get("job", set())), ctx.settings.stuck_after
+                active_sql(tables, columns.get("job", set())), ctx.settings.stuck_after
             )
             rows = PgBossRows(
                 True, version, {r["queue"]: (r["expired"], r["stuck"]) for r in active}
@@ -418,8 +414,9 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
                 cached = await conn.fetch(cached_counts_sql(schema, columns["queue"]))
                 rows.cached = [dict(r) for r in cached]
             else:
-                rows.live = [BossQueueRow(**r) for r in await conn.fetch(live_counts_sql(schema))]
-            rows.count = await count_finished(conn, ctx, columns)
+                live = await conn.fetch(live_counts_sql(tables))
+                rows.live = [BossQueueRow(**r) for r in live]
+            rows.count = await count_finished(conn, ctx, columns, tables)
             if "cron" in columns.get("schedule", set()) and "cron_on" in columns.get(
                 "version", set()
             ):

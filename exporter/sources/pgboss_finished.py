@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from jobsight.sources.pgboss_layout import BossLayout
 from jobsight.sources.signals import Finished
 
 FINISHED_STATES = "('completed', 'failed')"
@@ -98,11 +99,6 @@ def count_due(last: CountTiming | None, now: float, share: float) -> bool:
     return now - last.at >= last.seconds / share
 
 
-def quoted(schema: str) -> str:
-    """The pg-boss schema in SQL: a plain identifier validated by the settings, quoted."""
-    return '"' + schema + '"'
-
-
 LOWER_BOUND = "least($1::timestamptz, now() - $4 * interval '1 second')"  # $4 longest window
 
 
@@ -134,26 +130,26 @@ def counts(windows: Sequence[float]) -> str:
     return ",\n       ".join(columns)
 
 
-def _rows(schema: str, archive: bool, per_queue: bool) -> str:
+def _rows(tables: BossLayout, per_queue: bool) -> str:
     """The job rows a count reads: per queue (q.name) and recent only when `per_queue`;
-    pg-boss 10's archive only as far back as the lower bound, through its archived_on index."""
+    the archive (pg-boss 9 and 10) only as far back as the lower bound, through its
+    archived_on index."""
     recent = f" AND completed_on >= {LOWER_BOUND}"
     same = " AND name = q.name" if per_queue else ""
-    table = quoted(schema)
-    job = f"SELECT name, state, started_on, completed_on, true AS retained FROM {table}.job"  # noqa: S608
+    job = f"SELECT name, state, started_on, completed_on, true AS retained FROM {tables.job} j"  # noqa: S608
     if per_queue:
         job += f" WHERE true{same}{recent}"
-    if not archive:
+    if tables.archive is None:
         return job
-    archived = f"SELECT name, state, started_on, completed_on, false FROM {table}.archive"  # noqa: S608
+    archived = f"SELECT name, state, started_on, completed_on, false FROM {tables.archive} a"  # noqa: S608
     return f"{job}\n  UNION ALL {archived} WHERE archived_on >= {LOWER_BOUND}{same}"
 
 
-def scan_sql(schema: str, archive: bool, windows: Sequence[float]) -> str:
+def scan_sql(tables: BossLayout, windows: Sequence[float]) -> str:
     """One hashed pass over the whole job table (which also counts the failed jobs it retains),
     and the run-time p95 apart: an ordered-set aggregate in that pass would sort every row.
     Every queue pg-boss knows has a row (an empty one counts 0)."""
-    rows = _rows(schema, archive, per_queue=False)
+    rows = _rows(tables, per_queue=False)
     return f"""
 WITH counted AS (
   SELECT name, {counts(windows)},
@@ -170,29 +166,29 @@ SELECT coalesce(counted.name, q.name) AS queue, counted.*,
        coalesce(counted.failed_retained, 0) AS failed_retained,
        latency.run_p95, coalesce(latency.run_sample, 0) AS run_sample
 FROM counted
-FULL JOIN {quoted(schema)}.queue q ON q.name = counted.name
+FULL JOIN {tables.queue} q ON q.name = counted.name
 LEFT JOIN latency ON latency.name = counted.name
 """  # noqa: S608 - identifier validated, the rest this module's text
 
 
-def indexed_sql(schema: str, archive: bool, windows: Sequence[float], failed: bool) -> str:
+def indexed_sql(tables: BossLayout, windows: Sequence[float], failed: bool) -> str:
     """Queue by queue through the (name, completed_on) index, recent rows only; with `failed`,
     also the failed jobs retained, through a (name, state) index (a count that visits every
     retained failed job: only where pg-boss caches no failed count)."""
     retained = (
-        f"(SELECT count(*) FROM {quoted(schema)}.job f"  # noqa: S608
+        f"(SELECT count(*) FROM {tables.job} f"  # noqa: S608
         " WHERE f.name = q.name AND f.state = 'failed')"
         if failed
         else "NULL::bigint"
     )
     return f"""
 SELECT q.name AS queue, c.*, {retained} AS failed_retained
-FROM {quoted(schema)}.queue q
+FROM {tables.queue} q
 CROSS JOIN LATERAL (
   SELECT {counts(windows)},
          {RUN_P95} FILTER (WHERE {RUN_TIMES}) AS run_p95,
          count(*) FILTER (WHERE {RUN_TIMES}) AS run_sample
-  FROM ({_rows(schema, archive, per_queue=True)}) j
+  FROM ({_rows(tables, per_queue=True)}) j
 ) c
 """  # noqa: S608 - identifier validated, the rest this module's text
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from prometheus_client.core import Metric
 
 from jobsight.metric_spec import MetricSpec, samples
-from jobsight.sources.pgboss_finished import quoted
+from jobsight.sources.pgboss_layout import quoted
 
 BLOCKED_KEYS = MetricSpec(
     "jobsight_pgboss_blocked_keys",

@@ -17,7 +17,7 @@ from prometheus_client.core import Metric
 
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, samples, single
-from jobsight.sources.pgboss_finished import quoted
+from jobsight.sources.pgboss_layout import quoted
 
 SCHEDULE = ("schedule",)
 NEXT_DUE = MetricSpec(

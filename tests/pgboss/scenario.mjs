@@ -3,7 +3,7 @@
 // numbers this script produced itself. Used by tests/sources/test_pgboss_live.py.
 import { pathToFileURL } from 'node:url'
 
-// phase: "strict" (pg-boss 12: a key_strict_fifo queue whose failed job blocks its key, and
+// phase: "expired" (pg-boss 9: jobs that expire, and the archive), "strict" (pg-boss 12: a key_strict_fifo queue whose failed job blocks its key, and
 // persisted warnings), "state" (queues in known states), "throughput" (pg-boss >= 11: two monitor passes
 // around finished jobs, so the queue row carries completed / failed deltas), "finished"
 // (the application's default settings: a worker completes and fails jobs; pg-boss's own record
@@ -15,7 +15,8 @@ const PgBoss = mod.PgBoss ?? mod.default
 // Every phase monitors each second, so a supervise() at the end refreshes pg-boss's cached counts
 // (a pass within the interval of the previous one is skipped).
 const boss = new PgBoss({ connectionString: url, monitorIntervalSeconds: 1,
-  ...(phase === 'finished' ? {} : { supervise: false, schedule: false }),
+  ...(phase === 'finished' || phase === 'expired' ? {} : { supervise: false, schedule: false }),
+  ...(phase === 'expired' ? { maintenanceIntervalSeconds: 1, archiveCompletedAfterSeconds: 1 } : {}),
   ...(phase === 'throughput' ? { persistQueueStats: true } : {}),
   ...(phase === 'strict' ? { persistWarnings: true } : {}) })
 boss.on('error', (err) => console.error(err))
@@ -58,6 +59,26 @@ if (phase === 'finished') {
     await boss.supervise()
   }
   await boss.stop({ graceful: true, wait: true })
+  console.log(JSON.stringify({ own }))
+  process.exit(0)
+}
+
+if (phase === 'expired') {
+  // pg-boss 9 (its boss.mjs takes these options): two jobs complete, three are fetched and never
+  // finished, so maintenance ends them as `expired` (pg-boss 9's failure on a timeout); every
+  // finished job then moves to the archive table, a second after it finished.
+  const done = []
+  for (let i = 0; i < 2; i++) done.push(await boss.send('sync', { i }))
+  for (let i = 0; i < 3; i++) await boss.send('sync', { hang: i }, { retryLimit: 0, expireInSeconds: 1 })
+  for (const job of await boss.fetch('sync', { batchSize: 5 })) {
+    if (done.includes(job.id)) await boss.complete('sync', job.id)
+  }
+  const own = { archived: 0, expired: 0, completed: 0 }
+  for (let tries = 0; tries < 60 && own.archived < 5; tries++) {
+    await sleep(500)
+    Object.assign(own, await boss.archiveCounts('sync'))
+  }
+  await boss.stop({ graceful: false, wait: true })
   console.log(JSON.stringify({ own }))
   process.exit(0)
 }

@@ -16,6 +16,7 @@ from jobsight import codec
 from jobsight.settings import SidecarSettings
 from jobsight.sources import pgboss
 from jobsight.sources.base import PollContext
+from jobsight.sources.pgboss_layout import MODERN_JOB_COLUMNS, layout
 from tests.support.pgboss import RELEASES, run_scenario
 from tests.support.scrape import rendered
 
@@ -55,8 +56,8 @@ async def test_figures_match_pg_boss_own_counts(
         } == want, name
         own = report["own"][name]
         assert row.queued == own["queuedCount"], name  # pg-boss's waiting jobs
-        if version == "v10":
-            assert (snap.counting, snap.schema_version) == ("live", 24)
+        if version in ("v9", "v10"):
+            assert (snap.counting, snap.schema_version) == ("live", 20 if version == "v9" else 24)
             assert row.queued + row.active == own["beforeCompleted"], name
             continue
         assert snap.counting == "cached" and snap.schema_version >= 25
@@ -83,8 +84,11 @@ async def test_finished_counters_match_pg_boss_own_record(
     settings = SidecarSettings(database_url=empty_db, commit_lag=0.5)
     await run_scenario(pgboss_installs[version], version, empty_db, "finished", "0")
     started = await poll(settings, pool)  # watching before the jobs run: the counters start at 0
-    assert {(t.completed, t.failed) for t in started.totals} == {(0, 0)}
-    assert "digest" in {t.queue for t in started.totals}  # pg-boss 10 also has __pgboss__ ones
+    if version == "v9":  # no queue table: a queue is known once it has a job
+        assert started.totals == []
+    else:
+        assert {(t.completed, t.failed) for t in started.totals} == {(0, 0)}
+        assert "digest" in {t.queue for t in started.totals}  # 10 also has __pgboss__ ones
     report = await run_scenario(pgboss_installs[version], version, empty_db, "finished", "12")
     own = report["own"]
     assert (own["completed"], own["failed"]) == (8, 4)
@@ -125,7 +129,9 @@ async def test_a_count_that_runs_out_of_time_moves_nothing(
         await locker.execute("LOCK TABLE pgboss.job_common IN ACCESS EXCLUSIVE MODE")
         await conn.execute("SET statement_timeout = '300ms'")
         columns = {"job": set(), "queue": set()}
-        count = await pgboss.count_finished(conn, PollContext(settings, pool, started), columns)
+        tables = layout("pgboss", 26, {"job": set(MODERN_JOB_COLUMNS)})
+        ctx = PollContext(settings, pool, started)
+        count = await pgboss.count_finished(conn, ctx, columns, tables)
         await conn.execute("RESET statement_timeout")
         await tx.rollback()
     assert count is not None and count.timing.ok is False and count.queues == []
@@ -210,3 +216,35 @@ async def test_older_releases_are_not_scanned_for_blocked_keys(
     await run_scenario(pgboss_installs["v11"], "v11", empty_db)
     snap = await poll(SidecarSettings(database_url=empty_db), pool)
     assert snap.records.blocked is None and snap.records.warnings is None
+
+
+async def test_pg_boss_9_expired_and_archived_jobs(
+    empty_db: str, pool: asyncpg.Pool, pgboss_installs: dict[str, str]
+) -> None:
+    """pg-boss 9 ends a job that overran its expiry with no retry left as `expired`: a failure.
+    Its maintenance then moves finished jobs to `archive`, which is counted too; its own jobs
+    (maintenance, cron) are not an application's queue."""
+    settings = SidecarSettings(database_url=empty_db, commit_lag=0.5)
+    await run_scenario(pgboss_installs["v9"], "v9", empty_db, "finished", "0")
+    started = await poll(settings, pool)
+    report = await run_scenario(pgboss_installs["v9"], "v9", empty_db, "expired")
+    assert report["own"] == {"archived": 5, "expired": 3, "completed": 2}
+    await asyncio.sleep(settings.commit_lag + 0.2)
+    snap = await poll(settings, pool, started)
+    assert totals(snap) == {"sync": (2, 3)}
+    assert all(not q.queue.startswith("__") for q in snap.queues)
+    signals = pgboss.SOURCE.signals(snap, settings).overall
+    window = max(signals.finished)
+    assert (signals.finished[window].finished, signals.finished[window].failed) == (5, 3)
+
+
+async def test_an_unread_schema_version_is_refused_by_name(empty_db: str, pool: asyncpg.Pool):
+    """pg-boss 10.0 to 10.1.1 (schemas 21 to 23) and anything before 7.4 are not read: the
+    source says which version it found and which it reads, and exports no figure."""
+    await pool.execute(
+        "CREATE SCHEMA pgboss; CREATE TABLE pgboss.version (version int primary key);"
+        "INSERT INTO pgboss.version VALUES (22);"
+        "CREATE TABLE pgboss.job (name text, state text, started_on timestamptz)"
+    )
+    with pytest.raises(pgboss.PgBossError, match=r"version 22 .* reads schema 20 .* lacks"):
+        await poll(SidecarSettings(database_url=empty_db), pool)

@@ -17,14 +17,16 @@ HERE = ROOT / "tests" / "pgboss"
 NPM_TIMEOUT_S = 300
 
 
-# Each folder pins one pg-boss release: 10 (schema 24), 11 and 12.5 (schema 26, no cached
+# Each folder pins one pg-boss release: 9 (schema 20: camel-case columns, no queue table; its
+# boss.mjs adapts 9's calls to the script's), 10 (schema 24), 11 and 12.5 (schema 26, no cached
 # failed count), and the latest 12 (cached counters, job_i16). 11 and later need Node 22, which
-# their folders install from the `node` npm package; 10 runs on the system's Node 20.
-RELEASES = ("v10", "v11", "v12_5", "v12")
+# their folders install from the `node` npm package; 9 and 10 run on the system's Node 20.
+RELEASES = ("v9", "v10", "v11", "v12_5", "v12")
+SYSTEM_NODE = ("v9", "v10")
 
 
 def node_for(version: str) -> str | None:
-    if version != "v10":
+    if version not in SYSTEM_NODE:
         node = HERE / version / "node_modules" / ".bin" / "node"
         return str(node) if node.exists() else None
     return shutil.which("node")
@@ -47,7 +49,7 @@ def pgboss_installs() -> dict[str, str]:
         node = node_for(version)
         require_tool(node is not None, f"node for pg-boss {version}")
         nodes[version] = node  # type: ignore[assignment]
-    for version in RELEASES[1:]:
+    for version in set(RELEASES) - set(SYSTEM_NODE):
         major = subprocess.run(
             [nodes[version], "--version"], capture_output=True, text=True, check=True
         ).stdout
