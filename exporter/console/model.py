@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,9 +134,13 @@ class QueueLine:
     finished: int | None = None  # in the recent window
     failed: int | None = None  # in the recent window
     note: str = ""  # what else holds its work back (pg-boss: keys failed jobs hold)
+    stats_age: float | None = None  # pg-boss: seconds since it last stored the queue's statistics
+    created_rate: float | None = None  # pg-boss: jobs created per second in those statistics
 
 
-def queue_lines(views: Mapping[str, SourceView]) -> tuple[list[QueueLine], float | None]:
+def queue_lines(
+    views: Mapping[str, SourceView], now: float | None = None
+) -> tuple[list[QueueLine], float | None]:
     """Every engine's queues from the sources' latest snapshots (no query of their own), and
     the window the recent counts cover."""
     lines: list[QueueLine] = []
@@ -164,6 +169,8 @@ def queue_lines(views: Mapping[str, SourceView]) -> tuple[list[QueueLine], float
     if boss and boss.present:
         finished = {f.queue: f for f in boss.finished}
         held = {b.queue: b for b in boss.records.blocked or [] if b.keys}
+        stats = {x.queue: x for x in boss.records.stats or []}
+        at = time.time() if now is None else now
         for q in sorted(boss.queues, key=lambda q: q.queue):
             counted = finished.get(q.queue)
             counts = counted.windows if counted else []
@@ -177,6 +184,8 @@ def queue_lines(views: Mapping[str, SourceView]) -> tuple[list[QueueLine], float
                 failed=window.failed if window else None,
                 note=(f"{held[q.queue].keys} keys held by failed jobs, "
                       f"{held[q.queue].behind} jobs behind them") if q.queue in held else "",
+                stats_age=at - stats[q.queue].captured_on if q.queue in stats else None,
+                created_rate=stats[q.queue].created_per_second if q.queue in stats else None,
             ))  # fmt: skip
     temporal = _snapshot(views, "temporal", TemporalSnapshot)
     if temporal:

@@ -49,7 +49,7 @@ from jobsight.sources.pgboss_finished import (
     scan_sql,
 )
 from jobsight.sources.pgboss_layout import BossLayout, LayoutError, layout, quoted
-from jobsight.sources.pgboss_records import BlockedKeys, BossRecords
+from jobsight.sources.pgboss_records import BlockedKeys, BossRecords, QueueStats
 from jobsight.sources.pgboss_schedules import BossSchedule, earliest_owed, schedules_sql
 from jobsight.sources.signals import (
     Finished,
@@ -283,7 +283,8 @@ WHERE stopped_on IS NULL AND heartbeat_on > now() - 3 * heartbeat_seconds * inte
 COLUMNS_SQL = """
 SELECT table_name, column_name FROM information_schema.columns
 WHERE table_schema = $1
-  AND table_name IN ('queue', 'job', 'instance', 'archive', 'schedule', 'version', 'warning')
+  AND table_name IN ('queue', 'job', 'instance', 'archive', 'schedule', 'version', 'warning',
+                     'queue_stats')
 """
 
 
@@ -357,7 +358,7 @@ async def read_records(
     conn: asyncpg.Connection, schema: str, columns: dict[str, set[str]], recent_window: float
 ) -> BossRecords:
     """Blocked keys where a queue uses key_strict_fifo (only then: elsewhere no index serves
-    the count), and persisted warnings where the table exists."""
+    the count), persisted warnings and stored queue statistics where their tables exist."""
     records = BossRecords()
     if "policy" in columns.get("queue", set()) and await conn.fetchval(
         f"SELECT EXISTS (SELECT 1 FROM {quoted(schema)}.queue WHERE policy = 'key_strict_fifo')"  # noqa: S608
@@ -367,6 +368,10 @@ async def read_records(
     if "type" in columns.get("warning", set()):
         found = await conn.fetch(pgboss_records.warnings_sql(schema), recent_window)
         records.warnings = {r["type"]: r["count"] for r in found}
+    stats = columns.get("queue_stats", set())
+    if "captured_on" in stats:
+        found = await conn.fetch(pgboss_records.stats_sql(schema, stats))
+        records.stats = [QueueStats(**r) for r in found]
     return records
 
 
@@ -509,7 +514,7 @@ class PgBossSource(RowSource[PgBossRows, PgBossSnapshot]):
         yield single(SCHEMA_VERSION, snap.schema_version)
         if snap.present:
             yield from pgboss_schedules.render(snap.schedules, settings.max_job_names)
-            yield from pgboss_records.render(snap.records)
+            yield from pgboss_records.render(snap.records, settings.max_job_names)
 
 
 def with_counts(

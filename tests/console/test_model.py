@@ -108,16 +108,19 @@ def test_sparkline_draws_gaps_and_escapes_its_label() -> None:
 def test_pg_boss_warnings_and_held_keys_reach_the_queues_page() -> None:
     from jobsight.console.templating import render
     from jobsight.sources import pgboss
-    from jobsight.sources.pgboss_records import BlockedKeys, BossRecords
+    from jobsight.sources.pgboss_records import BlockedKeys, BossRecords, QueueStats
     from tests.support.canned import up
 
     snap = pgboss.PgBossSnapshot(
         queues=[pgboss.BossQueueRow("ledger", ready=4)],
-        records=BossRecords([BlockedKeys("ledger", 1, 3)], {"queue_backlog": 2}),
+        records=BossRecords(
+            [BlockedKeys("ledger", 1, 3)], {"queue_backlog": 2}, [QueueStats("ledger", 990.0, 0.5)]
+        ),
     )
     views = {"pgboss": up(snap)}
-    lines, window = model.queue_lines(views)
+    lines, window = model.queue_lines(views, now=1000.0)
     page = render("queues.html", "/queues", error="", lines=lines, window=window, paused=set(),
                   boss_warnings=model.boss_warnings(views), can_act=False, token="")  # fmt: skip
     assert "1 keys held by failed jobs, 3 jobs behind them" in page
     assert 'id="boss-warnings"' in page and "<b>queue_backlog</b> 2" in page
+    assert "pg-boss stored statistics 10 s ago: 0.50 jobs created/s" in page

@@ -157,6 +157,21 @@ async def test_pg_boss_12_monitor_bins_give_the_p95_gauges(
     assert {t.queue: (t.completed, t.failed) for t in snap.totals}["digest"] == (3, 1)
     (latency,) = [x for x in snap.latency if x.queue == "digest"]
     assert latency.run_p95 == pgboss.percentile(own["runBins"], 95)
+    # persistQueueStats: pg-boss stored a statistics row at each monitor pass; the latest one's
+    # time and created rate are exported, equal to pg-boss's own rows.
+    stored = await pool.fetchrow(
+        "SELECT extract(epoch FROM captured_on)::float8 AS at, created_delta, delta_seconds"
+        " FROM pgboss.queue_stats WHERE name = 'digest' ORDER BY captured_on DESC LIMIT 1"
+    )
+    assert stored["created_delta"] == 4 and stored["delta_seconds"] > 0
+    [stats] = [q for q in snap.records.stats or [] if q.queue == "digest"]
+    assert stats.captured_on == stored["at"] and time.time() - stats.captured_on < 60
+    assert stats.created_per_second == 4 / stored["delta_seconds"]
+    scraped = rendered(pgboss.SOURCE, snap, settings)
+    assert scraped["jobsight_pgboss_stats_created_per_second"][(("queue", "digest"),)] == (
+        stats.created_per_second
+    )
+    assert (("queue", "digest"),) in scraped["jobsight_pgboss_stats_captured_timestamp_seconds"]
 
 
 @pytest.mark.parametrize("version", RELEASES)
@@ -216,6 +231,7 @@ async def test_older_releases_are_not_scanned_for_blocked_keys(
     await run_scenario(pgboss_installs["v11"], "v11", empty_db)
     snap = await poll(SidecarSettings(database_url=empty_db), pool)
     assert snap.records.blocked is None and snap.records.warnings is None
+    assert snap.records.stats is None  # 11 has no queue_stats table
 
 
 async def test_pg_boss_9_expired_and_archived_jobs(
