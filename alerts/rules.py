@@ -109,7 +109,9 @@ TRIGGER_ACTIONS = {
     "reach the database and Temporal.",
     "schedule_missed": "A recurring job is past due and has not fired: pgqueue fires schedules "
     "from its workers' maintenance, so check that a worker of the job name runs (the console's "
-    "Schedules page; pgqueue.schedule.last_error says why a firing failed).",
+    "Schedules page; pgqueue.schedule.last_error says why a firing failed). pg-boss: check "
+    "that an instance with scheduling on runs. Temporal: the schedule skips its fires while its "
+    "previous run still runs (the overlap policy): find the hung run from its last fire.",
 }
 
 

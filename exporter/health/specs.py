@@ -88,7 +88,7 @@ TRIGGERS: tuple[TriggerSpec, ...] = (
         "schedule_missed",
         "seconds",
         "how long the most overdue recurring job is past its due time without firing",
-        ("pgqueue", "pgboss"),
+        ("pgqueue", "pgboss", "temporal"),
         300.0,
         None,
     ),

@@ -207,7 +207,10 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
         schedules = previous
         if temporal_schedules.read_due(previous, time.time()):
             read = await temporal_schedules.read(client, timeout)
-            schedules = temporal_schedules.ScheduleRead(time.time(), read)
+            at = time.time()
+            schedules = temporal_schedules.ScheduleRead(
+                at, temporal_schedules.with_owed(read, previous, at)
+            )
         return TemporalRows(
             raw_groups(by_status), int(long_running.count), raw_groups(recent), queues, schedules
         )
@@ -224,7 +227,13 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
         )
 
     def signals(self, snap: TemporalSnapshot, settings: SidecarSettings) -> SourceSignals:
-        return SourceSignals(Signals(ready=sum(q.backlog for q in snap.task_queues)))
+        found = snap.schedules.schedules if snap.schedules else []
+        return SourceSignals(
+            Signals(
+                ready=sum(q.backlog for q in snap.task_queues),
+                schedule_due=temporal_schedules.earliest_owed(found),
+            )
+        )
 
     def render(self, snap: TemporalSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
         yield samples(WORKFLOWS, (((status,), n) for status, n in sorted(snap.workflows.items())))

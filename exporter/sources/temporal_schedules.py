@@ -2,14 +2,24 @@
 scale of its spec, and each one costs a describe): per schedule, the job name it fires (from the
 workflow id the Temporal engine gives its action, `jobsight-<job name>-schedule-<id>`), its next
 fire, its last fire, the fires Temporal skipped for being due outside the catch-up window, and
-whether the last run it started failed."""
+whether the last run it started failed.
+
+The fire a schedule owes (for the schedule_missed trigger), from what Temporal says, never from
+guessing its spec: a next fire that Temporal still lists as upcoming although it is already past
+(its scheduler is behind), or a fire that Temporal skipped (the overlap policy, SKIP by default,
+skips while the previous run still runs; or outside the catch-up window) when no fire was made
+since. A skip is seen as its counter growing between two reads, and the fire it skipped is the
+first one after the earlier read (Temporal's next fire then); while fires go on being skipped, it
+stays owed until a run starts after it, so a hung run behind a schedule is found. A skip after a
+run that started within the same minute is not pinned to a time: the next read pins the next
+one."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,6 +74,8 @@ class ScheduleState:
     missed: int
     paused: bool
     last_failed: bool | None
+    skipped: int = 0  # fires skipped by the overlap policy since the schedule was created
+    owed: float | None = None  # the earliest fire not made (Unix time), see the module's text
 
 
 @dataclass
@@ -118,7 +130,38 @@ async def _describe(client: Any, schedule_id: str, rpc_timeout: timedelta) -> Sc
         missed=int(info.num_actions_missed_catchup_window),
         paused=bool(schedule.state.paused),
         last_failed=last_failed,
+        skipped=int(info.num_actions_skipped_overlap),
     )
+
+
+def with_owed(
+    found: Iterable[ScheduleState], previous: ScheduleRead | None, read_at: float
+) -> list[ScheduleState]:
+    """`found` (read at `read_at`) with the fire each schedule owes, given the previous read.
+    Pure."""
+    before = {s.schedule_id: s for s in previous.schedules} if previous else {}
+    return [replace(s, owed=owed_fire(s, before.get(s.schedule_id), read_at)) for s in found]
+
+
+def owed_fire(now: ScheduleState, then: ScheduleState | None, read_at: float) -> float | None:
+    if now.paused:
+        return None
+    if now.next_due is not None and now.next_due < read_at:
+        return now.next_due  # Temporal's scheduler has not made a fire it lists as due
+    if then is None:
+        return None
+    last = now.last_fire if now.last_fire is not None else float("-inf")
+    if then.owed is not None and last < then.owed:
+        return then.owed  # still no run since the fire it owes
+    skipped = now.skipped + now.missed > then.skipped + then.missed
+    if skipped and then.next_due is not None and last < then.next_due:
+        return then.next_due
+    return None
+
+
+def earliest_owed(schedules: Iterable[ScheduleState]) -> tuple[float, str] | None:
+    owed = ((s.owed, s.job_name) for s in schedules if s.owed is not None)
+    return min(owed, default=None)
 
 
 def _unix(moment: datetime) -> float:

@@ -158,3 +158,68 @@ async def test_temporal_schedules_read_once_a_minute(
     again = await temporal.SOURCE.poll(PollContext(settings, None, snap))
     assert again.schedules is snap.schedules or again.schedules == snap.schedules
     assert not temporal_schedules.read_due(again.schedules, again.schedules.read_at + 59)
+    assert await made.cancel_job(made_schedule.job_id)  # the dev server is shared: tidy up
+
+
+async def test_a_schedule_behind_a_hung_run_owes_a_fire(
+    migrated_db: str, temporal_address: str, task_queue: str, runner
+):  # type: ignore[no-untyped-def]
+    """Temporal's overlap policy (SKIP by default) skips every fire while the previous run still
+    runs: the schedule has not run since the first skipped fire, which it owes until a run
+    starts; the schedule_missed trigger measures from it."""
+    from jobsight.health.triggers import schedule_missed
+    from jobsight.sources.signals import Signals
+    from jobsight.sources import temporal_schedules
+
+    made, release = runner
+    await made.start()
+    made_schedule = await made.schedule_recurring_job("import", {}, "2 seconds", tenant=TENANT)
+    settings = SidecarSettings(
+        database_url=migrated_db,
+        temporal_address=temporal_address,
+        temporal_task_queues=(task_queue,),
+    )
+
+    def mine(snap: temporal.TemporalSnapshot) -> temporal_schedules.ScheduleState | None:
+        found = snap.schedules.schedules if snap.schedules else []
+        return next((s for s in found if s.schedule_id == made_schedule.external_id), None)
+
+    async def read_again(previous: temporal.TemporalSnapshot | None) -> temporal.TemporalSnapshot:
+        if previous is not None and previous.schedules is not None:  # as a minute later
+            previous.schedules.read_at -= temporal_schedules.READ_EVERY_S
+        return await temporal.SOURCE.poll(PollContext(settings, None, previous))
+
+    first = await read_again(None)
+    for _ in range(40):  # until the first run has started (and hangs: import waits)
+        state = mine(first)
+        if state is not None and state.last_fire is not None:
+            break
+        await asyncio.sleep(0.5)
+        first = await read_again(first)
+    before = mine(first)
+    assert before is not None and before.last_fire is not None and before.owed is None
+    await asyncio.sleep(5)  # two fires or more come due; each is skipped
+    second = await read_again(first)
+    owing = mine(second)
+    assert owing is not None and owing.skipped > before.skipped
+    assert owing.last_fire == before.last_fire and owing.owed == before.next_due
+    # The dev server is shared: other tests' schedules may owe fires of their own (their workers
+    # are gone), so the source's signal is the earliest of all, no later than this one's.
+    due = temporal.SOURCE.signals(second, settings).overall.schedule_due
+    assert due is not None and due[0] <= before.next_due
+    assert temporal_schedules.earliest_owed([owing]) == (before.next_due, "import")
+    cfg = settings.triggers["schedule_missed"]
+    alone = Signals(schedule_due=temporal_schedules.earliest_owed([owing]))
+    late = schedule_missed(alone, cfg, before.next_due + cfg.degraded + 1)
+    assert late.state.name == "DEGRADED" and "import due" in (late.detail or "")
+    third = await read_again(second)  # still hung: still owed, from the same fire
+    assert mine(third).owed == before.next_due  # type: ignore[union-attr]
+    release.set()  # the run ends; the next fire starts a run
+    for _ in range(40):
+        await asyncio.sleep(0.5)
+        third = await read_again(third)
+        state = mine(third)
+        if state is not None and state.last_fire != before.last_fire:
+            break
+    assert state is not None and state.last_fire != before.last_fire and state.owed is None
+    assert await made.cancel_job(made_schedule.job_id)
