@@ -168,8 +168,8 @@ async def test_a_schedule_behind_a_hung_run_owes_a_fire(
     runs: the schedule has not run since the first skipped fire, which it owes until a run
     starts; the schedule_missed trigger measures from it."""
     from jobsight.health.triggers import schedule_missed
-    from jobsight.sources.signals import Signals
     from jobsight.sources import temporal_schedules
+    from jobsight.sources.signals import Signals
 
     made, release = runner
     await made.start()
