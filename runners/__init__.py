@@ -1,28 +1,55 @@
 """jobsight runners: one JobRunner interface, two engines (pgqueue, temporal).
 
-Engines are imported only when chosen, so `import jobsight.runners` stays light.
+Engines are imported only when chosen, and the names below only when first used (PEP 562), so
+`import jobsight.runners` loads nothing: the Temporal workflow sandbox re-imports the packages
+above the workflow's module for every workflow run, and each one here would cost every job.
 """
 
-from jobsight.runners.errors import (
-    DuplicateHandlerError,
-    IllegalTransitionError,
-    JobNotFoundError,
-    JobsightError,
-    SchemaMissingError,
-    UnknownJobError,
-    ValidationError,
-)
-from jobsight.runners.interface import (
-    HandlerConfig,
-    JobContext,
-    JobRunner,
-    JobStatusInfo,
-    RetryPolicy,
-    ScheduleOptions,
-    ScheduleResult,
-)
-from jobsight.runners.registry import HandlerRegistry
-from jobsight.runners.status import JobStatus
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobsight.runners.errors import (
+        DuplicateHandlerError,
+        IllegalTransitionError,
+        JobNotFoundError,
+        JobsightError,
+        SchemaMissingError,
+        UnknownJobError,
+        ValidationError,
+    )
+    from jobsight.runners.interface import (
+        HandlerConfig,
+        JobContext,
+        JobRunner,
+        JobStatusInfo,
+        RetryPolicy,
+        ScheduleOptions,
+        ScheduleResult,
+    )
+    from jobsight.runners.registry import HandlerRegistry
+    from jobsight.runners.status import JobStatus
+
+_HOME = {
+    "DuplicateHandlerError": "errors",
+    "IllegalTransitionError": "errors",
+    "JobNotFoundError": "errors",
+    "JobsightError": "errors",
+    "SchemaMissingError": "errors",
+    "UnknownJobError": "errors",
+    "ValidationError": "errors",
+    "HandlerConfig": "interface",
+    "JobContext": "interface",
+    "JobRunner": "interface",
+    "JobStatusInfo": "interface",
+    "RetryPolicy": "interface",
+    "ScheduleOptions": "interface",
+    "ScheduleResult": "interface",
+    "HandlerRegistry": "registry",
+    "JobStatus": "status",
+}
 
 __all__ = [
     "DuplicateHandlerError",
@@ -42,3 +69,12 @@ __all__ = [
     "UnknownJobError",
     "ValidationError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

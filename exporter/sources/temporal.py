@@ -1,11 +1,13 @@
 """The temporal source: Temporal's visibility and task-queue APIs, for the namespace and the task
 queues in scope (TEMPORAL_NAMESPACE, JOBSIGHT_TEMPORAL_TASK_QUEUES).
 
-- workflow counts by execution status (`CountWorkflowExecutions ... GROUP BY ExecutionStatus`);
+- workflows running now, and workflows closed within JOBSIGHT_RECENT_WINDOW by their closing
+  status (`CountWorkflowExecutions ... CloseTime > ... GROUP BY ExecutionStatus`): counts scoped by
+  close time, so a poll costs what the running and recent workflows cost, not the namespace's
+  history (bench/poll_cost.py measures it at 100 to 25,000 closed workflows);
 - per task queue: backlog count and age and poller counts (`DescribeTaskQueue` with report_stats;
   servers that ignore it are asked again in the enhanced mode, summing over build versions);
-- workflows running longer than JOBSIGHT_TEMPORAL_LONG_RUNNING_AFTER, and workflows that failed or
-  timed out within JOBSIGHT_RECENT_WINDOW.
+- workflows running longer than JOBSIGHT_TEMPORAL_LONG_RUNNING_AFTER.
 
 temporalio is imported inside fetch(), so it loads only when this source is enabled.
 """
@@ -32,7 +34,8 @@ TQ = ("task_queue",)
 WORKFLOWS = MetricSpec(
     "jobsight_temporal_workflows",
     "gauge",
-    "Workflows in scope by execution status (visibility counts).",
+    "Workflows in scope running now (status running), and closed within JOBSIGHT_RECENT_WINDOW "
+    "by their closing status (visibility counts).",
     ("status",),
 )
 BACKLOG = MetricSpec(
@@ -150,9 +153,9 @@ def grouped_counts(rows: Iterable[tuple[str | None, int]]) -> dict[str, int]:
 
 @dataclass
 class TemporalRows:
-    by_status: list[tuple[str | None, int]]
+    running: int
     long_running: int
-    recent_closed: list[tuple[str | None, int]]
+    closed: list[tuple[str | None, int]]  # closed within the recent window, by status
     task_queues: list[TaskQueueRow]
     schedules: temporal_schedules.ScheduleRead | None = None
 
@@ -179,8 +182,8 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
         timeout = timedelta(seconds=settings.poll_timeout)
         scope = scope_query(settings.temporal_task_queues)
         now = datetime.now(UTC)
-        by_status = await count_workflows(
-            client, settings, (scope + " " if scope else "") + "GROUP BY ExecutionStatus", timeout
+        running = await count_workflows(
+            client, settings, _and(scope, 'ExecutionStatus = "Running"'), timeout
         )
         started_before = _iso(now - timedelta(seconds=settings.long_running_after))
         long_running = await count_workflows(
@@ -190,13 +193,10 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
             timeout,
         )
         closed_after = _iso(now - timedelta(seconds=settings.recent_window))
-        recent = await count_workflows(
+        closed = await count_workflows(
             client,
             settings,
-            _and(
-                scope, f'CloseTime > "{closed_after}"', 'ExecutionStatus IN ("Failed", "TimedOut")'
-            )
-            + " GROUP BY ExecutionStatus",
+            _and(scope, f'CloseTime > "{closed_after}"') + " GROUP BY ExecutionStatus",
             timeout,
         )
         queues = [
@@ -212,17 +212,19 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
                 at, temporal_schedules.with_owed(read, previous, at)
             )
         return TemporalRows(
-            raw_groups(by_status), int(long_running.count), raw_groups(recent), queues, schedules
+            int(running.count), int(long_running.count), raw_groups(closed), queues, schedules
         )
 
     def build(
         self, rows: TemporalRows, previous: TemporalSnapshot | None, settings: SidecarSettings
     ) -> TemporalSnapshot:
+        closed = grouped_counts(rows.closed)
+        failures = {s: n for s, n in closed.items() if s in ("failed", "timed_out")}
         return TemporalSnapshot(
-            grouped_counts(rows.by_status),
+            {"running": rows.running, **closed},
             rows.task_queues,
             rows.long_running,
-            {"failed": 0, "timed_out": 0, **grouped_counts(rows.recent_closed)},  # 0 is an answer
+            {"failed": 0, "timed_out": 0, **failures},  # 0 is an answer
             rows.schedules,
         )
 

@@ -74,5 +74,13 @@ class PgQueueSettings:
                 "heartbeat_timeout", "must exceed twice heartbeat_interval, or live work looks lost"
             )
 
+    @property
+    def job_renew_after(self) -> timedelta:
+        """A running job's heartbeat is renewed once it is older than this: half the timeout
+        less one interval, so it is never older than about half the timeout (the same slack a
+        worker's own heartbeat has against a late round), and a job that finishes sooner is
+        never rewritten by a heartbeat. Zero (every heartbeat) when the interval is that long."""
+        return max(timedelta(0), self.heartbeat_timeout / 2 - self.heartbeat_interval)
+
     def concurrency_for(self, name: str) -> int:
         return self.concurrency_by_name.get(name, self.concurrency)

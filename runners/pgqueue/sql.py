@@ -249,16 +249,23 @@ REGISTER_WORKER = """
 INSERT INTO pgqueue.worker (id, host, pid, version, queues) VALUES ($1, $2, $3, $4, $5)
 """
 
-# $1 worker id. Returns the ids of the active jobs this worker still owns; no row from the first
-# CTE means the worker was declared crashed meanwhile.
+# $1 worker id, $2 renew-after (seconds). Returns the ids of the active jobs this worker still
+# owns; none (and WORKER_RUNNING false) means the worker was declared crashed meanwhile.
+# The worker's row is renewed every time; a job's row only once its heartbeat is older than $2
+# (settings.job_renew_after: half the heartbeat timeout less one interval), so a job shorter than
+# that is never rewritten by a heartbeat, a long one every few intervals, and the rows a completion
+# is writing are not waited on (an UPDATE locks only the rows its predicate matches).
 HEARTBEAT = """
 WITH me AS (
   UPDATE pgqueue.worker SET heartbeat_at = now() WHERE id = $1 AND state = 'running'
   RETURNING id
+), renewed AS (
+  UPDATE pgqueue.job SET heartbeat_at = now()
+  WHERE worker_id = $1 AND state = 'active' AND EXISTS (SELECT 1 FROM me)
+    AND heartbeat_at < now() - $2::float8 * interval '1 second'
 )
-UPDATE pgqueue.job SET heartbeat_at = now()
+SELECT id FROM pgqueue.job
 WHERE worker_id = $1 AND state = 'active' AND EXISTS (SELECT 1 FROM me)
-RETURNING id
 """
 
 WORKER_RUNNING = "SELECT state = 'running' FROM pgqueue.worker WHERE id = $1"

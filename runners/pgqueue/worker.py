@@ -500,6 +500,7 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         interval = self._settings.heartbeat_interval.total_seconds()
+        renew_after = self._settings.job_renew_after.total_seconds()
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
@@ -507,7 +508,8 @@ class Worker:
             known, settled = set(self._running), self._unwritten == 0
             try:
                 async with self._pool.acquire() as conn:
-                    owned = {row["id"] for row in await conn.fetch(sql.HEARTBEAT, self.id)}
+                    found = await conn.fetch(sql.HEARTBEAT, self.id, renew_after)
+                    owned = {row["id"] for row in found}
                     alive = bool(owned) or await conn.fetchval(sql.WORKER_RUNNING, self.id)
             except DB_ERRORS as exc:
                 log.warning("heartbeat failed (%s)", describe_error(exc))

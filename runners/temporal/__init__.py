@@ -1,11 +1,28 @@
-"""temporal: jobsight's Temporal engine (the Enterprise path). Imported only when chosen."""
+"""temporal: jobsight's Temporal engine (the Enterprise path). Imported only when chosen.
 
-from jobsight.runners.temporal.runner import (
-    SingletonConflictError,
-    TemporalJobRunner,
-    TemporalUnavailableError,
-)
-from jobsight.runners.temporal.settings import TemporalSettings
+The names below load on first use (PEP 562): the workflow sandbox re-imports this package for
+every workflow run, and it must not pull the runner (asyncpg, the client, the worker) each time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobsight.runners.temporal.runner import (
+        SingletonConflictError,
+        TemporalJobRunner,
+        TemporalUnavailableError,
+    )
+    from jobsight.runners.temporal.settings import TemporalSettings
+
+_HOME = {
+    "SingletonConflictError": "runner",
+    "TemporalJobRunner": "runner",
+    "TemporalUnavailableError": "runner",
+    "TemporalSettings": "settings",
+}
 
 __all__ = [
     "SingletonConflictError",
@@ -13,3 +30,12 @@ __all__ = [
     "TemporalSettings",
     "TemporalUnavailableError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

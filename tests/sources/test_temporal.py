@@ -39,12 +39,12 @@ def test_temporal_labels_and_scope():
 
 def test_build_from_rows_and_the_signals_it_gives() -> None:
     rows = temporal.TemporalRows(
-        [('"Running"', 3), ("Completed", 5), ("Running", 1)],
+        4,
         2,
-        [("TimedOut", 1)],
+        [('"Completed"', 3), ("TimedOut", 1), ("Completed", 2)],
         [temporal.TaskQueueRow("q1", 7), temporal.TaskQueueRow("q2", 3)],
     )
     snap = temporal.SOURCE.build(rows, None, SETTINGS_OBJ)
-    assert snap.workflows == {"running": 4, "completed": 5}
+    assert snap.workflows == {"running": 4, "completed": 5, "timed_out": 1}
     assert snap.recent_closed == {"failed": 0, "timed_out": 1}  # zero is an answer too
     assert temporal.SOURCE.signals(snap, SETTINGS_OBJ).overall.ready == 10

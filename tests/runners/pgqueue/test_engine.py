@@ -975,3 +975,39 @@ async def test_a_paused_job_name_waits_and_resumes_at_once(
     assert await runner.resume("export") is False
     with pytest.raises(ValidationError):
         await runner.pause("")
+
+
+async def test_a_heartbeat_renews_only_jobs_near_expiry(
+    conn: asyncpg.Connection, make_runner: MakeRunner
+):
+    """The worker's row is renewed at every heartbeat, a running job's row only once its own
+    heartbeat is older than half the timeout less one interval (0.3 s here): a short job is never
+    rewritten by a heartbeat, and a job longer than the heartbeat timeout still is not lost."""
+    registry = HandlerRegistry()
+    release = asyncio.Event()
+
+    @registry.handler("generate-invoice")
+    async def slow(ctx, data):  # type: ignore[no-untyped-def]
+        await release.wait()
+
+    runner = make_runner(registry)
+    assert runner.settings.job_renew_after == timedelta(milliseconds=300)  # type: ignore[attr-defined]
+    job = await runner.schedule_job("generate-invoice", {}, tenant=TENANT)
+    await runner.start()
+    row = "SELECT started_at, heartbeat_at FROM pgqueue.job WHERE id = $1 AND state = 'active'"
+    await eventually(lambda: conn.fetchrow(row, job.job_id), 5, "the job running", interval=0.01)
+    started = await conn.fetchrow(row, job.job_id)
+    assert started["heartbeat_at"] == started["started_at"]  # taken: not yet renewed
+    await asyncio.sleep(0.1)  # a heartbeat may pass: the job's is younger than 0.3 s
+    assert (await conn.fetchrow(row, job.job_id))["heartbeat_at"] == started["started_at"]
+    await asyncio.sleep(2.0)  # twice the heartbeat timeout: renewed meanwhile, not lost
+    late = await conn.fetchrow(row, job.job_id)
+    assert late is not None and late["heartbeat_at"] > started["started_at"]
+    worker_beat = await conn.fetchval("SELECT now() - heartbeat_at FROM pgqueue.worker")
+    assert worker_beat < timedelta(seconds=0.5)
+    release.set()
+    done = await eventually(
+        lambda: conn.fetchval("SELECT status::text = 'completed' FROM jobs WHERE job_id = $1",
+                              job.job_id), 5, "the job completing")  # fmt: skip
+    assert done
+    assert await conn.fetchval("SELECT attempts FROM jobs WHERE job_id = $1", job.job_id) == 1
