@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from jobsight.console.charts import sparkline
+
+if TYPE_CHECKING:
+    import jinja2
 
 # The pages in the navigation bar, in order: path, label.
 NAV = (
@@ -38,6 +39,10 @@ def stamp(value: float | None) -> datetime | None:
 
 @cache
 def environment() -> jinja2.Environment:
+    """Built on the first page asked for: a sidecar nobody browses never loads Jinja2 (some
+    5 MB of its resident memory)."""
+    import jinja2
+
     from jobsight.sidecar.pages import ago, fmt  # the status page's formats, one home
 
     env = jinja2.Environment(

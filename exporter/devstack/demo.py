@@ -28,9 +28,10 @@ STOP_GRACE_S = 3.0
 
 
 class Demo:
-    def __init__(self, settings: SidecarSettings, temporal: bool) -> None:
+    def __init__(self, settings: SidecarSettings, temporal: bool, sidecar: bool = True) -> None:
         self.settings = settings
         self.with_temporal = temporal
+        self.with_sidecar = sidecar  # False: the workers and the load only (bench/sidecar_memory)
         self.rng = random.Random(7)
         self.pgqueue: PgQueueJobRunner | None = None
         self.temporal: TemporalJobRunner | None = None
@@ -60,7 +61,11 @@ class Demo:
             )
             await self.temporal.start()
         await self.pgqueue.schedule_recurring_job("expired-credits", {}, "1 minute", tenant=TENANT)
-        sidecar = asyncio.create_task(serve(self.settings, stop, handle_signals=False))
+        sidecar = (
+            asyncio.create_task(serve(self.settings, stop, handle_signals=False))
+            if self.with_sidecar
+            else None
+        )
         load = asyncio.create_task(self._load(stop))
         try:
             await stop.wait()
@@ -69,7 +74,8 @@ class Demo:
             load.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await load
-            await sidecar
+            if sidecar is not None:
+                await sidecar
             for runner in (self.temporal, self.pgqueue):
                 if runner is not None:
                     await runner.stop()

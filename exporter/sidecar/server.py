@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 STATE = web.AppKey("state", SidecarState)
 # (state version, verdict key, content type) -> body
 RENDERED = web.AppKey("rendered", dict[tuple[Any, ...], bytes])
+# The latest stored verdict and its JSON: /verdict serves the bytes until the verdict changes.
+VERDICT_JSON = web.AppKey("verdict_json", list[tuple[Verdict, bytes]])
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 SETTINGS = web.AppKey("settings", SidecarSettings)
 MAX_VERSION_LENGTH = 128
@@ -199,10 +201,14 @@ async def verdict_handler(request: web.Request) -> web.Response:
     """Always 200: Argo Rollouts' web provider treats a non-2xx answer as an error, not a
     failed measurement; the verdict is in the body (and the canary analysis, when asked)."""
     verdict, analysis = judged(request)
-    body = verdict_body(verdict)
     if analysis is not None:
+        body = verdict_body(verdict)
         body["analysis"] = analysis_body(analysis)
-    return web.json_response(body)
+        return web.json_response(body)
+    cached = request.app[VERDICT_JSON]
+    if not cached or cached[0][0] is not verdict:  # the poller stored a new one
+        cached[:] = [(verdict, json.dumps(verdict_body(verdict)).encode())]
+    return web.Response(body=cached[0][1], content_type="application/json")
 
 
 async def _flagger_payload(request: web.Request) -> dict[str, Any] | None:
@@ -308,6 +314,7 @@ def build_app(
     app[REGISTRY] = registry
     app[SETTINGS] = settings
     app[RENDERED] = {}
+    app[VERDICT_JSON] = []
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)

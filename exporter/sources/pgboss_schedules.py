@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from prometheus_client.core import Metric
 
 from jobsight.labels import LabelCap
@@ -63,6 +62,8 @@ def owed_fire(s: BossSchedule) -> float | None:
     has): Unix time; None for rrule schedules and crons or zones pg-boss would not take either."""
     if s.kind != "cron":
         return None
+    from croniter import croniter  # loaded only where pg-boss has cron schedules
+
     try:
         zone = ZoneInfo(s.timezone)
         start = datetime.fromtimestamp(max(s.cron_on or 0.0, s.created_on), zone)

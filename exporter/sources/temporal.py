@@ -1,10 +1,13 @@
 """The temporal source: Temporal's visibility and task-queue APIs, for the namespace and the task
 queues in scope (TEMPORAL_NAMESPACE, JOBSIGHT_TEMPORAL_TASK_QUEUES).
 
-- workflows running now, and workflows closed within JOBSIGHT_RECENT_WINDOW by their closing
-  status (`CountWorkflowExecutions ... CloseTime > ... GROUP BY ExecutionStatus`): counts scoped by
-  close time, so a poll costs what the running and recent workflows cost, not the namespace's
-  history (bench/poll_cost.py measures it at 100 to 25,000 closed workflows);
+- workflows running now (`ExecutionStatus = "Running"`, served by the visibility store's status
+  index at every poll), and workflows closed within JOBSIGHT_RECENT_WINDOW by their closing
+  status (`CloseTime > ... GROUP BY ExecutionStatus`), never a count over all history. The
+  closed count is read at most once a minute and kept between reads: a close-time bound is
+  index-served by Elasticsearch and SQL advanced visibility, but the dev server's SQLite scans
+  every closed workflow for it (about 1 us each), so the polls in between cost what the running
+  work costs, whatever the history (bench/poll_cost.py, 100 to 25,000 closed workflows);
 - per task queue: backlog count and age and poller counts (`DescribeTaskQueue` with report_stats;
   servers that ignore it are asked again in the enhanced mode, summing over build versions);
 - workflows running longer than JOBSIGHT_TEMPORAL_LONG_RUNNING_AFTER.
@@ -35,7 +38,7 @@ WORKFLOWS = MetricSpec(
     "jobsight_temporal_workflows",
     "gauge",
     "Workflows in scope running now (status running), and closed within JOBSIGHT_RECENT_WINDOW "
-    "by their closing status (visibility counts).",
+    "by their closing status (visibility counts; the closed ones counted once a minute).",
     ("status",),
 )
 BACKLOG = MetricSpec(
@@ -84,12 +87,28 @@ class TaskQueueRow:
     activity_pollers: int = 0
 
 
+CLOSED_READ_EVERY_S = 60.0
+
+
+@dataclass
+class ClosedRead:
+    """Workflows closed within the recent window, by status (raw groups), and when counted."""
+
+    read_at: float
+    groups: list[tuple[str | None, int]]
+
+
+def closed_due(previous: ClosedRead | None, now: float) -> bool:
+    return previous is None or now - previous.read_at >= CLOSED_READ_EVERY_S
+
+
 @dataclass
 class TemporalSnapshot:
     workflows: dict[str, int] = field(default_factory=dict)  # status -> count
     task_queues: list[TaskQueueRow] = field(default_factory=list)
     long_running: int = 0
     recent_closed: dict[str, int] = field(default_factory=dict)
+    closed: ClosedRead | None = None  # read at most once a minute, kept
     schedules: temporal_schedules.ScheduleRead | None = None  # read once a minute, kept
 
 
@@ -155,7 +174,7 @@ def grouped_counts(rows: Iterable[tuple[str | None, int]]) -> dict[str, int]:
 class TemporalRows:
     running: int
     long_running: int
-    closed: list[tuple[str | None, int]]  # closed within the recent window, by status
+    closed: ClosedRead
     task_queues: list[TaskQueueRow]
     schedules: temporal_schedules.ScheduleRead | None = None
 
@@ -192,13 +211,16 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
             _and(scope, 'ExecutionStatus = "Running"', f'StartTime < "{started_before}"'),
             timeout,
         )
-        closed_after = _iso(now - timedelta(seconds=settings.recent_window))
-        closed = await count_workflows(
-            client,
-            settings,
-            _and(scope, f'CloseTime > "{closed_after}"') + " GROUP BY ExecutionStatus",
-            timeout,
-        )
+        closed = ctx.previous.closed if ctx.previous else None
+        if closed is None or closed_due(closed, time.time()):
+            closed_after = _iso(now - timedelta(seconds=settings.recent_window))
+            groups = await count_workflows(
+                client,
+                settings,
+                _and(scope, f'CloseTime > "{closed_after}"') + " GROUP BY ExecutionStatus",
+                timeout,
+            )
+            closed = ClosedRead(time.time(), raw_groups(groups))
         queues = [
             await describe_task_queue(client, settings, name, timeout)
             for name in settings.temporal_task_queues
@@ -211,21 +233,20 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
             schedules = temporal_schedules.ScheduleRead(
                 at, temporal_schedules.with_owed(read, previous, at)
             )
-        return TemporalRows(
-            int(running.count), int(long_running.count), raw_groups(closed), queues, schedules
-        )
+        return TemporalRows(int(running.count), int(long_running.count), closed, queues, schedules)
 
     def build(
         self, rows: TemporalRows, previous: TemporalSnapshot | None, settings: SidecarSettings
     ) -> TemporalSnapshot:
-        closed = grouped_counts(rows.closed)
+        closed = grouped_counts(rows.closed.groups)
         failures = {s: n for s, n in closed.items() if s in ("failed", "timed_out")}
         return TemporalSnapshot(
             {"running": rows.running, **closed},
             rows.task_queues,
             rows.long_running,
             {"failed": 0, "timed_out": 0, **failures},  # 0 is an answer
-            rows.schedules,
+            schedules=rows.schedules,
+            closed=rows.closed,
         )
 
     def signals(self, snap: TemporalSnapshot, settings: SidecarSettings) -> SourceSignals:

@@ -41,7 +41,7 @@ def test_build_from_rows_and_the_signals_it_gives() -> None:
     rows = temporal.TemporalRows(
         4,
         2,
-        [('"Completed"', 3), ("TimedOut", 1), ("Completed", 2)],
+        temporal.ClosedRead(0.0, [('"Completed"', 3), ("TimedOut", 1), ("Completed", 2)]),
         [temporal.TaskQueueRow("q1", 7), temporal.TaskQueueRow("q2", 3)],
     )
     snap = temporal.SOURCE.build(rows, None, SETTINGS_OBJ)

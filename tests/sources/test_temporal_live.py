@@ -107,6 +107,13 @@ async def test_temporal_source_over_runner_workflows(
         for s in family.samples
     }
     assert samples[("jobsight_temporal_workflows", (("status", "completed"),))] == 3
+    # The closed count (over the close-time window) is read at most once a minute, kept between.
+    assert done.closed is not None
+    kept = await temporal.SOURCE.poll(PollContext(settings, None, done))
+    assert kept.closed is done.closed and kept.workflows["completed"] == 3
+    done.closed.read_at -= temporal.CLOSED_READ_EVERY_S
+    fresh = await temporal.SOURCE.poll(PollContext(settings, None, done))
+    assert fresh.closed is not done.closed and fresh.workflows["completed"] == 3
 
 
 async def test_temporal_down_is_an_error_not_a_hang(migrated_db: str):
