@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.client import Client
@@ -16,14 +17,14 @@ WORKFLOW = "bench.noop"
 
 
 @activity.defn(name="bench.noop_activity")
-async def noop_activity(data: dict[str, object]) -> None:
+async def noop_activity(data: dict[str, Any]) -> None:
     return None
 
 
 @workflow.defn(name=WORKFLOW)
 class NoopWorkflow:
     @workflow.run
-    async def run(self, data: dict[str, object]) -> None:
+    async def run(self, data: dict[str, Any]) -> None:
         await workflow.execute_activity(
             "bench.noop_activity", data, start_to_close_timeout=timedelta(seconds=30)
         )
@@ -41,9 +42,13 @@ async def serve(address: str, task_queue: str) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with worker:
-        print("consuming", flush=True)
+        print("ready", flush=True)
         await stop.wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(sys.argv[2], sys.argv[3]))
+    # The sandbox re-imports a workflow's module by name: run it from the imported module, not
+    # from __main__.
+    from bench.peers import temporal_bare
+
+    asyncio.run(temporal_bare.serve(sys.argv[2], sys.argv[3]))

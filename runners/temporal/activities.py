@@ -161,10 +161,12 @@ class JobActivities:
 
     async def _heartbeat(self, interval: float) -> None:
         """Heartbeats while the handler runs and its outcome is written, so a lost worker is
-        noticed and a cancel heard."""
+        noticed and a cancel heard. The first one after a third of the heartbeat timeout (the
+        server counts that timeout from the attempt's start): a job that ends sooner sends none,
+        one round trip to the server fewer per job."""
         while True:
-            activity.heartbeat()
             await asyncio.sleep(interval)
+            activity.heartbeat()
 
     async def _record(
         self, inp: t.RunInput, number: int, status: JobStatus, started: datetime,

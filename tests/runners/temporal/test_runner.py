@@ -154,31 +154,23 @@ async def test_status_and_progress_queries_and_cancel_signal(
     await eventually(lambda: _is(conn, result.job_id, "cancelled"), 20)
 
 
-async def test_jobs_started_before_their_scheduler_hears_back_end_completed(
-    conn: asyncpg.Connection, make_runner: MakeRunner, monkeypatch: pytest.MonkeyPatch
+async def test_the_run_id_is_recorded_by_the_first_attempt(
+    conn: asyncpg.Connection, make_runner: MakeRunner
 ):
-    """A busy worker may start, even finish, a job before schedule_job records the run id: that
-    must not put the row back to queued (it once did, leaving completed jobs 'queued'). The
-    scheduler's last write is held back here until the job has finished."""
-    from jobsight.runners.service import JobService
-
-    record = JobService.set_external_run_id
-
-    async def after_the_job_finished(self, job_id, run_id, **kw):  # type: ignore[no-untyped-def]
-        done = "SELECT finished_at IS NOT NULL FROM jobs WHERE job_id = $1"
-        await eventually(lambda: conn.fetchval(done, job_id), 30)
-        await record(self, job_id, run_id, **kw)
-
-    monkeypatch.setattr(JobService, "set_external_run_id", after_the_job_finished)
+    """schedule_job writes the row and starts the workflow, nothing after: a busy worker may
+    start, even finish, a job before its scheduler hears back (a late write of the scheduler's
+    once put completed rows back to queued). The job's first attempt records the run id."""
     registry = HandlerRegistry()
     registry.handler("cleanup")(_noop)
     runner = make_runner(registry)
     await runner.start()
     ids = [(await runner.schedule_job("cleanup", {}, tenant=TENANT)).job_id for _ in range(3)]
-    rows = await conn.fetch(
-        "SELECT status::text AS status, external_run_id FROM jobs WHERE job_id = ANY($1::uuid[])",
-        ids,
+    query = (
+        "SELECT status::text AS status, external_run_id FROM jobs WHERE job_id = ANY($1::uuid[])"
     )
+    done = "SELECT count(*) = 3 FROM jobs WHERE job_id = ANY($1::uuid[]) AND status = 'completed'"
+    await eventually(lambda: conn.fetchval(done, ids), 30, "three jobs completed")
+    rows = await conn.fetch(query, ids)
     assert [r["status"] for r in rows] == ["completed"] * 3
     assert all(r["external_run_id"] for r in rows)
 
