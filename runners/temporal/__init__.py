@@ -6,8 +6,9 @@ every workflow run, and it must not pull the runner (asyncpg, the client, the wo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from jobsight.runners.lazy import lazy_names
 
 if TYPE_CHECKING:
     from jobsight.runners.temporal.runner import (
@@ -32,10 +33,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOME)
