@@ -37,12 +37,15 @@ bench: install system-tools ## run the benchmarks; results land in bench/results
 	cd bench/node && npm install --no-audit --no-fund --silent
 	for v in v11 v12; do (cd tests/pgboss/$$v && npm ci --no-audit --no-fund --silent); done
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	$(PY) -m bench.queue_throughput --durable
 	$(PY) -m bench.queue_throughput
+	$(PY) -m bench.temporal_throughput
 	$(PY) -m bench.poll_cost
 	$(PY) -m bench.endpoints
 	$(PY) -m bench.pgboss_count
 	$(PY) -m bench.gate_power
 	$(PY) -m bench.console
+	$(PY) -m bench.sidecar_memory  # an hour of the demo's load
 
 clean: ## remove the virtualenv and the build leftovers
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
