@@ -87,19 +87,12 @@ class TaskQueueRow:
     activity_pollers: int = 0
 
 
-CLOSED_READ_EVERY_S = 60.0
-
-
 @dataclass
 class ClosedRead:
     """Workflows closed within the recent window, by status (raw groups), and when counted."""
 
     read_at: float
     groups: list[tuple[str | None, int]]
-
-
-def closed_due(previous: ClosedRead | None, now: float) -> bool:
-    return previous is None or now - previous.read_at >= CLOSED_READ_EVERY_S
 
 
 @dataclass
@@ -212,7 +205,7 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
             timeout,
         )
         closed = ctx.previous.closed if ctx.previous else None
-        if closed is None or closed_due(closed, time.time()):
+        if closed is None or temporal_schedules.read_due(closed, time.time()):
             closed_after = _iso(now - timedelta(seconds=settings.recent_window))
             groups = await count_workflows(
                 client,

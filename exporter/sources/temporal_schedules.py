@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client.core import Metric
 
@@ -86,7 +86,12 @@ class ScheduleRead:
     schedules: list[ScheduleState]
 
 
-def read_due(previous: ScheduleRead | None, now: float) -> bool:
+class Timed(Protocol):
+    read_at: float  # Unix time
+
+
+def read_due(previous: Timed | None, now: float) -> bool:
+    """Whether a once-a-minute read (the schedules; the temporal source's closed count) is due."""
     return previous is None or now - previous.read_at >= READ_EVERY_S
 
 

@@ -111,7 +111,7 @@ async def test_temporal_source_over_runner_workflows(
     assert done.closed is not None
     kept = await temporal.SOURCE.poll(PollContext(settings, None, done))
     assert kept.closed is done.closed and kept.workflows["completed"] == 3
-    done.closed.read_at -= temporal.CLOSED_READ_EVERY_S
+    done.closed.read_at -= temporal.temporal_schedules.READ_EVERY_S
     fresh = await temporal.SOURCE.poll(PollContext(settings, None, done))
     assert fresh.closed is not done.closed and fresh.workflows["completed"] == 3
 
