@@ -20,6 +20,11 @@ HEARTBEAT_INTERVAL = timedelta(seconds=5)
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)  # a worker or job silent this long is lost
 MAINTENANCE_INTERVAL = timedelta(seconds=1)  # pgqueue: crash detection, lost jobs, schedules
 
+# The Temporal engine's circuit breaker (runners/breaker.py, runners/fallback.py): a process
+# refreshes its `runner_breakers` row this often; a row older than BREAKER_STALE_AFTER is gone.
+BREAKER_REFRESH = timedelta(seconds=15)
+BREAKER_STALE_AFTER = 3 * BREAKER_REFRESH
+
 
 def default_worker_version() -> str:
     """JOBSIGHT_WORKER_VERSION (the application's release), else jobsight's own version."""

@@ -1,7 +1,9 @@
 """create_runner: picks an engine from settings, with fallback and per-job-name routing.
 
 Environment (the seed's names): JOB_RUNNER_TYPE=pgqueue|temporal,
-JOB_RUNNER_FALLBACK_TO_PGQUEUE=true|false, JOB_RUNNER_ROUTES="generate-invoice=temporal,*=pgqueue",
+JOB_RUNNER_FALLBACK_TO_PGQUEUE=true|false, the Temporal engine's circuit breaker
+JOB_RUNNER_BREAKER_FAILURES (5) within JOB_RUNNER_BREAKER_WINDOW (30s) open it for
+JOB_RUNNER_BREAKER_COOLDOWN (15s), JOB_RUNNER_ROUTES="generate-invoice=temporal,*=pgqueue",
 DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_JOB_TASK_QUEUE, and for a secured
 Temporal TEMPORAL_TLS, TEMPORAL_TLS_CA, TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY,
 TEMPORAL_TLS_SERVER_NAME, TEMPORAL_API_KEY (runners/temporal_access.py).
@@ -21,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from jobsight.runners import defaults
+from jobsight.runners.breaker import BreakerSettings
 from jobsight.runners.errors import JobNotFoundError, ValidationError
 from jobsight.runners.interface import (
     HandlerConfig,
@@ -47,6 +50,7 @@ class RunnerSettings:
     temporal_namespace: str = defaults.TEMPORAL_NAMESPACE
     temporal_task_queue: str = defaults.TEMPORAL_TASK_QUEUE
     temporal_access: TemporalAccess = field(default_factory=TemporalAccess)  # TLS, API key
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
     engine_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -74,6 +78,7 @@ class RunnerSettings:
             temporal_namespace=env.get("TEMPORAL_NAMESPACE", defaults.TEMPORAL_NAMESPACE),
             temporal_task_queue=env.get("TEMPORAL_JOB_TASK_QUEUE", defaults.TEMPORAL_TASK_QUEUE),
             temporal_access=TemporalAccess.from_env(env),
+            breaker=breaker_from_env(env),
         )
 
     def engines(self) -> set[str]:
@@ -87,6 +92,37 @@ def parse_bool(value: str, setting: str) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ValidationError(setting, f"must be true or false, got {value!r}")
+
+
+def breaker_from_env(env: Mapping[str, str]) -> BreakerSettings:
+    def given(name: str, default: str) -> str:
+        return env.get(f"JOB_RUNNER_BREAKER_{name}", default)
+
+    default = BreakerSettings()
+    return BreakerSettings(
+        failures=parse_count(given("FAILURES", str(default.failures)),
+                             "JOB_RUNNER_BREAKER_FAILURES"),
+        window=parse_seconds(given("WINDOW", f"{default.window:g}s"), "JOB_RUNNER_BREAKER_WINDOW"),
+        cooldown=parse_seconds(given("COOLDOWN", f"{default.cooldown:g}s"),
+                               "JOB_RUNNER_BREAKER_COOLDOWN"),
+    )  # fmt: skip
+
+
+def parse_count(value: str, setting: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ValidationError(setting, f"must be a whole number, got {value!r}") from None
+
+
+def parse_seconds(value: str, setting: str) -> float:
+    """Seconds, or a duration with a unit ("30s", "2m")."""
+    from jobsight.settings.parsing import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValidationError(setting, str(exc)) from None
 
 
 def parse_routes(text: str) -> tuple[tuple[str, str], ...]:
@@ -134,25 +170,43 @@ def build_runner(engine: str, settings: RunnerSettings, registry: HandlerRegistr
 
 async def create_runner(settings: RunnerSettings, registry: HandlerRegistry) -> JobRunner:
     """The runner the settings ask for, connected. With routes, a RoutingJobRunner.
-    Temporal unreachable at start: falls back to pgqueue when allowed (and says so), else raises
-    TemporalUnavailableError."""
-    engines: dict[str, JobRunner] = {}
-    for engine in sorted(settings.engines()):
-        runner = build_runner(engine, settings, registry)
-        if engine == "temporal":
-            from jobsight.runners.temporal import TemporalUnavailableError
 
-            try:
-                await runner.client()  # type: ignore[attr-defined]
-            except TemporalUnavailableError as exc:
-                if not settings.fallback_to_pgqueue:
-                    raise
-                log.warning("%s; falling back to pgqueue (JOB_RUNNER_FALLBACK_TO_PGQUEUE)", exc)
-                runner = build_runner("pgqueue", settings, registry)
-        engines[engine] = runner
+    The Temporal engine runs behind a circuit breaker (runners/fallback.py): repeated outages
+    open it, and while it is open jobs go to pgqueue when JOB_RUNNER_FALLBACK_TO_PGQUEUE allows,
+    else fail fast. Temporal unreachable at start: with fallback the breaker starts open (and
+    says so), without it TemporalUnavailableError is raised."""
+    engines: dict[str, JobRunner] = {}
+    wanted = settings.engines()
+    if "pgqueue" in wanted or ("temporal" in wanted and settings.fallback_to_pgqueue):
+        engines["pgqueue"] = build_runner("pgqueue", settings, registry)
+    if "temporal" in wanted:
+        engines["temporal"] = await _guarded_temporal(settings, registry, engines.get("pgqueue"))
     if not settings.routes:
         return engines[settings.runner_type]
-    return RoutingJobRunner(settings.routes, engines)
+    return RoutingJobRunner(settings.routes, {name: engines[name] for name in wanted})
+
+
+async def _guarded_temporal(
+    settings: RunnerSettings, registry: HandlerRegistry, fallback: JobRunner | None
+) -> JobRunner:
+    from jobsight.runners.fallback import BreakerJobRunner
+    from jobsight.runners.temporal import TemporalJobRunner, TemporalUnavailableError
+
+    temporal = build_runner("temporal", settings, registry)
+    assert isinstance(temporal, TemporalJobRunner)
+    # The routes' own pgqueue engine, when they have one, is started and stopped by the routing
+    # runner; otherwise the breaker's runner owns its fallback.
+    owns = not (settings.routes and "pgqueue" in settings.engines())
+    guarded = BreakerJobRunner(temporal, fallback, settings.breaker, owns_fallback=owns)
+    try:
+        await temporal.client()
+    except TemporalUnavailableError as exc:
+        if fallback is None:
+            raise
+        log.warning("%s; falling back to pgqueue (JOB_RUNNER_FALLBACK_TO_PGQUEUE) until it "
+                    "answers", exc)  # fmt: skip
+        guarded.breaker.trip(f"Temporal unreachable at start: {exc}")
+    return guarded
 
 
 class RoutingJobRunner:

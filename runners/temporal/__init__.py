@@ -12,6 +12,7 @@ from jobsight.runners.lazy import lazy_names
 
 if TYPE_CHECKING:
     from jobsight.runners.temporal.runner import (
+        CircuitOpenError,
         SingletonConflictError,
         TemporalJobRunner,
         TemporalUnavailableError,
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from jobsight.runners.temporal.settings import TemporalSettings
 
 _HOME = {
+    "CircuitOpenError": "runner",
     "SingletonConflictError": "runner",
     "TemporalJobRunner": "runner",
     "TemporalUnavailableError": "runner",
@@ -26,6 +28,7 @@ _HOME = {
 }
 
 __all__ = [
+    "CircuitOpenError",
     "SingletonConflictError",
     "TemporalJobRunner",
     "TemporalSettings",

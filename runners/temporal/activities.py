@@ -114,6 +114,13 @@ class JobActivities:
                 inp.job_id, JobStatus.PROCESSING, attempts=info.attempt,
                 worker_version=self._version, external_run_id=inp.run_id,
             )  # fmt: skip
+        except JobNotFoundError:
+            # The producer withdrew the job (its start failed or timed out, and it may have been
+            # scheduled elsewhere): this late run must not run it too.
+            raise ApplicationError(
+                f"job {inp.job_id} was withdrawn by its producer before it started",
+                type=t.WITHDRAWN_ERROR, non_retryable=True,
+            ) from None  # fmt: skip
         except IllegalTransitionError as exc:
             if exc.current == JobStatus.COMPLETED:  # a repeated delivery of a recorded success
                 log.info("job %s: already completed; not running it again", inp.job_id)

@@ -35,7 +35,7 @@ from temporalio.common import (
 )
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -63,7 +63,35 @@ DB_STATEMENT_TIMEOUT_S = 30.0  # each of the engine's own statements (row writes
 
 
 class TemporalUnavailableError(JobsightError):
-    """Temporal could not be reached or refused a request; nothing was written."""
+    """Temporal could not be reached or refused a request; nothing of the job was kept.
+
+    `outage`: the failure says Temporal is unreachable or overloaded (a transport error, a
+    timeout, UNAVAILABLE), not that it refused this request (a bad argument, no permission).
+    `withdrawn`: the job's row was removed, so a workflow the server may still have started
+    finds no row and ends without running the handler: scheduling the job elsewhere is safe.
+    """
+
+    def __init__(self, message: str, *, outage: bool = True, withdrawn: bool = True) -> None:
+        super().__init__(message)
+        self.outage = outage
+        self.withdrawn = withdrawn
+
+
+class CircuitOpenError(TemporalUnavailableError):
+    """The Temporal engine's circuit breaker is open and no fallback is allowed: nothing was
+    written; the message says why it opened and when the next probe is (runners/fallback.py)."""
+
+
+OUTAGE_CODES = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
+                          RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.CANCELLED,
+                          RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL})  # fmt: skip
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A failure of Temporal itself (down, slow, overloaded), not a refusal of the request."""
+    if isinstance(exc, RPCError):
+        return exc.status in OUTAGE_CODES
+    return isinstance(exc, (RuntimeError, TimeoutError, OSError))
 
 
 class SingletonConflictError(JobsightError):
@@ -174,22 +202,26 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
         if opts.run_at is not None and opts.run_at > datetime.now(UTC):
             delay = opts.run_at - datetime.now(UTC)
         try:
-            with in_job_context(job_id, traceparent):
-                handle = await client.start_workflow(
-                    t.WORKFLOW_NAME,
-                    job_input(config, str(tenant_id), data, str(job_id), str(user),
-                              self.settings.heartbeat_timeout.total_seconds()),
-                    id=workflow_id,
-                    task_queue=self.settings.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    start_delay=delay,
-                    search_attributes=TypedSearchAttributes([
-                        SearchAttributePair(_key("JobsightJobName"), job_name),
-                        SearchAttributePair(_key("JobsightTenant"), str(tenant_id)),
-                        SearchAttributePair(_key("JobsightJobId"), str(job_id)),
-                    ]),
-                    rpc_timeout=self.settings.rpc_timeout,
-                )  # fmt: skip
+            # The SDK retries an unreachable server for ~10 s whatever the per-try rpc_timeout;
+            # the whole start is bounded by rpc_timeout, so a caller (and the breaker) hears of
+            # an outage within it.
+            async with asyncio.timeout(self.settings.rpc_timeout.total_seconds()):
+                with in_job_context(job_id, traceparent):
+                    await client.start_workflow(
+                        t.WORKFLOW_NAME,
+                        job_input(config, str(tenant_id), data, str(job_id), str(user),
+                                  self.settings.heartbeat_timeout.total_seconds()),
+                        id=workflow_id,
+                        task_queue=self.settings.task_queue,
+                        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                        start_delay=delay,
+                        search_attributes=TypedSearchAttributes([
+                            SearchAttributePair(_key("JobsightJobName"), job_name),
+                            SearchAttributePair(_key("JobsightTenant"), str(tenant_id)),
+                            SearchAttributePair(_key("JobsightJobId"), str(job_id)),
+                        ]),
+                        rpc_timeout=self.settings.rpc_timeout,
+                    )  # fmt: skip
         except WorkflowAlreadyStartedError:
             await self._forget(job_id)
             existing = await (await self.pool()).fetchval(
@@ -203,18 +235,26 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
                 ) from None
             return ScheduleResult(existing, workflow_id, duplicate=True)
         except (RPCError, RuntimeError, TimeoutError) as exc:
-            await self._forget(job_id)
-            raise TemporalUnavailableError(f"Temporal refused the job: {exc}") from None
+            what = "no answer within the RPC timeout" if isinstance(exc, TimeoutError) else exc
+            if not await self._forget(job_id):
+                # The start did reach Temporal: its first attempt has taken the row already.
+                log.warning("job %s: Temporal answered late (%s) but runs it", job_id, what)
+                return ScheduleResult(job_id, workflow_id)
+            raise TemporalUnavailableError(
+                f"Temporal refused the job: {what}", outage=is_outage(exc)
+            ) from None
         # The run id is recorded by the job's first attempt (its activity has it): not written here,
         # one statement fewer per job; until then the row names the workflow (external_id).
-        del handle
         return ScheduleResult(job_id, workflow_id)
 
-    async def _forget(self, job_id: uuid.UUID) -> None:
-        """Removes a row whose workflow never started (scheduling is all or nothing)."""
-        await (await self.pool()).execute(
-            "DELETE FROM jobs WHERE job_id = $1 AND status = 'queued'", job_id
+    async def _forget(self, job_id: uuid.UUID) -> bool:
+        """Removes the row of a job whose start failed (scheduling is all or nothing). False when
+        the row is no longer waiting: the start reached Temporal after all and an attempt runs.
+        Deleted, a workflow the server may yet start finds no row and ends (JobWithdrawn)."""
+        deleted = await (await self.pool()).fetchval(
+            "DELETE FROM jobs WHERE job_id = $1 AND status = 'queued' RETURNING true", job_id
         )
+        return bool(deleted)
 
     async def create_schedule(self, recurring: RecurringJob) -> ScheduleResult:
         """A Temporal Schedule; every run it fires opens its own `jobs` row."""
@@ -235,7 +275,9 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
                 rpc_timeout=self.settings.rpc_timeout,
             )  # fmt: skip
         except (RPCError, RuntimeError, TimeoutError) as exc:
-            raise TemporalUnavailableError(f"Temporal refused the schedule: {exc}") from None
+            raise TemporalUnavailableError(
+                f"Temporal refused the schedule: {exc}", outage=is_outage(exc)
+            ) from None
         return ScheduleResult(schedule_id, f"jobsight-schedule-{schedule_id}")
 
     async def cancel_job(self, job_id: uuid.UUID | str) -> bool:
@@ -255,7 +297,9 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
         try:
             await handle.cancel(rpc_timeout=self.settings.rpc_timeout)
         except RPCError as exc:
-            raise TemporalUnavailableError(f"Temporal refused the cancel: {exc}") from None
+            raise TemporalUnavailableError(
+                f"Temporal refused the cancel: {exc}", outage=is_outage(exc)
+            ) from None
         return True
 
     # --- worker -----------------------------------------------------------------------------
@@ -285,7 +329,7 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
                 log.info("registered search attributes %s", ", ".join(missing))
         except (RPCError, RuntimeError, TimeoutError) as exc:
             raise TemporalUnavailableError(
-                f"Temporal refused the search attributes: {exc}"
+                f"Temporal refused the search attributes: {exc}", outage=is_outage(exc)
             ) from None
         self._attributes_ready = True
 

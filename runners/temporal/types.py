@@ -14,6 +14,9 @@ CANCEL_SIGNAL = "cancel"
 PROGRESS_SIGNAL = "progress"
 STATUS_QUERY = "status"
 PROGRESS_QUERY = "progress"
+# The run activity's error when the job's row is gone: its producer withdrew it (the start
+# failed or timed out and the job may run elsewhere); the workflow ends without writing.
+WITHDRAWN_ERROR = "JobWithdrawn"
 
 # Custom search attributes, registered at start when missing (all Keyword).
 SEARCH_ATTRIBUTES = ("JobsightJobName", "JobsightTenant", "JobsightJobId")

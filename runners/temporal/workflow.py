@@ -42,6 +42,9 @@ class JobWorkflow:
             )  # fmt: skip
         status, error = await self._run_handler(job, job_id, info.workflow_id, info.run_id)
         self._status = status
+        if status == "withdrawn":  # no row to write: the job was scheduled elsewhere, or dropped
+            raise ApplicationError(error or "job withdrawn", type=t.WITHDRAWN_ERROR,
+                                   non_retryable=True)  # fmt: skip
         # A completed run activity has finished the job's row itself, when the handler ended;
         # other outcomes may not be written yet (a timeout the server enforced, a cancel).
         if status != "completed" or not workflow.patched(FINISHED_BY_RUN_PATCH):
@@ -94,6 +97,8 @@ class JobWorkflow:
             if isinstance(err.cause, CancelledError):
                 return "cancelled", None
             cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == t.WITHDRAWN_ERROR:
+                return "withdrawn", cause.message
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
             return "failed", message
         except asyncio.CancelledError:  # the workflow itself was cancelled (cancel_job)

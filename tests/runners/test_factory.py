@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 
 from jobsight.runners import HandlerRegistry, ValidationError
+from jobsight.runners.breaker import BreakerState
 from jobsight.runners.factory import RoutingJobRunner, RunnerSettings, create_runner, parse_routes
+from jobsight.runners.fallback import BreakerJobRunner
 from jobsight.runners.pgqueue import PgQueueJobRunner
 from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings, TemporalUnavailableError
 
@@ -64,7 +66,8 @@ async def test_fallback_to_pgqueue_when_temporal_is_unreachable(migrated_db: str
     base = {"database_url": migrated_db, "runner_type": "temporal",
             "engine_options": {"temporal": unreachable}}  # fmt: skip
     runner = await create_runner(RunnerSettings(**base, fallback_to_pgqueue=True), registry)
-    assert isinstance(runner, PgQueueJobRunner)
+    assert isinstance(runner, BreakerJobRunner) and runner.breaker.state == BreakerState.OPEN
+    assert isinstance(runner.fallback, PgQueueJobRunner)
     with pytest.raises(TemporalUnavailableError, match="cannot reach Temporal"):
         await create_runner(RunnerSettings(**base), registry)
 
@@ -75,10 +78,11 @@ async def test_create_runner_builds_the_chosen_engines(migrated_db: str, tempora
     chosen = await create_runner(
         RunnerSettings(migrated_db, runner_type="temporal",
                        engine_options={"temporal": temporal}), registry)  # fmt: skip
-    assert isinstance(chosen, TemporalJobRunner)
+    assert isinstance(chosen, BreakerJobRunner) and chosen.fallback is None
+    assert isinstance(chosen.temporal, TemporalJobRunner)
     hybrid = await create_runner(
         RunnerSettings(migrated_db, routes=parse_routes("x=temporal,*=pgqueue"),
                        engine_options={"temporal": temporal}), registry)  # fmt: skip
     assert isinstance(hybrid, RoutingJobRunner)
-    assert isinstance(hybrid.engine_for("x"), TemporalJobRunner)
+    assert isinstance(hybrid.engine_for("x"), BreakerJobRunner)
     assert isinstance(hybrid.engine_for("y"), PgQueueJobRunner)
