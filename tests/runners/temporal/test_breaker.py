@@ -170,8 +170,8 @@ async def test_a_withdrawn_job_is_not_run_by_a_late_workflow(
     and a row its attempt already took is not withdrawn."""
     runs: Counter[int] = Counter()
     queue = f"withdrawn-{uuid.uuid4().hex[:8]}"
-    runner = TemporalJobRunner(migrated_db, counting_registry(runs),
-                               TemporalSettings(address=temporal_address, task_queue=queue))  # fmt: skip
+    settings = TemporalSettings(address=temporal_address, task_queue=queue)
+    runner = TemporalJobRunner(migrated_db, counting_registry(runs), settings)
     await runner.start()
     try:
         later = datetime.now(UTC) + timedelta(seconds=2)
@@ -196,7 +196,8 @@ async def test_a_withdrawn_job_is_not_run_by_a_late_workflow(
 async def test_unreachable_at_start_opens_the_breaker_and_fails_fast(migrated_db: str) -> None:
     unreachable = TemporalSettings(address="127.0.0.1:1", connect_timeout=timedelta(seconds=1))
     settings = RunnerSettings(migrated_db, runner_type="temporal", fallback_to_pgqueue=True,
-                              breaker=BREAKER, engine_options={"temporal": unreachable})  # fmt: skip
+                              breaker=BREAKER,
+                              engine_options={"temporal": unreachable})  # fmt: skip
     runner = await create_runner(settings, counting_registry(Counter()))
     assert isinstance(runner, BreakerJobRunner) and runner.breaker.state == BreakerState.OPEN
     try:
