@@ -21,7 +21,7 @@ import yaml
 
 from jobsight.health.specs import TRIGGERS
 from jobsight.sidecar import collector
-from jobsight.sources import jobs, pgqueue
+from jobsight.sources import breakers, jobs, pgqueue
 
 SCRAPE_JOB = "jobsight"  # the job label Prometheus gives the sidecar's targets
 RUNBOOK_BASE = os.environ.get(
@@ -270,6 +270,7 @@ def meta_alerts() -> list[Alert]:
             group="jobsight-meta",
         ),
         maintenance_alert(),
+        breaker_alert(),
     ]
 
 
@@ -300,6 +301,39 @@ def maintenance_alert() -> Alert:
             "20m",
         ),
         Example(((stamp_series, "0+60x30"), (alive_series, "1x30")), None, "20m"),
+        group="jobsight-meta",
+    )
+
+
+def breaker_alert() -> Alert:
+    """A runner process's Temporal breaker is open (or probing): its jobs go to pgqueue or are
+    refused. Fires at once, for as long as it lasts."""
+    name = breakers.BREAKERS.name
+    open_series = f'{name}{{job="{SCRAPE_JOB}",engine="temporal",state="open"}}'
+    closed_series = f'{name}{{job="{SCRAPE_JOB}",engine="temporal",state="closed"}}'
+    return Alert(
+        "JobsightRunnerBreakerOpen",
+        f'max by ({BY}, engine) ({name}{{state=~"open|half_open"}}) > 0',
+        "0s",
+        "warning",
+        "An engine's circuit breaker is open in a runner process (the engine label names it)",
+        "Scheduling calls to that engine failed repeatedly; while the breaker is open its jobs "
+        "go to pgqueue (JOB_RUNNER_FALLBACK_TO_PGQUEUE) or are refused at once.",
+        Runbook(
+            "Temporal did not answer (or answered too slowly) the runner's calls often enough "
+            "to open the breaker (JOB_RUNNER_BREAKER_FAILURES within JOB_RUNNER_BREAKER_WINDOW).",
+            "The sidecar's status page, 'Circuit breakers' (each process, since when, why); "
+            "jobsight_runner_fallbacks_total; the runner's log ('Temporal breaker open'); "
+            "Temporal's own health (`temporal operator cluster health`).",
+            "Bring Temporal back: the breaker probes every JOB_RUNNER_BREAKER_COOLDOWN and "
+            "closes on the first call that succeeds. Jobs sent to pgqueue run there (their "
+            "rows say runner_type pgqueue, with a 'fallback' detail); nothing is moved back.",
+        ),
+        Example(
+            ((open_series, "1x30"), (closed_series, "0x30")),
+            {"severity": "warning", "job": SCRAPE_JOB, "engine": "temporal"},
+        ),
+        Example(((open_series, "0x30"), (closed_series, "1x30")), None),
         group="jobsight-meta",
     )
 

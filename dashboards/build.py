@@ -17,7 +17,7 @@ from typing import Any
 
 from jobsight.health.specs import TRIGGERS
 from jobsight.sidecar import collector
-from jobsight.sources import jobs, pgboss, pgqueue, postgres, temporal
+from jobsight.sources import breakers, jobs, pgboss, pgqueue, postgres, temporal
 
 UNITS = {"ratio": "percentunit", "jobs": "short", "crashes": "short", "seconds": "s"}
 SEL = 'job=~"$job", namespace=~"$namespace"'
@@ -629,6 +629,25 @@ def temporal_dashboard() -> Any:
             links=temporal_links("job_name"),
         )
     )
+    board = board.with_row(dashboard.Row("Circuit breaker (runner processes)"))
+    board = board.with_panel(
+        timeseries_panel(
+            "Runner processes by breaker state",
+            [(f'max by (state) ({n(breakers.BREAKERS)}{{{SEL}, engine="temporal"}})', "{{state}}")],
+        )
+    )
+    board = board.with_panel(
+        timeseries_panel(
+            "Jobs sent to pgqueue instead / s",
+            [
+                (
+                    f'max(rate({n(breakers.FALLBACKS)}{{{SEL}, engine="temporal"}}[{RATE}]))',
+                    "fallbacks",
+                )
+            ],
+            "ops",
+        )
+    )
     board = board.with_row(dashboard.Row("Task queues"))
     board = board.with_panel(
         timeseries_panel(
@@ -698,6 +717,18 @@ def sidecar() -> Any:
     board = board.with_panel(
         timeseries_panel(
             "Counting lag (commit horizon)", [(f"max({n(jobs.COUNTING_LAG)}{{{SEL}}})", "lag")], "s"
+        )
+    )
+    board = board.with_panel(
+        timeseries_panel(
+            "Settings reloads",
+            [
+                (f"min({n(collector.RELOAD_OK)}{{{SEL}}})", "last reload successful"),
+                (
+                    f"time() - max({n(collector.RELOAD_SUCCESS_AT)}{{{SEL}}})",
+                    "seconds since the last good load",
+                ),
+            ],
         )
     )
     board = board.with_panel(

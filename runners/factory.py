@@ -24,6 +24,7 @@ from typing import Any
 
 from jobsight.runners import defaults
 from jobsight.runners.breaker import BreakerSettings
+from jobsight.runners.durations import parse_duration
 from jobsight.runners.errors import JobNotFoundError, ValidationError
 from jobsight.runners.interface import (
     HandlerConfig,
@@ -117,8 +118,6 @@ def parse_count(value: str, setting: str) -> int:
 
 def parse_seconds(value: str, setting: str) -> float:
     """Seconds, or a duration with a unit ("30s", "2m")."""
-    from jobsight.settings.parsing import parse_duration
-
     try:
         return parse_duration(value)
     except ValueError as exc:

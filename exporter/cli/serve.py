@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
         "exemplars), /livez and /readyz[/<check>] (Kubernetes probes, open without a user), "
         "/verdict (JSON, for Argo Rollouts), /gate and /rollback (Flagger webhooks), / (the "
         "status page), /queues, /failures, /schedules, /jobs and /audit (the operator console; "
-        "docs/console.md).",
+        "docs/console.md). SIGHUP, or a change of the settings file, reloads the settings that may "
+        "change at run time (thresholds, hold times, objectives, intervals; docs/settings.md).",
     )
     serve.add_argument(
         "--config", metavar="FILE", help="YAML settings file (default: $JOBSIGHT_CONFIG)"
@@ -40,15 +41,20 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from jobsight.cli.common import require_free_port
-    from jobsight.settings import load_settings
+    from jobsight.settings import SidecarSettings, load_settings
     from jobsight.sidecar.app import serve
 
-    settings = load_settings(os.environ, args.config)
-    if args.web_config_file:
-        settings = replace(settings, web_config_file=args.web_config_file)
+    def load() -> SidecarSettings:  # at start, and again at each reload
+        loaded = load_settings(os.environ, args.config)
+        if args.web_config_file:
+            loaded = replace(loaded, web_config_file=args.web_config_file)
+        return loaded
+
+    settings = load()
     require_free_port(settings.host, settings.port)  # before anything connects or logs
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(serve(settings))
+    config_path = args.config or os.environ.get("JOBSIGHT_CONFIG", "")
+    asyncio.run(serve(settings, reload_from=(load, config_path)))
     return 0

@@ -7,10 +7,19 @@ from jobsight.settings import SETTINGS
 
 
 def render_table() -> str:
-    lines = ["| environment | YAML key | default | meaning |", "| --- | --- | --- | --- |"]
+    from jobsight.settings.reload import RELOADABLE
+
+    lines = [
+        "| environment | YAML key | default | reload | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for setting in SETTINGS:
         default = f"`{setting.default}`" if setting.default else "-"
-        lines.append(f"| `{setting.env}` | `{setting.field}` | {default} | {setting.help} |")
+        live = setting.field in RELOADABLE or setting.group == "triggers"
+        lines.append(
+            f"| `{setting.env}` | `{setting.field}` | {default} | {'yes' if live else 'restart'} "
+            f"| {setting.help} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -26,6 +26,7 @@ from jobsight.health.state import State
 from jobsight.health.triggers import TRIGGER_FUNCTIONS, Measurement
 from jobsight.settings import SidecarSettings
 from jobsight.sources import load_source
+from jobsight.sources.breakers import BreakerRow, not_closed
 from jobsight.sources.signals import SourceSignals, merge_all, scoped
 from jobsight.sources.status import STALE_AFTER_INTERVALS, Condition, SourceView, condition
 
@@ -65,6 +66,9 @@ class Verdict:
     version: str | None = None
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     leader: bool = False
+    # Runner processes whose engine's circuit breaker is open or half-open: shown, not judged
+    # (their jobs go to pgqueue or fail fast; the triggers judge what that does to the jobs).
+    breakers: list[BreakerRow] = field(default_factory=list)
 
 
 def hold(previous: HeldState | None, raw: State, now: float, seconds: float) -> HeldState:
@@ -184,6 +188,14 @@ class Evaluator:
         self.settings = settings
         self._held: dict[str | None, dict[str, HeldState]] = {}
 
+    def reconfigure(self, settings: SidecarSettings, triggers_changed: set[str]) -> None:
+        """New settings; the triggers in `triggers_changed` forget their held states (the next
+        evaluation measures them afresh), every other trigger keeps its own."""
+        self.settings = settings
+        for held in self._held.values():
+            for name in triggers_changed:
+                held.pop(name, None)
+
     def evaluate(
         self, views: Mapping[str, SourceView], now: float, leader: bool = False
     ) -> dict[str | None, Verdict]:
@@ -247,7 +259,12 @@ def assemble(
         }
         for name, v in views.items()
     }
-    return Verdict(worst(r.state for r in results), results, now, version, sources, leader)
+    jobs = views.get("jobs")
+    snapshot = jobs.snapshot if jobs is not None else None
+    breakers = not_closed(snapshot.breakers) if snapshot is not None else []
+    return Verdict(
+        worst(r.state for r in results), results, now, version, sources, leader, breakers
+    )
 
 
 def busiest_versions(signals: SourceSignals, limit: int) -> list[str]:

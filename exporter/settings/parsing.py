@@ -8,26 +8,16 @@ from typing import TYPE_CHECKING
 
 from jobsight import dburl
 from jobsight.health.state import VERDICT_STATES, State
+from jobsight.runners.durations import parse_duration
+
+__all__ = ["parse_duration"]  # re-exported: one parser of durations for every setting
 
 if TYPE_CHECKING:
     from jobsight.health.objectives import Objective
 
 SOURCE_NAMES = ("jobs", "pgqueue", "pgboss", "postgres", "temporal")
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 INSTANCE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
-
-
-def parse_duration(text: str) -> float:
-    """'15s', '500ms', '2m', '1h', '1d' or plain seconds -> seconds (> 0)."""
-    match = DURATION.match(str(text))
-    if not match:
-        raise ValueError("must be a duration such as 500ms, 15s, 2m, 1h")
-    seconds = float(match.group(1)) * UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError("must be greater than zero")
-    return seconds
 
 
 def positive_int(text: str) -> int:

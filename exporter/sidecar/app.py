@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,7 @@ from jobsight.sidecar.guard import (
 )
 from jobsight.sidecar.leadership import Identity, Leadership
 from jobsight.sidecar.poller import Poller
+from jobsight.sidecar.reloading import Reloader
 from jobsight.sidecar.server import build_app
 from jobsight.sidecar.webconfig import load_web_config
 from jobsight.sources import enabled, load_source
@@ -82,8 +84,13 @@ async def check_state_tables(settings: SidecarSettings) -> None:
 
 
 async def serve(
-    settings: SidecarSettings, stop: asyncio.Event | None = None, handle_signals: bool = True
+    settings: SidecarSettings,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+    reload_from: tuple[Callable[[], SidecarSettings], str] | None = None,
 ) -> None:
+    """Runs the sidecar until `stop` (or SIGINT / SIGTERM). With `reload_from` (the settings'
+    loader and the configuration file's path), SIGHUP and a change of that file reload them."""
     from jobsight import __version__
 
     web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
@@ -112,7 +119,14 @@ async def serve(
         server_settings(settings),
     )
     poller = Poller(settings, sources, leadership, pool)
-    collector = collector_mod.SidecarCollector(poller.state, sources, settings, __version__)
+    watching: asyncio.Task[None] | None = None
+    if reload_from is not None:
+        reloader = Reloader(poller, *reload_from)
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
+        watching = asyncio.create_task(reloader.watch(stop), name="config-watch")
+    collector = collector_mod.SidecarCollector(poller.state, sources, __version__)
     console_pool = await console_routes.open_pool(settings) if settings.console else None
     actions = None
     if console_pool is not None and settings.console_actions_database_url:
@@ -145,6 +159,8 @@ async def serve(
     finally:
         if reports is not None:
             reports.cancel()
+        if watching is not None:
+            watching.cancel()
         if listening is not None:
             listening.close()
         await runner.cleanup()

@@ -14,7 +14,6 @@ from jobsight.health.objectives import Objective
 from jobsight.health.state import VERDICT_STATES, State
 from jobsight.health.verdict import Verdict
 from jobsight.metric_spec import MetricSpec, le_label, samples, single
-from jobsight.settings import SidecarSettings
 from jobsight.sidecar.poller import SidecarState
 from jobsight.sources.base import Source
 from jobsight.sources.status import Condition, condition
@@ -62,6 +61,17 @@ STATE_READ_UP = MetricSpec(
     "gauge",
     "Followers: 1 when the leader's published state was last read successfully.",
 )
+RELOAD_OK = MetricSpec(
+    "jobsight_config_last_reload_successful",
+    "gauge",
+    "1 when the last reload of the settings (SIGHUP, or a change of the JOBSIGHT_CONFIG file) "
+    "was applied, 0 when it was refused and the previous settings stay in force.",
+)
+RELOAD_SUCCESS_AT = MetricSpec(
+    "jobsight_config_last_reload_success_timestamp_seconds",
+    "gauge",
+    "When the settings were last loaded successfully (at start, or by a reload).",
+)
 SELF_METRICS = (
     BUILD_INFO,
     LEADER,
@@ -70,6 +80,8 @@ SELF_METRICS = (
     SOURCE_LAST_SUCCESS,
     SOURCE_DURATION,
     STATE_READ_UP,
+    RELOAD_OK,
+    RELOAD_SUCCESS_AT,
 )
 CUMULATIVE = ("counter", "histogram", "summary")  # kept while a source is not up
 
@@ -130,16 +142,15 @@ class SidecarCollector(Collector):
         self,
         state: SidecarState,
         sources: dict[str, Source[Any]],
-        settings: SidecarSettings,
         version: str,
     ) -> None:
         self._state = state
         self._sources = sources
-        self._settings = settings
         self._version = version
 
     def collect(self) -> Iterator[Metric]:
-        state, settings = self._state, self._settings
+        state = self._state
+        settings = state.settings
         yield samples(BUILD_INFO, [((self._version, settings.instance), 1)])
         yield single(LEADER, 1 if state.leader else 0)
         now = time.time()
@@ -168,8 +179,10 @@ class SidecarCollector(Collector):
             for metric in self._sources[name].render(view.snapshot, settings):
                 if current or metric.type in CUMULATIVE:  # a gauge is only served while current
                     yield metric
-        yield from render_verdict(state.verdict(self._settings))
+        yield from render_verdict(state.verdict(settings))
         yield from render_objectives(settings.objectives)
+        yield single(RELOAD_OK, 1 if state.reload.successful else 0)
+        yield single(RELOAD_SUCCESS_AT, state.reload.success_at)
 
 
 def render_objectives(objectives: Iterable[Objective]) -> Iterator[Metric]:

@@ -37,10 +37,21 @@ EVALUATE_EVERY = 1.0  # seconds: a held trigger state changes at most this late
 
 
 @dataclass
+class ReloadStatus:
+    """The last reload of the settings (the start counts as one, as Prometheus's does)."""
+
+    successful: bool = True
+    success_at: float = field(default_factory=time.time)
+
+
+@dataclass
 class SidecarState:
-    """Everything the collector and the HTTP handlers read; written only by the poller."""
+    """Everything the collector and the HTTP handlers read; written only by the poller (and the
+    settings by a reload, through Poller.reconfigure)."""
 
     views: dict[str, SourceView] = field(default_factory=dict)
+    settings: SidecarSettings = field(default_factory=SidecarSettings)  # the ones in force
+    reload: ReloadStatus = field(default_factory=ReloadStatus)
     leader: bool = False
     leader_info: dict[str, Any] | None = None
     state_read: SourceStatus = field(default_factory=SourceStatus)  # follower's reads
@@ -72,16 +83,27 @@ class Poller:
         leadership: Leadership,
         pool: asyncpg.Pool,
     ) -> None:
-        self.settings = settings
         self.sources = sources
         self.leadership = leadership
         self.pool = pool
-        self.state = SidecarState(views={name: SourceView() for name in sources})
+        self.state = SidecarState(views={name: SourceView() for name in sources}, settings=settings)
         self.evaluator = Evaluator(settings)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finish = asyncio.Event()  # set on a clean stop: polls in flight finish first
         self._clients: dict[str, Any] = {}
         self._types = {name: source.snapshot_type for name, source in sources.items()}
+
+    @property
+    def settings(self) -> SidecarSettings:
+        """The settings in force: read afresh at each use, so a reload reaches every loop."""
+        return self.state.settings
+
+    def reconfigure(self, settings: SidecarSettings, triggers_changed: set[str]) -> None:
+        """Puts reloaded settings in force at once (no await in between: nothing sees half of
+        them). Held trigger states are kept but for the triggers whose settings changed."""
+        self.state.settings = settings
+        self.evaluator.reconfigure(settings, triggers_changed)
+        self.changed()
 
     def changed(self) -> None:
         """Marks the state changed and evaluates the verdicts on it."""
@@ -99,7 +121,6 @@ class Poller:
                 await asyncio.wait_for(stop.wait(), EVALUATE_EVERY)
 
     async def run(self, stop: asyncio.Event) -> None:
-        interval = self.settings.leader_check_interval
         ticker = asyncio.create_task(self._keep_evaluating(stop), name="evaluate")
         ticker.add_done_callback(_report_crash)
         try:
@@ -113,7 +134,7 @@ class Poller:
                     await self._read_published()
                 await self._read_leader_info()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), interval)
+                    await asyncio.wait_for(stop.wait(), self.settings.leader_check_interval)
         finally:
             ticker.cancel()
             await self._stop_tasks(graceful=True)
@@ -161,7 +182,6 @@ class Poller:
 
     async def _source_loop(self, name: str) -> None:
         source = self.sources[name]
-        interval = self.settings.interval(name)
         while True:
             began, wall = time.monotonic(), time.time()
             view = self.state.views[name]
@@ -206,7 +226,7 @@ class Poller:
             )
             self.changed()
             with contextlib.suppress(TimeoutError):
-                pause = max(0.0, interval - (time.monotonic() - began))
+                pause = max(0.0, self.settings.interval(name) - (time.monotonic() - began))
                 await asyncio.wait_for(self._finish.wait(), pause)
             if self._finish.is_set():
                 return

@@ -52,7 +52,6 @@ RENDERED = web.AppKey("rendered", dict[tuple[Any, ...], bytes])
 # The latest stored verdict and its JSON: /verdict serves the bytes until the verdict changes.
 VERDICT_JSON = web.AppKey("verdict_json", list[tuple[Verdict, bytes]])
 REGISTRY = web.AppKey("registry", CollectorRegistry)
-SETTINGS = web.AppKey("settings", SidecarSettings)
 MAX_VERSION_LENGTH = 128
 MAX_LOGGED_FIELD = 200
 # Sent with every response. The pages have inline styles and GET forms to themselves, nothing
@@ -79,7 +78,7 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 
 
 def current_verdict(request: web.Request, version: str | None = None) -> Verdict:
-    return request.app[STATE].verdict(request.app[SETTINGS], version)
+    return request.app[STATE].verdict(request.app[STATE].settings, version)
 
 
 def requested_version(
@@ -111,7 +110,7 @@ def judged(
     verdict = current_verdict(request, version)
     if version is None or baseline is None:
         return verdict, None
-    settings = request.app[SETTINGS]
+    settings = request.app[STATE].settings
     analysis = analysis_of(request.app[STATE].views, version, baseline, policy_of(settings))
     return replace(verdict, verdict=ANSWER_STATES[analysis.answer]), analysis
 
@@ -169,7 +168,7 @@ def source_notes(state: SidecarState, settings: SidecarSettings) -> list[str]:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
+    settings = request.app[STATE].settings
     verdict = current_verdict(request) if settings.readiness_fail_on != "never" else None
     checks = readiness_checks(request.app[STATE], settings, verdict)
     only = request.match_info.get("check")
@@ -216,7 +215,7 @@ async def _flagger_payload(request: web.Request) -> dict[str, Any] | None:
     if request.method != "POST" or not request.can_read_body:
         return None
     try:
-        async with asyncio.timeout(request.app[SETTINGS].request_timeout):
+        async with asyncio.timeout(request.app[STATE].settings.request_timeout):
             body = await request.read()
     except TimeoutError:
         raise web.HTTPRequestTimeout(text="body: not sent in time\n") from None
@@ -241,7 +240,7 @@ async def _flagger_payload(request: web.Request) -> dict[str, Any] | None:
 async def gate(request: web.Request) -> web.Response:
     payload = await _flagger_payload(request)
     verdict, analysis = judged(request, payload)
-    halt = verdict.verdict in request.app[SETTINGS].gate_halt_on
+    halt = verdict.verdict in request.app[STATE].settings.gate_halt_on
     body: dict[str, Any] = {
         "verdict": verdict.verdict,
         "halt": halt,
@@ -268,7 +267,8 @@ async def rollback(request: web.Request) -> web.Response:
 
 
 async def scaler_handler(request: web.Request) -> web.Response:
-    status, body = scaler.answer(request.app[STATE].views, request.app[SETTINGS], request.query)
+    state = request.app[STATE]
+    status, body = scaler.answer(state.views, state.settings, request.query)
     return web.json_response(body, status=status)
 
 
@@ -280,7 +280,7 @@ async def index(request: web.Request) -> web.Response:
     page = status_page.render(
         verdict,
         request.app[STATE],
-        request.app[SETTINGS],
+        request.app[STATE].settings,
         time.time(),
         analysis,
         hours,
@@ -312,7 +312,7 @@ def build_app(
         app.on_response_prepare.append(add_configured_headers)
     app[STATE] = state
     app[REGISTRY] = registry
-    app[SETTINGS] = settings
+    state.settings = settings  # handlers read state.settings: what a reload puts in force
     app[RENDERED] = {}
     app[VERDICT_JSON] = []
     app.router.add_get("/metrics", metrics)

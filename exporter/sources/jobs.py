@@ -24,7 +24,9 @@ from prometheus_client.samples import Exemplar
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import DURATION_BUCKETS, MetricSpec, histogram, samples
 from jobsight.settings import SidecarSettings
+from jobsight.sources import breakers
 from jobsight.sources.base import PollContext, RowSource
+from jobsight.sources.breakers import BreakerRow
 from jobsight.sources.finished import (
     COUNTING,
     COUNTING_TRACED,
@@ -252,6 +254,7 @@ class JobsSnapshot:
     windows: list[WindowStats] = field(default_factory=list)  # for the rollback triggers
     stuck: list[StuckRow] = field(default_factory=list)  # per worker version and job name
     versions: VersionCounts | None = None  # the canary analysis's counts, and when read
+    breakers: list[BreakerRow] = field(default_factory=list)  # the runners' circuit breakers
 
     @property
     def stuck_by_version(self) -> dict[str, int]:
@@ -352,6 +355,7 @@ class JobsRows:
     windows: list[WindowStats]
     stuck: list[StuckRow]
     versions: VersionCounts | None = None
+    breakers: list[BreakerRow] = field(default_factory=list)
 
 
 class JobsSource(RowSource[JobsRows, JobsSnapshot]):
@@ -369,6 +373,8 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         LAST_COMPLETION,
         COUNTING_LAG,
         VERSION_JOBS,
+        breakers.BREAKERS,
+        breakers.FALLBACKS,
     )
 
     async def fetch(self, ctx: PollContext[JobsSnapshot]) -> JobsRows:
@@ -390,6 +396,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
             ]
             stuck = await conn.fetch(STUCK_BY_VERSION, settings.stuck_after)
             versions = await self._versions(conn, ctx, settings)
+            breaker_rows = await breakers.read_breakers(conn)
         return JobsRows(
             horizon,
             now,
@@ -398,6 +405,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
             windows,
             [StuckRow(**r) for r in stuck],
             versions,
+            breaker_rows,
         )
 
     @staticmethod
@@ -431,6 +439,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         snapshot.windows = rows.windows
         snapshot.stuck = rows.stuck
         snapshot.versions = rows.versions
+        snapshot.breakers = rows.breakers
         return snapshot
 
     def render(self, snap: JobsSnapshot, settings: SidecarSettings) -> Iterable[Metric]:
@@ -465,6 +474,7 @@ class JobsSource(RowSource[JobsRows, JobsSnapshot]):
         )
         yield samples(COUNTING_LAG, [((), snap.counting_lag)])
         yield samples(VERSION_JOBS, version_totals(snap.version_slices))
+        yield from breakers.render(snap.breakers)
 
     def signals(self, snap: JobsSnapshot, settings: SidecarSettings) -> SourceSignals:
         """Finished counts, p95s and last completions per window, overall (version None rows)

@@ -195,6 +195,19 @@ def test_the_configmap_is_a_valid_sidecar_config(tmp_path: Path):
     assert "temporal" in settings.sources
 
 
+def test_a_settings_change_reaches_the_running_sidecar_without_a_restart():
+    """The pod template carries nothing of the ConfigMap (a change would roll every pod), and
+    the file is mounted as a whole folder (a subPath mount is never updated by the kubelet);
+    the sidecar watches the file it is given (tests/sidecar/test_reload.py)."""
+    for deployment in of_kind(render(EVERYTHING), "Deployment"):
+        template = deployment["spec"]["template"]
+        assert not any("checksum" in k for k in template["metadata"].get("annotations", {}))
+        sidecar = sidecar_of(deployment)
+        assert sidecar["args"] == ["serve", "--config", "/etc/jobsight/jobsight.yaml"]
+        [mount] = [m for m in sidecar["volumeMounts"] if m["name"] == "jobsight-config"]
+        assert mount["mountPath"] == "/etc/jobsight" and "subPath" not in mount
+
+
 def test_rules_and_dashboards_are_the_generated_files():
     docs = render(EVERYTHING)
     (rule,) = of_kind(docs, "PrometheusRule")

@@ -16,8 +16,9 @@ from tests.support.canned import finished_rows as finished
 
 def test_histograms_carry_the_job_trace_id_as_exemplar():
     snap = jobs.build_snapshot(None, finished(1, run_s=3.0), [], T0, T0, 10)
-    state = SidecarState(views={"jobs": SourceView(snap, SourceStatus(True, 1.0))}, leader=True)
-    registry = registry_for(SidecarCollector(state, {"jobs": jobs.SOURCE}, SETTINGS_OBJ, "9"))
+    state = SidecarState(views={"jobs": SourceView(snap, SourceStatus(True, 1.0))}, leader=True,
+                         settings=SETTINGS_OBJ)  # fmt: skip
+    registry = registry_for(SidecarCollector(state, {"jobs": jobs.SOURCE}, "9"))
     text = openmetrics(registry).decode()
     line = next(
         x
@@ -30,12 +31,14 @@ def test_histograms_carry_the_job_trace_id_as_exemplar():
 def test_prometheus_text_output_parses():
     snap = jobs.build_snapshot(None, finished(2), [], T0, T0, 10)
     state = SidecarState(
-        views={"jobs": SourceView(snap, SourceStatus(True, 1.0, 1.0, 0.1))}, leader=True
+        views={"jobs": SourceView(snap, SourceStatus(True, 1.0, 1.0, 0.1))},
+        leader=True,
+        settings=SETTINGS_OBJ,
     )
     from prometheus_client.exposition import generate_latest
 
     text = generate_latest(
-        registry_for(SidecarCollector(state, {"jobs": jobs.SOURCE}, SETTINGS_OBJ, "9"))
+        registry_for(SidecarCollector(state, {"jobs": jobs.SOURCE}, "9"))
     ).decode()
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {"jobsight_leader", "jobsight_source_up", "jobsight_jobs_completed"} <= names

@@ -21,7 +21,7 @@ from tests.support.canned import BASE, views, window_row
 async def client(aiohttp_client: Any) -> TestClient[Any, Any]:
     state = SidecarState(views=views([window_row("a", 100, 0)]), leader=True)
     sources = {name: load_source(name) for name in state.views}
-    collector = SidecarCollector(state, sources, BASE, "test")
+    collector = SidecarCollector(state, sources, "test")
     made: TestClient[Any, Any] = await aiohttp_client(
         build_app(state, registry_for(collector), BASE)
     )

@@ -48,7 +48,7 @@ async def test_many_concurrent_readers_change_no_trigger_since(aiohttp_client: A
     stored = copy.deepcopy(state.verdicts)
     held = copy.deepcopy(evaluator._held)
     sources = {name: load_source(name) for name in state.views}
-    collector = SidecarCollector(state, sources, settings, "test")
+    collector = SidecarCollector(state, sources, "test")
     client: TestClient[Any, Any] = await aiohttp_client(
         build_app(state, registry_for(collector), settings)
     )
