@@ -62,7 +62,8 @@ class Reloader:
             logging.getLogger().setLevel(new.log_level.upper())
         self.poller.state.reload = ReloadStatus(True, time.time())
         self.poller.state.touch()
-        named = [f"triggers ({', '.join(sorted(retuned))})" if c == "triggers" else c for c in changed]
+        trigger_names = f"triggers ({', '.join(sorted(retuned))})"
+        named = [trigger_names if c == "triggers" else c for c in changed]
         log.info("reloaded (%s): %s", why, ", ".join(named) if named else "nothing changed")
         return True
 

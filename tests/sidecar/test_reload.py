@@ -1,7 +1,8 @@
 """Reloading a running sidecar (`jobsight serve` as a real process): SIGHUP and a change of the
-JOBSIGHT_CONFIG file (swapped in as a ConfigMap volume is) put new thresholds in force, keep the held states of the triggers whose
-settings did not change, and export the outcome; a bad reload (a setting that needs a restart, a
-value that does not parse) keeps the running settings and says why."""
+JOBSIGHT_CONFIG file (swapped in as a ConfigMap volume is) put new thresholds in force, keep the
+held states of the triggers whose settings did not change, and export the outcome; a bad reload
+(a setting that needs a restart, a value that does not parse) keeps the running settings and
+says why."""
 
 from __future__ import annotations
 
