@@ -93,8 +93,10 @@ class BreakerRecord:
                 self._failing = False
             except DB_ERRORS as exc:
                 if not self._failing:
-                    log.warning("cannot write the breaker state of %s: %s", self.engine,
-                                describe_error(exc))  # fmt: skip
+                    hint = (" (run `jobsight migrate up`: migration 0009 adds runner_breakers)"
+                            if isinstance(exc, asyncpg.UndefinedTableError) else "")  # fmt: skip
+                    log.warning("cannot write the breaker state of %s: %s%s", self.engine,
+                                describe_error(exc), hint)  # fmt: skip
                 self._failing = True
 
     async def _write(self) -> None:

@@ -35,12 +35,15 @@ from jobsight.runners.interface import (
     ScheduleOptions,
     ScheduleResult,
 )
+from jobsight.runners.pgqueue import sql as pgqueue_sql
 from jobsight.runners.service import JobService
 from jobsight.runners.status import JobStatus
 from jobsight.runners.temporal.runner import (
+    UNFINISHED_OF_WORKFLOW,
     CircuitOpenError,
     TemporalJobRunner,
     TemporalUnavailableError,
+    singleton_workflow_id,
 )
 from jobsight.runners.validation import check_uuid
 
@@ -113,10 +116,33 @@ class BreakerJobRunner:
                 job_name, data, tenant=tenant, options=options, user_id=user_id
             )
 
+        key = options.singleton_key if options else None
+        if key is not None and self.fallback is not None:
+            held = await self._held_on_pgqueue(job_name, key)  # since an outage
+            if held is not None:
+                return held
         try:
             return await self._guarded(on_temporal, may_fall_back=True)
         except _Fallback as why:
+            if key is not None:
+                held = await self._held_on_temporal(job_name, key)
+                if held is not None:
+                    return held
             return await self._on_pgqueue(job_name, data, tenant, options, user_id, why.reason)
+
+    async def _held_on_pgqueue(self, job_name: str, key: str) -> ScheduleResult | None:
+        """A singleton key is one job across both engines: one that fell back to pgqueue still
+        holds its key once Temporal is back."""
+        pool = await self.temporal.pool()
+        holder = await pool.fetchval(pgqueue_sql.SINGLETON_HOLDER, job_name, key)
+        return None if holder is None else ScheduleResult(holder, str(holder), duplicate=True)
+
+    async def _held_on_temporal(self, job_name: str, key: str) -> ScheduleResult | None:
+        """...and one waiting or running on Temporal holds it while jobs go to pgqueue."""
+        workflow_id = singleton_workflow_id(job_name, key)
+        pool = await self.temporal.pool()
+        holder = await pool.fetchval(UNFINISHED_OF_WORKFLOW, workflow_id)
+        return None if holder is None else ScheduleResult(holder, workflow_id, duplicate=True)
 
     async def schedule_job_at(
         self,

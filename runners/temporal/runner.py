@@ -99,6 +99,18 @@ class SingletonConflictError(JobsightError):
     running job for (another database on the same namespace, or a job just finishing)."""
 
 
+# The newest unfinished job a workflow id names (a singleton key's holder): $1 workflow id.
+UNFINISHED_OF_WORKFLOW = """SELECT job_id FROM jobs WHERE external_id = $1
+                            AND runner_type = 'temporal' AND finished_at IS NULL
+                            ORDER BY created_at DESC LIMIT 1"""
+
+
+def singleton_workflow_id(job_name: str, key: str) -> str:
+    """The workflow id of a job with a singleton key: Temporal refuses a second one while the
+    first runs."""
+    return f"jobsight-{job_name}-key-{key}"
+
+
 def _key(name: str) -> SearchAttributeKey[str]:
     return SearchAttributeKey.for_keyword(name)
 
@@ -189,7 +201,7 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
         client = await self.client()
         await self.ensure_search_attributes()
         job_id = new_job_id()
-        workflow_id = (f"jobsight-{job_name}-key-{opts.singleton_key}" if opts.singleton_key
+        workflow_id = (singleton_workflow_id(job_name, opts.singleton_key) if opts.singleton_key
                        else f"jobsight-{job_name}-{job_id}")  # fmt: skip
         service = JobService(await self.pool(), max_metadata_bytes=self.settings.max_payload_bytes)
         traceparent = current_traceparent()
@@ -224,10 +236,7 @@ class TemporalJobRunner(RunnerBase[TemporalSettings]):
                     )  # fmt: skip
         except WorkflowAlreadyStartedError:
             await self._forget(job_id)
-            existing = await (await self.pool()).fetchval(
-                "SELECT job_id FROM jobs WHERE external_id = $1 AND runner_type = 'temporal'"
-                " AND finished_at IS NULL ORDER BY created_at DESC LIMIT 1", workflow_id,
-            )  # fmt: skip
+            existing = await (await self.pool()).fetchval(UNFINISHED_OF_WORKFLOW, workflow_id)
             if existing is None:
                 raise SingletonConflictError(
                     f"singleton key {opts.singleton_key!r} is held by workflow {workflow_id},"

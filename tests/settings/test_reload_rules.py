@@ -24,7 +24,7 @@ def test_tunables_change_and_the_rest_is_refused_by_name() -> None:
                  JOBSIGHT_OBJECTIVES="import: 99% succeed")  # fmt: skip
     assert check_reload(old, new) == ["poll_interval", "objectives", "triggers"]
     moved = loaded(JOBSIGHT_PORT="9999", JOBSIGHT_ERROR_RATE_DEGRADED="2%")
-    with pytest.raises(SettingError, match="^cannot change without a restart: JOBSIGHT_PORT$"):
+    with pytest.raises(SettingError, match=r"^cannot change without a restart: JOBSIGHT_PORT$"):
         check_reload(old, moved)
     elsewhere = replace(old, database_url="postgresql://u:other-secret@db2/app")
     with pytest.raises(SettingError) as refused:
@@ -38,8 +38,8 @@ def test_the_evaluator_keeps_held_states_of_unchanged_triggers_only() -> None:
     evaluator = Evaluator(BASE)
     data = views([window_row("a", 100, 0)])
     first = {t.name: t for t in evaluator.evaluate(data, NOW)[None].triggers}
-    retuned = replace(BASE, triggers={**BASE.triggers,
-                      "error_rate": replace(BASE.triggers["error_rate"], degraded=0.02)})  # fmt: skip
+    stricter = replace(BASE.triggers["error_rate"], degraded=0.02)
+    retuned = replace(BASE, triggers={**BASE.triggers, "error_rate": stricter})
     evaluator.reconfigure(retuned, {"error_rate"})
     later = {t.name: t for t in evaluator.evaluate(data, NOW + 60)[None].triggers}
     assert later["queue_depth"].since == first["queue_depth"].since

@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -18,7 +19,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from jobsight.devstack.localstack import LocalTemporal
-from jobsight.runners import HandlerRegistry, RetryPolicy
+from jobsight.runners import HandlerRegistry, RetryPolicy, ScheduleOptions, ScheduleResult
 from jobsight.runners.breaker import BreakerSettings, BreakerState
 from jobsight.runners.factory import RunnerSettings, create_runner
 from jobsight.runners.fallback import BreakerJobRunner
@@ -207,5 +208,36 @@ async def test_unreachable_at_start_opens_the_breaker_and_fails_fast(migrated_db
                                    result.job_id) == "pgqueue"  # fmt: skip
         with pytest.raises(CircuitOpenError, match="next probe in"):
             await runner.schedule_recurring_job("counted", {"n": 1}, "5 minutes", tenant=TENANT)
+    finally:
+        await runner.stop(1)
+
+
+async def test_a_singleton_key_is_one_job_across_both_engines(
+    migrated_db: str, temporal_address: str
+) -> None:
+    """A key held on Temporal is honoured while jobs go to pgqueue, and a key that went to
+    pgqueue is honoured once Temporal is back (no worker runs here: the jobs stay waiting)."""
+    settings = replace(runner_settings(migrated_db, temporal_address,
+                                       f"singleton-{uuid.uuid4().hex[:8]}", fallback=True),
+                       breaker=BreakerSettings(failures=1, cooldown=0.2))  # fmt: skip
+    runner = await create_runner(settings, counting_registry(Counter()))
+    assert isinstance(runner, BreakerJobRunner)
+
+    async def keyed(n: int, key: str) -> ScheduleResult:
+        options = ScheduleOptions(singleton_key=key)
+        return await runner.schedule_job("counted", {"n": n}, tenant=TENANT, options=options)
+
+    try:
+        on_temporal = await keyed(1, "a")
+        runner.breaker.trip("test: Temporal taken away")
+        again = await keyed(2, "a")
+        assert again.duplicate and again.job_id == on_temporal.job_id
+        on_pgqueue = await keyed(3, "b")
+        await asyncio.sleep(0.3)  # the cool-down passes: the next call would probe Temporal
+        back = await keyed(4, "b")
+        assert back.duplicate and back.job_id == on_pgqueue.job_id
+        pool = await runner.temporal.pool()
+        rows = dict(await pool.fetch("SELECT job_id, runner_type FROM jobs"))
+        assert rows == {on_temporal.job_id: "temporal", on_pgqueue.job_id: "pgqueue"}
     finally:
         await runner.stop(1)
