@@ -9,6 +9,7 @@ grows. A database not migrated to 0009 has no breakers (nothing is exported, no 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ FALLBACKS = MetricSpec(
     "its call failed (JOB_RUNNER_FALLBACK_TO_PGQUEUE).",
     ("engine",),
 )
+log = logging.getLogger(__name__)
+_refused: list[bool] = []  # the permission warning was given (once per process)
 READ = """
 SELECT engine, process, state, extract(epoch FROM since)::float8 AS since, reason, fallbacks,
        seen_at > now() - $1::interval AS live
@@ -52,9 +55,17 @@ class BreakerRow:
 
 
 async def read_breakers(conn: asyncpg.Connection) -> list[BreakerRow]:
+    """The rows; none (nothing exported, the rest of the jobs source unharmed) where the table is
+    missing or the sidecar's role may not read it (said once: `jobsight grants` again fixes it)."""
     try:
         rows = await conn.fetch(READ, defaults.BREAKER_STALE_AFTER)
     except asyncpg.UndefinedTableError:
+        return []
+    except asyncpg.InsufficientPrivilegeError:
+        if not _refused:
+            _refused.append(True)
+            log.warning("cannot read runner_breakers (permission denied): breakers are not "
+                        "exported; run `jobsight grants` for the sidecar's role again")  # fmt: skip
         return []
     return [BreakerRow(**row) for row in rows]
 

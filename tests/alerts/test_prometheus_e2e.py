@@ -24,6 +24,7 @@ from aiohttp import web
 from jobsight.dashboards.build import expressions
 from jobsight.devstack.localstack import free_port
 from jobsight.runners import HandlerRegistry
+from jobsight.runners.fallback import BreakerJobRunner
 from jobsight.runners.pgqueue import PgQueueJobRunner, PgQueueSettings
 from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings
 from jobsight.settings import load_settings
@@ -183,9 +184,11 @@ async def test_dashboards_and_rules_against_real_prometheus_and_alertmanager(
     pgqueue = PgQueueJobRunner(
         migrated_db, handlers(), PgQueueSettings(poll_interval=timedelta(milliseconds=200))
     )
-    temporal = TemporalJobRunner(
-        migrated_db, handlers(), TemporalSettings(address=temporal_address, task_queue=task_queue)
-    )
+    temporal = BreakerJobRunner(  # as create_runner makes it: its breaker's row feeds panels
+        TemporalJobRunner(migrated_db, handlers(),
+                          TemporalSettings(address=temporal_address, task_queue=task_queue)),
+        fallback=None,
+    )  # fmt: skip
     stop, stop_load = asyncio.Event(), asyncio.Event()
 
     async def load() -> None:

@@ -86,6 +86,7 @@ async def test_printed_grants_run_verbatim_and_suffice(
         reader = await asyncpg.connect(as_role(migrated_db))
         try:
             assert await reader.fetchval("SELECT count(*) FROM pgqueue.added_later") == 0
+            assert await reader.fetchval("SELECT count(*) FROM runner_breakers") == 0  # 0009
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await reader.execute("DELETE FROM jobs")
             with pytest.raises(asyncpg.InsufficientPrivilegeError):

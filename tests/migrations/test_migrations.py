@@ -147,7 +147,11 @@ async def test_empty_database_up_down_up(empty_db: str) -> None:
         assert "available_since" in await _columns(conn, "maintenance")
         assert await conn.fetchval("SELECT to_regclass('jobsight_sidecar.console_audit')")
         assert "trace_context" in await _columns(conn, "jobs")
+        assert await conn.fetchval("SELECT to_regclass('runner_breakers')")
         await migrator.migrate(conn, "down")  # one step
+        assert await _applied_versions(conn) == [1, 2, 3, 4, 5, 6, 7, 8]
+        assert await conn.fetchval("SELECT to_regclass('runner_breakers')") is None
+        await migrator.migrate(conn, "down")
         assert await _applied_versions(conn) == [1, 2, 3, 4, 5, 6, 7]
         assert "trace_context" not in await _columns(conn, "jobs")
         await migrator.migrate(conn, "down")
