@@ -30,3 +30,37 @@ def test_codec_round_trips_every_snapshot_type():
     ]
     for snap in snaps:
         assert codec.loads(type(snap), codec.dumps(snap)) == snap
+
+
+def test_the_fast_paths_write_what_the_general_rules_say() -> None:
+    """Exact types take fast paths; subclasses, enums, datetimes and odd keys the general ones."""
+    import dataclasses
+    from datetime import UTC, datetime
+    from enum import StrEnum
+
+    class Colour(StrEnum):
+        RED = "red"
+
+    class Tagged(list[int]):
+        pass
+
+    @dataclasses.dataclass
+    class Inner:
+        at: datetime
+        colour: Colour
+
+    @dataclasses.dataclass
+    class Outer:
+        inner: list[Inner]
+        pair: tuple[int, float]
+        plain: list[float]
+        keyed: dict[float, bool]
+        tagged: list[int]
+        nothing: None = None
+
+    stamp = datetime(2026, 11, 30, 9, 0, 0, 123, tzinfo=UTC)
+    value = Outer([Inner(stamp, Colour.RED)], (1, 2.5), [0.5, 1.0], {300.0: True}, Tagged([7]))
+    assert codec.dumps(value) == (
+        '{"inner":[{"at":"2026-11-30T09:00:00.000123+00:00","colour":"red"}],"pair":[1,2.5],'
+        '"plain":[0.5,1.0],"keyed":{"300.0":true},"tagged":[7],"nothing":null}'
+    )

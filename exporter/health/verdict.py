@@ -187,11 +187,15 @@ class Evaluator:
     def __init__(self, settings: SidecarSettings) -> None:
         self.settings = settings
         self._held: dict[str | None, dict[str, HeldState]] = {}
+        # Each source's signals, made once per snapshot (a snapshot is never changed once
+        # adopted): evaluations come several times a second, polls once an interval.
+        self._signals: dict[str, tuple[Any, SourceSignals]] = {}
 
     def reconfigure(self, settings: SidecarSettings, triggers_changed: set[str]) -> None:
         """New settings; the triggers in `triggers_changed` forget their held states (the next
         evaluation measures them afresh), every other trigger keeps its own."""
         self.settings = settings
+        self._signals.clear()  # the trigger windows may have changed
         for held in self._held.values():
             for name in triggers_changed:
                 held.pop(name, None)
@@ -199,13 +203,25 @@ class Evaluator:
     def evaluate(
         self, views: Mapping[str, SourceView], now: float, leader: bool = False
     ) -> dict[str | None, Verdict]:
-        signals = signals_of(views, self.settings)
+        signals = self._merged_signals(views)
         scopes: list[str | None] = [None, *busiest_versions(signals, MAX_VERSIONS)]
         self._held = {scope: self._held.get(scope, {}) for scope in scopes}  # forget the rest
         return {
             scope: self._verdict(views, signals, now, scope, leader, self._held[scope])
             for scope in scopes
         }
+
+    def _merged_signals(self, views: Mapping[str, SourceView]) -> SourceSignals:
+        parts = []
+        for name, view in views.items():
+            if view.snapshot is None or name not in self.settings.sources:
+                continue
+            made = self._signals.get(name)
+            if made is None or made[0] is not view.snapshot:
+                made = (view.snapshot, load_source(name).signals(view.snapshot, self.settings))
+                self._signals[name] = made
+            parts.append(made[1])
+        return merge_all(parts)
 
     def _verdict(
         self,
