@@ -36,6 +36,8 @@ from jobsight.runners.interface import (
     ScheduleResult,
 )
 from jobsight.runners.pgqueue import sql as pgqueue_sql
+from jobsight.runners.recurrence import parse_recurrence
+from jobsight.runners.registry import HandlerRegistry
 from jobsight.runners.service import JobService
 from jobsight.runners.status import JobStatus
 from jobsight.runners.temporal.runner import (
@@ -85,7 +87,7 @@ class BreakerJobRunner:
         self._start_later: asyncio.Task[None] | None = None
 
     @property
-    def registry(self) -> Any:
+    def registry(self) -> HandlerRegistry:
         return self.temporal.registry
 
     def _changed(self, change: Change) -> None:
@@ -116,6 +118,7 @@ class BreakerJobRunner:
                 job_name, data, tenant=tenant, options=options, user_id=user_id
             )
 
+        self.temporal.check_job(job_name, data, tenant, user_id)  # a bad input is no outage
         key = options.singleton_key if options else None
         if key is not None and self.fallback is not None:
             held = await self._held_on_pgqueue(job_name, key)  # since an outage
@@ -172,6 +175,9 @@ class BreakerJobRunner:
             return await self.temporal.schedule_recurring_job(
                 job_name, data, interval, tenant=tenant, user_id=user_id
             )
+
+        self.temporal.check_job(job_name, data, tenant, user_id)
+        parse_recurrence(interval)  # a bad input is refused as such, open breaker or not
 
         return await self._guarded(on_temporal, may_fall_back=False)
 

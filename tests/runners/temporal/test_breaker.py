@@ -19,7 +19,14 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from jobsight.devstack.localstack import LocalTemporal
-from jobsight.runners import HandlerRegistry, RetryPolicy, ScheduleOptions, ScheduleResult
+from jobsight.runners import (
+    HandlerRegistry,
+    RetryPolicy,
+    ScheduleOptions,
+    ScheduleResult,
+    UnknownJobError,
+    ValidationError,
+)
 from jobsight.runners.breaker import BreakerSettings, BreakerState
 from jobsight.runners.factory import RunnerSettings, create_runner
 from jobsight.runners.fallback import BreakerJobRunner
@@ -208,6 +215,10 @@ async def test_unreachable_at_start_opens_the_breaker_and_fails_fast(migrated_db
                                    result.job_id) == "pgqueue"  # fmt: skip
         with pytest.raises(CircuitOpenError, match="next probe in"):
             await runner.schedule_recurring_job("counted", {"n": 1}, "5 minutes", tenant=TENANT)
+        with pytest.raises(UnknownJobError):  # a bad input is refused as such, breaker or not
+            await runner.schedule_job("not-registered", {}, tenant=TENANT)
+        with pytest.raises(ValidationError, match="interval"):
+            await runner.schedule_recurring_job("counted", {}, "every now and then", tenant=TENANT)
     finally:
         await runner.stop(1)
 
