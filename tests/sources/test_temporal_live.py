@@ -71,7 +71,10 @@ async def test_temporal_source_over_runner_workflows(
     # Scheduled with no worker polling: workflow tasks wait in the task queue.
     for _ in range(3):
         await made.schedule_job("import", {}, tenant=TENANT)
-    waiting = await poll_until(ctx, lambda s: s.task_queues[0].backlog >= 3)
+    # Visibility is eventually consistent: its count may trail the task queue's backlog a little.
+    waiting = await poll_until(
+        ctx, lambda s: s.task_queues[0].backlog >= 3 and s.workflows.get("running") == 3
+    )
     (queue,) = waiting.task_queues
     assert (queue.task_queue, queue.backlog) == (task_queue, 3)
     assert queue.workflow_pollers == 0 and queue.backlog_age > 0
