@@ -208,6 +208,31 @@ async def _guarded_temporal(
     return guarded
 
 
+async def owner_of(runners: list[JobRunner], job_id: uuid.UUID | str) -> JobRunner:
+    """The runner whose engine has the job's row (JobNotFoundError when none has): where a job
+    of several engines (routes, a fallback) is cancelled and asked about."""
+    target = check_uuid("job_id", job_id)
+    for runner in runners:
+        try:
+            await runner.get_job_status(target)
+            return runner
+        except JobNotFoundError:
+            continue
+    raise JobNotFoundError(target)
+
+
+async def cancel_on_owner(runners: list[JobRunner], job_id: uuid.UUID | str) -> bool:
+    """Cancels a job on the engine that has its row; an id no row has may be a recurring
+    schedule's, which whichever engine knows it cancels."""
+    try:
+        return await (await owner_of(runners, job_id)).cancel_job(job_id)
+    except JobNotFoundError:
+        for runner in runners:
+            if await runner.cancel_job(job_id):
+                return True
+        return False
+
+
 class RoutingJobRunner:
     """Hybrid mode: each job name goes to the engine of the first route that matches it
     (fnmatch patterns; "*" catches the rest). Cancel and status follow the job's own row."""
@@ -260,27 +285,11 @@ class RoutingJobRunner:
             job_name, data, interval, tenant=tenant
         )
 
-    async def _owner(self, job_id: uuid.UUID | str) -> JobRunner:
-        target = check_uuid("job_id", job_id)
-        for runner in self._engines.values():
-            try:
-                await runner.get_job_status(target)
-                return runner
-            except JobNotFoundError:
-                continue
-        raise JobNotFoundError(target)
-
     async def cancel_job(self, job_id: uuid.UUID | str) -> bool:
-        try:
-            return await (await self._owner(job_id)).cancel_job(job_id)
-        except JobNotFoundError:  # a recurring schedule's id: whichever engine knows it
-            for runner in self._engines.values():
-                if await runner.cancel_job(job_id):
-                    return True
-            return False
+        return await cancel_on_owner(list(self._engines.values()), job_id)
 
     async def get_job_status(self, job_id: uuid.UUID | str) -> JobStatusInfo:
-        return await (await self._owner(job_id)).get_job_status(job_id)
+        return await (await owner_of(list(self._engines.values()), job_id)).get_job_status(job_id)
 
     async def start(self) -> None:
         for runner in self._engines.values():

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from jobsight.runners.breaker import BreakerSettings, BreakerState, Change, CircuitBreaker, Permit
 from jobsight.runners.breaker_record import BreakerRecord
 from jobsight.runners.errors import JobNotFoundError
+from jobsight.runners.factory import cancel_on_owner, owner_of
 from jobsight.runners.interface import (
     HandlerConfig,
     JobRunner,
@@ -47,23 +48,10 @@ from jobsight.runners.temporal.runner import (
     TemporalUnavailableError,
     singleton_workflow_id,
 )
-from jobsight.runners.validation import check_uuid
 
 log = logging.getLogger("jobsight.breaker")
 T = TypeVar("T")
 FALLBACK_STEP = "fallback"  # the job_details step that notes a job sent to pgqueue instead
-
-
-async def owner_of(runners: list[JobRunner], job_id: uuid.UUID | str) -> JobRunner:
-    """The runner whose engine has the job's row (JobNotFoundError when none has)."""
-    target = check_uuid("job_id", job_id)
-    for runner in runners:
-        try:
-            await runner.get_job_status(target)
-            return runner
-        except JobNotFoundError:
-            continue
-    raise JobNotFoundError(target)
 
 
 class BreakerJobRunner:
@@ -249,10 +237,7 @@ class BreakerJobRunner:
         return [self.temporal, *([self.fallback] if self.fallback is not None else [])]
 
     async def cancel_job(self, job_id: uuid.UUID | str) -> bool:
-        try:
-            return await (await owner_of(self._runners(), job_id)).cancel_job(job_id)
-        except JobNotFoundError:  # a recurring schedule's id
-            return await self.temporal.cancel_job(job_id)
+        return await cancel_on_owner(self._runners(), job_id)
 
     async def get_job_status(self, job_id: uuid.UUID | str) -> JobStatusInfo:
         return await (await owner_of(self._runners(), job_id)).get_job_status(job_id)
