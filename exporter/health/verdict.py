@@ -17,7 +17,7 @@ run on the clock); it stores the verdicts, and every reader (metrics, endpoints,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,10 +126,20 @@ def judged_sources(
     ]
 
 
-def signals_of(views: Mapping[str, SourceView], settings: SidecarSettings) -> SourceSignals:
-    """Every polled source's signals, merged."""
+def signals_of(
+    views: Mapping[str, SourceView],
+    settings: SidecarSettings,
+    made: Callable[[str, Any], SourceSignals] | None = None,
+) -> SourceSignals:
+    """Every polled source's signals, merged; `made(name, snapshot)` makes one source's (by
+    default, the source itself makes them afresh)."""
+
+    def afresh(name: str, snapshot: Any) -> SourceSignals:
+        return load_source(name).signals(snapshot, settings)
+
+    make = made or afresh
     return merge_all(
-        load_source(name).signals(view.snapshot, settings)
+        make(name, view.snapshot)
         for name, view in views.items()
         if view.snapshot is not None and name in settings.sources
     )
@@ -203,7 +213,7 @@ class Evaluator:
     def evaluate(
         self, views: Mapping[str, SourceView], now: float, leader: bool = False
     ) -> dict[str | None, Verdict]:
-        signals = self._merged_signals(views)
+        signals = signals_of(views, self.settings, self._signals_once)
         scopes: list[str | None] = [None, *busiest_versions(signals, MAX_VERSIONS)]
         self._held = {scope: self._held.get(scope, {}) for scope in scopes}  # forget the rest
         return {
@@ -211,17 +221,12 @@ class Evaluator:
             for scope in scopes
         }
 
-    def _merged_signals(self, views: Mapping[str, SourceView]) -> SourceSignals:
-        parts = []
-        for name, view in views.items():
-            if view.snapshot is None or name not in self.settings.sources:
-                continue
-            made = self._signals.get(name)
-            if made is None or made[0] is not view.snapshot:
-                made = (view.snapshot, load_source(name).signals(view.snapshot, self.settings))
-                self._signals[name] = made
-            parts.append(made[1])
-        return merge_all(parts)
+    def _signals_once(self, name: str, snapshot: Any) -> SourceSignals:
+        made = self._signals.get(name)
+        if made is None or made[0] is not snapshot:
+            made = (snapshot, load_source(name).signals(snapshot, self.settings))
+            self._signals[name] = made
+        return made[1]
 
     def _verdict(
         self,
