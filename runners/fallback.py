@@ -191,7 +191,7 @@ class BreakerJobRunner:
                 self.breaker.release(permit)  # Temporal answered: a refusal, not an outage
                 raise
             self.breaker.failure(permit, str(exc))
-            if may_fall_back and self.fallback is not None and exc.withdrawn:
+            if may_fall_back and self.fallback is not None:
                 raise _Fallback(str(exc)) from None
             raise
         except BaseException:

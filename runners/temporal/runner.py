@@ -63,18 +63,17 @@ DB_STATEMENT_TIMEOUT_S = 30.0  # each of the engine's own statements (row writes
 
 
 class TemporalUnavailableError(JobsightError):
-    """Temporal could not be reached or refused a request; nothing of the job was kept.
+    """Temporal could not be reached or refused a request; nothing of the job was kept: its row
+    was withdrawn, so a workflow the server may still have started finds none and ends without
+    running the handler (scheduling the job elsewhere is safe).
 
     `outage`: the failure says Temporal is unreachable or overloaded (a transport error, a
     timeout, UNAVAILABLE), not that it refused this request (a bad argument, no permission).
-    `withdrawn`: the job's row was removed, so a workflow the server may still have started
-    finds no row and ends without running the handler: scheduling the job elsewhere is safe.
     """
 
-    def __init__(self, message: str, *, outage: bool = True, withdrawn: bool = True) -> None:
+    def __init__(self, message: str, *, outage: bool = True) -> None:
         super().__init__(message)
         self.outage = outage
-        self.withdrawn = withdrawn
 
 
 class CircuitOpenError(TemporalUnavailableError):
