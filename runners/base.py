@@ -56,7 +56,38 @@ class RecurringJob:
     spec: str  # the cron expression or interval as given
 
 
-class RunnerBase(ABC, Generic[SettingsT]):
+class SchedulesAt(ABC):
+    """schedule_job_at, written once over an engine's (or a wrapper's) schedule_job."""
+
+    @abstractmethod
+    async def schedule_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+        user_id: uuid.UUID | str | None = None,
+    ) -> ScheduleResult:
+        """Queues one job to run as soon as a worker is free."""
+
+    async def schedule_job_at(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        run_at: datetime,
+        *,
+        tenant: uuid.UUID | str,
+        options: ScheduleOptions | None = None,
+        user_id: uuid.UUID | str | None = None,
+    ) -> ScheduleResult:
+        timed = (options or ScheduleOptions()).at(run_at)
+        return await self.schedule_job(
+            job_name, data, tenant=tenant, options=timed, user_id=user_id
+        )
+
+
+class RunnerBase(SchedulesAt, Generic[SettingsT]):
     runner_type: ClassVar[str]
 
     def __init__(
@@ -82,18 +113,6 @@ class RunnerBase(ABC, Generic[SettingsT]):
     @abstractmethod
     async def pool(self) -> asyncpg.Pool:
         """The engine's connection pool to the database that holds the `jobs` table."""
-
-    @abstractmethod
-    async def schedule_job(
-        self,
-        job_name: str,
-        data: dict[str, Any],
-        *,
-        tenant: uuid.UUID | str,
-        options: ScheduleOptions | None = None,
-        user_id: uuid.UUID | str | None = None,
-    ) -> ScheduleResult:
-        """Queues one job to run as soon as a worker is free."""
 
     @abstractmethod
     async def create_schedule(self, recurring: RecurringJob) -> ScheduleResult:
@@ -133,21 +152,6 @@ class RunnerBase(ABC, Generic[SettingsT]):
         user = SYSTEM_USER if user_id is None else check_uuid("user_id", user_id)
         payload = encode_payload(data, "data", self.settings.max_payload_bytes)
         return CheckedJob(config, tenant_id, user, data, payload)
-
-    async def schedule_job_at(
-        self,
-        job_name: str,
-        data: dict[str, Any],
-        run_at: datetime,
-        *,
-        tenant: uuid.UUID | str,
-        options: ScheduleOptions | None = None,
-        user_id: uuid.UUID | str | None = None,
-    ) -> ScheduleResult:
-        timed = (options or ScheduleOptions()).at(run_at)
-        return await self.schedule_job(
-            job_name, data, tenant=tenant, options=timed, user_id=user_id
-        )
 
     async def schedule_recurring_job(
         self,

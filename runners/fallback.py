@@ -22,9 +22,9 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
+from jobsight.runners.base import SchedulesAt
 from jobsight.runners.breaker import BreakerSettings, BreakerState, Change, CircuitBreaker, Permit
 from jobsight.runners.breaker_record import BreakerRecord
 from jobsight.runners.errors import JobNotFoundError
@@ -54,7 +54,7 @@ T = TypeVar("T")
 FALLBACK_STEP = "fallback"  # the job_details step that notes a job sent to pgqueue instead
 
 
-class BreakerJobRunner:
+class BreakerJobRunner(SchedulesAt):
     runner_type = "temporal"
 
     def __init__(
@@ -134,21 +134,6 @@ class BreakerJobRunner:
         pool = await self.temporal.pool()
         holder = await pool.fetchval(UNFINISHED_OF_WORKFLOW, workflow_id)
         return None if holder is None else ScheduleResult(holder, workflow_id, duplicate=True)
-
-    async def schedule_job_at(
-        self,
-        job_name: str,
-        data: dict[str, Any],
-        run_at: datetime,
-        *,
-        tenant: uuid.UUID | str,
-        options: ScheduleOptions | None = None,
-        user_id: uuid.UUID | str | None = None,
-    ) -> ScheduleResult:
-        timed = (options or ScheduleOptions()).at(run_at)
-        return await self.schedule_job(
-            job_name, data, tenant=tenant, options=timed, user_id=user_id
-        )
 
     async def schedule_recurring_job(
         self,
