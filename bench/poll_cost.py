@@ -138,10 +138,16 @@ def rss_mb(pid: int) -> float:
 
 
 def start_sidecar(
-    url: str, port: int, sources: str, temporal: str | None, interval: str = "2s"
+    url: str,
+    port: int,
+    sources: str,
+    temporal: str | None,
+    interval: str = "2s",
+    extra: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     env = {
         **os.environ,
+        **(extra or {}),
         "DATABASE_URL": url,
         "JOBSIGHT_PORT": str(port),
         "JOBSIGHT_HOST": "127.0.0.1",

@@ -2,9 +2,12 @@
 with every source on, after an hour of load, not only at start).
 
 One PostgreSQL and one Temporal dev server; in this process, the demo's workers on both engines
-and its load (about 6 jobs/s with a few percent failing, runners/examples/demo_handlers.py); in
-its own process, `jobsight serve` with every source on (jobs, pgqueue, pgboss, postgres,
-temporal), polling every 5 s as the demo's sidecar does. Its RSS is sampled every 10 s; the
+and its load (about 6 jobs/s with a few percent failing, runners/examples/demo_handlers.py); two
+`jobsight serve` processes side by side, each its own instance (each leads and polls), with every
+source on (jobs, pgqueue, pgboss, postgres, temporal), polling every 5 s as the demo's sidecar
+does: one reads Temporal over its HTTP API (JOBSIGHT_TEMPORAL_HTTP_ADDRESS, no SDK), the other
+over gRPC with the Temporal SDK. Each one's RSS is sampled every 10 s, and at the end each must
+report every source up (a sidecar whose temporal source failed would be light for nothing). The
 console is not browsed (a sidecar nobody browses is the common case; a browsed one also loads
 Jinja2).
 
@@ -24,6 +27,8 @@ import statistics
 import time
 from pathlib import Path
 
+import aiohttp
+
 from bench.poll_cost import rss_mb, start_sidecar
 from jobsight.devstack.demo import Demo
 from jobsight.devstack.localstack import LocalPostgres, free_port
@@ -35,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "sidecar_memory.json"
 SAMPLE_EVERY_S = 10.0
 TARGET_MB = 64.0
+TRANSPORTS = ("http", "grpc")
 
 
 async def main() -> None:
@@ -43,7 +49,8 @@ async def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the demo's failing jobs are on purpose
     pg, temporal = LocalPostgres(), LocalTemporal()
-    samples: list[tuple[float, float]] = []
+    samples: dict[str, list[tuple[float, float]]] = {t: [] for t in TRANSPORTS}
+    up: dict[str, dict[str, bool]] = {}
     try:
         url, address = pg.start(), temporal.start()
         import asyncpg
@@ -56,33 +63,48 @@ async def main() -> None:
         )
         stop = asyncio.Event()
         load = asyncio.create_task(Demo(settings, temporal=True, sidecar=False).run(stop))
-        os.environ["JOBSIGHT_TEMPORAL_TASK_QUEUES"] = "jobsight-demo"  # the sidecar's scope
-        proc = start_sidecar(url, free_port(), "jobs,pgqueue,pgboss,postgres,temporal", address,
-                             interval="5s")  # fmt: skip
+        os.environ["JOBSIGHT_TEMPORAL_TASK_QUEUES"] = "jobsight-demo"  # the sidecars' scope
+        ports = {transport: free_port() for transport in TRANSPORTS}
+        procs = {
+            transport: start_sidecar(
+                url,
+                ports[transport],
+                "jobs,pgqueue,pgboss,postgres,temporal",
+                address,
+                interval="5s",
+                extra={
+                    "JOBSIGHT_INSTANCE": f"memory-{transport}",
+                    **(
+                        {"JOBSIGHT_TEMPORAL_HTTP_ADDRESS": temporal.http_address}
+                        if transport == "http"
+                        else {}
+                    ),
+                },
+            )
+            for transport in TRANSPORTS
+        }
         began = time.monotonic()
         try:
             while (elapsed := time.monotonic() - began) < args.minutes * 60:
                 await asyncio.sleep(SAMPLE_EVERY_S)
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the sidecar exited with {proc.returncode}")
-                samples.append((round(elapsed), round(rss_mb(proc.pid), 1)))
-                if len(samples) % 30 == 0:
-                    print(f"{elapsed / 60:.0f} min: {samples[-1][1]} MB", flush=True)
+                for transport, proc in procs.items():
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"the {transport} sidecar exited with {proc.returncode}")
+                    samples[transport].append((round(elapsed), round(rss_mb(proc.pid), 1)))
+                if len(samples["http"]) % 30 == 0:
+                    now = {t: s[-1][1] for t, s in samples.items()}
+                    print(f"{elapsed / 60:.0f} min: {now} MB", flush=True)
+            for transport, port in ports.items():
+                up[transport] = await sources_up(port)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            for proc in procs.values():
+                proc.terminate()
+                proc.wait(30)
             stop.set()
             await load
     finally:
         temporal.stop()
         pg.stop()
-    values = [mb for _, mb in samples]
-    last_tenth = values[-max(1, len(values) // 10) :]
-    summary = {
-        "rss_mb_first_minute_max": max(mb for t, mb in samples if t <= 60),
-        "rss_mb_max": max(values),
-        "rss_mb_last_tenth_median": statistics.median(last_tenth),
-    }
     result = {
         "benchmark": "sidecar_memory",
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -91,16 +113,51 @@ async def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "load": "the demo's workers and load (about 6 jobs/s, both engines), sidecar polling "
-        "every 5 s with every source on",
+        "load": "the demo's workers and load (about 6 jobs/s, both engines), two sidecars side by "
+        "side polling every 5 s with every source on, Temporal read over its HTTP API by one and "
+        "over gRPC (the SDK) by the other",
         "minutes": args.minutes,
-        "samples_s_mb": samples,
-        "summary": summary,
-        "targets_met": {f"rss max <= {TARGET_MB:g} MB": summary["rss_mb_max"] <= TARGET_MB},
+        "transports": {
+            transport: {
+                "summary": summarise(samples[transport]),
+                "sources_up_at_end": up[transport],
+                "samples_s_mb": samples[transport],
+            }
+            for transport in TRANSPORTS
+        },
+    }
+    http = result["transports"]["http"]  # type: ignore[index]
+    result["targets_met"] = {
+        f"rss max <= {TARGET_MB:g} MB (Temporal over HTTP)": http["summary"]["rss_mb_max"]
+        <= TARGET_MB
+        and all(http["sources_up_at_end"].values()),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({t: v["summary"] for t, v in result["transports"].items()}, indent=2))  # type: ignore[attr-defined]
+
+
+def summarise(samples: list[tuple[float, float]]) -> dict[str, float]:
+    values = [mb for _, mb in samples]
+    last_tenth = values[-max(1, len(values) // 10) :]
+    return {
+        "rss_mb_first_minute_max": max(mb for t, mb in samples if t <= 60),
+        "rss_mb_max": max(values),
+        "rss_mb_last_tenth_median": statistics.median(last_tenth),
+    }
+
+
+async def sources_up(port: int) -> dict[str, bool]:
+    """Each source's jobsight_source_up on the sidecar's /metrics."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("jobsight_source_up{"):
+            name = line.split('source="', 1)[1].split('"', 1)[0]
+            found[name] = float(line.rsplit(" ", 1)[1]) == 1.0
+    return found
 
 
 if __name__ == "__main__":

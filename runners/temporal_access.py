@@ -4,6 +4,7 @@ environment names, used by the Temporal engine, `jobsight worker` and the sideca
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ ENV_NAMES = {
 # How the SDK words a connection the server ended right after it was made (a TLS server that
 # wanted a client certificate, or that was spoken to in plaintext).
 CLOSED_MARKS = ("close_notify", "UnexpectedEof", "connection closed", "BrokenPipe",
-                "ConnectionReset", "Canceled")  # fmt: skip
+                "ConnectionReset", "Connection reset", "Canceled", "CERTIFICATE_REQUIRED",
+                "Server disconnected")  # fmt: skip
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
@@ -76,6 +78,21 @@ class TemporalAccess:
             )
         return options
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """The same trust, client certificate and key for an HTTPS client (the sidecar's reads
+        over Temporal's HTTP API); a file that cannot be read raises ValidationError naming its
+        setting."""
+        ca = _read("tls_ca", self.tls_ca)
+        context = ssl.create_default_context(cadata=ca.decode("ascii", "replace") if ca else None)
+        if self.tls_cert:
+            try:
+                context.load_cert_chain(self.tls_cert, self.tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValidationError(
+                    "TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY", f"cannot load them: {exc}"
+                ) from None
+        return context
+
 
 def _read(setting: str, path: str) -> bytes | None:
     if not path:
@@ -91,14 +108,14 @@ def unreachable(address: str, access: TemporalAccess, exc: BaseException) -> str
     text = str(exc) or type(exc).__name__
     where = f"Temporal at {address}"
     trust = f"the CA in {access.tls_ca}" if access.tls_ca else "the system's trust store"
-    if "UnknownIssuer" in text or "CERTIFICATE_VERIFY_FAILED" in text:
-        return f"TEMPORAL_TLS_CA: {where} presents a certificate not signed by {trust}"
-    if "NotValidForName" in text:
+    if "NotValidForName" in text or "Hostname mismatch" in text:
         name = access.tls_server_name or address.rsplit(":", 1)[0]
         return (
             f"TEMPORAL_TLS_SERVER_NAME: {where} presents a certificate that is not valid for "
             f"{name!r}"
         )
+    if "UnknownIssuer" in text or "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"TEMPORAL_TLS_CA: {where} presents a certificate not signed by {trust}"
     closed = any(mark in text for mark in CLOSED_MARKS)
     if access.uses_tls and closed:
         hint = "" if access.tls_cert else " (it may require a client certificate: set "

@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         env = {**os.environ, "DATABASE_URL": stack.database_url}
         if stack.temporal_address:
             env["TEMPORAL_ADDRESS"] = stack.temporal_address
+        if stack.temporal_server:  # the sidecar reads it over the HTTP API, without the SDK
+            env.setdefault("JOBSIGHT_TEMPORAL_HTTP_ADDRESS", stack.temporal_server.http_address)
         ui_url = stack.temporal_server.ui_url if stack.temporal_server else None
         settings = demo_settings(load_settings(env), ui_url or "")
         asyncio.run(run_demo(stack, settings))

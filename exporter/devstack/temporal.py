@@ -45,6 +45,7 @@ class LocalTemporal:
     search_attributes: dict[str, str] = field(default_factory=dict)
     persistent: bool = False
     address: str = ""
+    http_address: str = ""  # the frontend's HTTP API
     ui_url: str | None = None
     _proc: subprocess.Popen[bytes] | None = None
     _dir: Path | None = None
@@ -67,7 +68,7 @@ class LocalTemporal:
         raise AssertionError("unreachable")
 
     def _start_once(self, cli: str) -> str:
-        port = free_port()
+        port, http_port = free_port(), free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="jobsight-temporal-"))
         cmd = [
             cli,
@@ -78,7 +79,7 @@ class LocalTemporal:
             "--port",
             str(port),
             "--http-port",
-            str(free_port()),
+            str(http_port),
             "--metrics-port",
             str(free_port()),
             "--log-level",
@@ -98,6 +99,7 @@ class LocalTemporal:
             cmd.append("--headless")
         self._cmd = cmd
         self.address = f"127.0.0.1:{port}"
+        self.http_address = f"127.0.0.1:{http_port}"
         self._launch(cli, port)
         return self.address
 

@@ -97,7 +97,10 @@ def _resolve_sources(
 ) -> tuple[str, ...]:
     if chosen != ("auto",):
         return chosen
-    with_temporal = "TEMPORAL_ADDRESS" in environ or "temporal_address" in from_file
+    named = ("TEMPORAL_ADDRESS", "JOBSIGHT_TEMPORAL_HTTP_ADDRESS")
+    with_temporal = any(name in environ for name in named) or any(
+        name in from_file for name in ("temporal_address", "temporal_http_address")
+    )
     return ("jobs", "pgqueue", "pgboss", "postgres") + (("temporal",) if with_temporal else ())
 
 
@@ -121,15 +124,21 @@ def _check_together(settings: SidecarSettings) -> None:
         raise SettingError("JOBSIGHT_SOURCES: choose at least one source")
     if not settings.database_url:
         raise SettingError("DATABASE_URL: not set (the sidecar's sources, leader and state)")
-    host, _, port = settings.temporal_address.rpartition(":")
-    if "temporal" in settings.sources and (not host or not port.isdigit()):
-        raise SettingError(
-            f"TEMPORAL_ADDRESS: must be host:port (got {settings.temporal_address!r})"
-        )
+    if "temporal" in settings.sources:
+        if settings.temporal_http_address:
+            _check_address("JOBSIGHT_TEMPORAL_HTTP_ADDRESS", settings.temporal_http_address)
+        else:
+            _check_address("TEMPORAL_ADDRESS", settings.temporal_address)
     if settings.commit_lag > settings.max_commit_lag:
         raise SettingError("JOBSIGHT_COMMIT_LAG: must not exceed JOBSIGHT_MAX_COMMIT_LAG")
     if settings.pgboss_scan_share <= 0:
         raise SettingError("JOBSIGHT_PGBOSS_SCAN_SHARE: must be above 0 (0 would never count)")
+
+
+def _check_address(name: str, address: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "/" in address:
+        raise SettingError(f"{name}: must be host:port (got {address!r})")
 
 
 def settings_fields() -> set[str]:

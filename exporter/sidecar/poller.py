@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -138,6 +139,7 @@ class Poller:
         finally:
             ticker.cancel()
             await self._stop_tasks(graceful=True)
+            await close_clients(self._clients)
             await self.leadership.resign()
             self.state.leader = False
             self.changed()
@@ -267,3 +269,16 @@ class Poller:
 def _report_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("%s stopped: %s", task.get_name(), describe(task.exception()))  # type: ignore[arg-type]
+
+
+async def close_clients(clients: dict[str, Any]) -> None:
+    """Closes the sources' kept clients that hold connections (the temporal source's HTTP
+    session); one that fails to close is only logged."""
+    for name, client in list(clients.items()):
+        close = getattr(client, "close", None)
+        if close is not None and inspect.iscoroutinefunction(close):
+            try:
+                await close()
+            except Exception as exc:
+                log.warning("closing the %s client: %s", name, exc)
+    clients.clear()

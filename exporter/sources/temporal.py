@@ -12,7 +12,8 @@ queues in scope (TEMPORAL_NAMESPACE, JOBSIGHT_TEMPORAL_TASK_QUEUES).
   servers that ignore it are asked again in the enhanced mode, summing over build versions);
 - workflows running longer than JOBSIGHT_TEMPORAL_LONG_RUNNING_AFTER.
 
-temporalio is imported inside fetch(), so it loads only when this source is enabled.
+It reads Temporal over gRPC with the SDK or over the HTTP API without it (temporal_api.py);
+temporalio is imported only for gRPC, and only when this source is enabled.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from typing import Any
 from prometheus_client.core import Metric
 
 from jobsight.metric_spec import MetricSpec, samples, single
-from jobsight.runners.temporal_access import TemporalAccess, unreachable
+from jobsight.runners.temporal_access import TemporalAccess
 from jobsight.settings import SidecarSettings
-from jobsight.sources import temporal_schedules
+from jobsight.sources import temporal_api, temporal_schedules
 from jobsight.sources.base import PollContext, RowSource
 from jobsight.sources.signals import Signals, SourceSignals
+from jobsight.sources.temporal_api import ACTIVITY_TASKS, WORKFLOW_TASKS, Answer, TemporalApi
+from jobsight.sources.temporal_json import payload_value, seconds_of
 
 TQ = ("task_queue",)
 WORKFLOWS = MetricSpec(
@@ -130,29 +133,26 @@ def _iso(moment: datetime) -> str:
 
 
 async def count_workflows(
-    client: Any, settings: SidecarSettings, query: str, rpc_timeout: timedelta
-) -> Any:
-    """One CountWorkflowExecutions call, not retried: the SDK's own count_workflows retries an
-    unreachable server until the timeout, so a poll during a short outage would wait it out and
-    report the source up throughout. Failing at once, the outage shows when it happens."""
-    from temporalio.api.workflowservice.v1 import CountWorkflowExecutionsRequest
-
-    request = CountWorkflowExecutionsRequest(namespace=settings.temporal_namespace, query=query)
-    return await client.workflow_service.count_workflow_executions(
-        request, retry=False, timeout=rpc_timeout
-    )
+    api: TemporalApi, query: str, rpc_timeout: float
+) -> tuple[int, list[tuple[str | None, int]]]:
+    """One CountWorkflowExecutions call, not retried (the SDK's own count_workflows retries an
+    unreachable server until the rpc_timeout, so a poll during a short outage would wait it out and
+    report the source up throughout): the total, and its groups when the query groups."""
+    answer = await api.count(query, rpc_timeout)
+    return int(answer.get("count") or 0), raw_groups(answer)
 
 
-def raw_groups(result: Any) -> list[tuple[str | None, int]]:
-    """A grouped CountWorkflowExecutions answer (its group values are payloads) as (group value,
-    count) rows."""
-    from temporalio.converter import PayloadConverter
-
-    decode = PayloadConverter.default.from_payload
+def raw_groups(answer: Answer) -> list[tuple[str | None, int]]:
+    """A grouped count's groups (each value a payload) as (group value, count) rows."""
     return [
-        (str(decode(g.group_values[0])) if g.group_values else None, int(g.count))
-        for g in result.groups
+        (_group_value(g.get("groupValues")), int(g.get("count") or 0))
+        for g in answer.get("groups", [])
     ]
+
+
+def _group_value(values: Any) -> str | None:
+    value = payload_value(values[0]) if values else None
+    return None if value is None else str(value)
 
 
 def grouped_counts(rows: Iterable[tuple[str | None, int]]) -> dict[str, int]:
@@ -187,46 +187,37 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
 
     async def fetch(self, ctx: PollContext[TemporalSnapshot]) -> TemporalRows:
         settings = ctx.settings
-        client = ctx.clients.get("temporal")
-        if client is None:
-            client = await connect(settings)
-            ctx.clients["temporal"] = client
-        timeout = timedelta(seconds=settings.poll_timeout)
+        api: TemporalApi | None = ctx.clients.get("temporal")
+        if api is None:
+            api = await connect(settings)
+            ctx.clients["temporal"] = api
+        wait = settings.poll_timeout
         scope = scope_query(settings.temporal_task_queues)
         now = datetime.now(UTC)
-        running = await count_workflows(
-            client, settings, _and(scope, 'ExecutionStatus = "Running"'), timeout
-        )
+        running, _ = await count_workflows(api, _and(scope, 'ExecutionStatus = "Running"'), wait)
         started_before = _iso(now - timedelta(seconds=settings.long_running_after))
-        long_running = await count_workflows(
-            client,
-            settings,
-            _and(scope, 'ExecutionStatus = "Running"', f'StartTime < "{started_before}"'),
-            timeout,
-        )
+        long_running, _ = await count_workflows(
+            api, _and(scope, 'ExecutionStatus = "Running"', f'StartTime < "{started_before}"'),
+            wait,
+        )  # fmt: skip
         closed = ctx.previous.closed if ctx.previous else None
         if closed is None or temporal_schedules.read_due(closed, time.time()):
             closed_after = _iso(now - timedelta(seconds=settings.recent_window))
-            groups = await count_workflows(
-                client,
-                settings,
-                _and(scope, f'CloseTime > "{closed_after}"') + " GROUP BY ExecutionStatus",
-                timeout,
-            )
-            closed = ClosedRead(time.time(), raw_groups(groups))
-        queues = [
-            await describe_task_queue(client, settings, name, timeout)
-            for name in settings.temporal_task_queues
-        ]
+            _, groups = await count_workflows(
+                api, _and(scope, f'CloseTime > "{closed_after}"') + " GROUP BY ExecutionStatus",
+                wait,
+            )  # fmt: skip
+            closed = ClosedRead(time.time(), groups)
+        queues = [await describe_task_queue(api, q, wait) for q in settings.temporal_task_queues]
         previous = ctx.previous.schedules if ctx.previous else None
         schedules = previous
         if temporal_schedules.read_due(previous, time.time()):
-            read = await temporal_schedules.read(client, timeout)
+            read = await temporal_schedules.read(api, wait)
             at = time.time()
             schedules = temporal_schedules.ScheduleRead(
                 at, temporal_schedules.with_owed(read, previous, at)
             )
-        return TemporalRows(int(running.count), int(long_running.count), closed, queues, schedules)
+        return TemporalRows(running, long_running, closed, queues, schedules)
 
     def build(
         self, rows: TemporalRows, previous: TemporalSnapshot | None, settings: SidecarSettings
@@ -286,72 +277,42 @@ def access(settings: SidecarSettings) -> TemporalAccess:
     )
 
 
-async def connect(settings: SidecarSettings) -> Any:
-    from temporalio.client import Client
-
-    reach = access(settings)
-    try:
-        return await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            connect_timeout=timedelta(seconds=settings.poll_timeout),
-            **reach.client_options(),
-        )
-    except RuntimeError as exc:
-        raise ConnectionError(unreachable(settings.temporal_address, reach, exc)) from None
-
-
-async def describe_task_queue(
-    client: Any, settings: SidecarSettings, name: str, rpc_timeout: timedelta
-) -> TaskQueueRow:
-    from temporalio.api.enums.v1 import DescribeTaskQueueMode, TaskQueueType
-    from temporalio.api.taskqueue.v1 import TaskQueue
-    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-
-    row = TaskQueueRow(name)
-    service = client.workflow_service
-    kinds = (
-        (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, "workflow_pollers"),
-        (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, "activity_pollers"),
+async def connect(settings: SidecarSettings) -> TemporalApi:
+    """The HTTP API at JOBSIGHT_TEMPORAL_HTTP_ADDRESS when it is set, else the SDK's gRPC client
+    at TEMPORAL_ADDRESS (temporal_api.py)."""
+    return await temporal_api.connect(
+        settings.temporal_address,
+        settings.temporal_http_address,
+        settings.temporal_namespace,
+        access(settings),
+        settings.poll_timeout,
     )
+
+
+async def describe_task_queue(api: TemporalApi, name: str, rpc_timeout: float) -> TaskQueueRow:
+    """Backlog and pollers of both task types; servers that ignore report_stats outside the
+    enhanced mode are asked again in it, summing over build versions."""
+    row = TaskQueueRow(name)
+    kinds = ((WORKFLOW_TASKS, "workflow_pollers"), (ACTIVITY_TASKS, "activity_pollers"))
     for kind, pollers_attr in kinds:
-        response = await service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=settings.temporal_namespace,
-                task_queue=TaskQueue(name=name),
-                task_queue_type=kind,
-                report_stats=True,
-                report_pollers=True,
-            ),
-            timeout=rpc_timeout,
-        )
-        if response.HasField("stats"):
-            _add_stats(row, response.stats)
-            setattr(row, pollers_attr, getattr(row, pollers_attr) + len(response.pollers))
-            continue
-        # Older servers ignore report_stats outside the enhanced mode.
-        enhanced = await service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=settings.temporal_namespace,
-                task_queue=TaskQueue(name=name),
-                api_mode=DescribeTaskQueueMode.DESCRIBE_TASK_QUEUE_MODE_ENHANCED,
-                task_queue_types=[kind],
-                report_stats=True,
-                report_pollers=True,
-            ),
-            timeout=rpc_timeout,
-        )
-        for version in enhanced.versions_info.values():
-            for info in version.types_info.values():
-                _add_stats(row, info.stats)
-                setattr(row, pollers_attr, getattr(row, pollers_attr) + len(info.pollers))
+        answer = await api.describe_task_queue(name, kind, False, rpc_timeout)
+        found = [answer] if "stats" in answer else []
+        if not found:
+            enhanced = await api.describe_task_queue(name, kind, True, rpc_timeout)
+            found = [
+                info
+                for version in enhanced.get("versionsInfo", {}).values()
+                for info in version.get("typesInfo", {}).values()
+            ]
+        for info in found:
+            _add_stats(row, info.get("stats", {}))
+            setattr(row, pollers_attr, getattr(row, pollers_attr) + len(info.get("pollers", [])))
     return row
 
 
-def _add_stats(row: TaskQueueRow, stats: Any) -> None:
-    row.backlog += int(stats.approximate_backlog_count)
-    age = stats.approximate_backlog_age.ToTimedelta().total_seconds()
-    row.backlog_age = max(row.backlog_age, age)
+def _add_stats(row: TaskQueueRow, stats: Answer) -> None:
+    row.backlog += int(stats.get("approximateBacklogCount") or 0)
+    row.backlog_age = max(row.backlog_age, seconds_of(stats.get("approximateBacklogAge")))
 
 
 SOURCE = TemporalSource()

@@ -20,13 +20,17 @@ import asyncio
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.core import Metric
 
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, samples
+from jobsight.sources.temporal_json import seconds_of, unix_of
+
+if TYPE_CHECKING:
+    from jobsight.sources.temporal_api import Answer, TemporalApi
 
 READ_EVERY_S = 60.0
 MAX_SCHEDULES = 100
@@ -100,42 +104,50 @@ def job_name_of(workflow_id: str, schedule_id: str) -> str:
     return found.group("name") if found else schedule_id
 
 
-async def read(client: Any, rpc_timeout: timedelta) -> list[ScheduleState]:
-    ids = []
-    async for entry in await client.list_schedules(rpc_timeout=rpc_timeout):
-        ids.append(entry.id)
-        if len(ids) >= MAX_SCHEDULES:
-            break
-    found = await asyncio.gather(*(_describe(client, i, rpc_timeout) for i in ids))
+async def read(api: TemporalApi, rpc_timeout: float) -> list[ScheduleState]:
+    ids = await api.schedule_ids(MAX_SCHEDULES, rpc_timeout)
+    found = await asyncio.gather(*(_describe(api, i, rpc_timeout) for i in ids))
     return sorted(found, key=lambda s: (s.job_name, s.schedule_id))
 
 
-async def _describe(client: Any, schedule_id: str, rpc_timeout: timedelta) -> ScheduleState:
-    described = await client.get_schedule_handle(schedule_id).describe(rpc_timeout=rpc_timeout)
-    info, schedule = described.info, described.schedule
-    action_id = str(getattr(schedule.action, "id", "") or "")
-    recent = list(info.recent_actions)
-    last = recent[-1] if recent else None
-    last_failed = None
+async def _describe(api: TemporalApi, schedule_id: str, rpc_timeout: float) -> ScheduleState:
+    described = await api.describe_schedule(schedule_id, rpc_timeout)
+    last = last_action(described)
+    status = None
     if last is not None:
-        handle = client.get_workflow_handle(
-            last.action.workflow_id, run_id=last.action.first_execution_run_id
+        started = last.get("startWorkflowResult", {})
+        workflow = await api.describe_workflow(
+            str(started.get("workflowId", "")), str(started.get("runId", "")), rpc_timeout
         )
-        status = (await handle.describe(rpc_timeout=rpc_timeout)).status
-        name = getattr(status, "name", "")
-        last_failed = True if name in FAILED_STATUSES else False if name == "COMPLETED" else None
-    upcoming = list(info.next_action_times)
+        status = workflow.get("workflowExecutionInfo", {}).get("status")
+    return schedule_state(schedule_id, described, status)
+
+
+def last_action(described: Answer) -> Answer | None:
+    recent = described.get("info", {}).get("recentActions") or []
+    return recent[-1] if recent else None
+
+
+def schedule_state(schedule_id: str, described: Answer, last_status: str | None) -> ScheduleState:
+    """A DescribeSchedule answer (JSON mapping), with the status of the last run it started.
+    Pure."""
+    info, schedule = described.get("info", {}), described.get("schedule", {})
+    action_id = str(schedule.get("action", {}).get("startWorkflow", {}).get("workflowId", ""))
+    last = last_action(described)
+    name = str(last_status or "").removeprefix("WORKFLOW_EXECUTION_STATUS_")
+    last_failed = True if name in FAILED_STATUSES else False if name == "COMPLETED" else None
+    upcoming = [t for t in map(unix_of, info.get("futureActionTimes") or []) if t is not None]
     return ScheduleState(
         schedule_id=schedule_id,
         job_name=job_name_of(action_id, schedule_id),
-        spec=describe_spec(schedule.spec),
-        next_due=_unix(upcoming[0]) if upcoming else None,
-        last_fire=_unix(last.started_at) if last else None,
-        last_workflow=last.action.workflow_id if last else "",
-        missed=int(info.num_actions_missed_catchup_window),
-        paused=bool(schedule.state.paused),
-        last_failed=last_failed,
-        skipped=int(info.num_actions_skipped_overlap),
+        spec=describe_spec(schedule.get("spec")),
+        next_due=upcoming[0] if upcoming else None,
+        last_fire=unix_of(last.get("actualTime")) if last else None,
+        last_workflow=str((last or {}).get("startWorkflowResult", {}).get("workflowId", "")),
+        missed=int(info.get("missedCatchupWindow") or 0),
+        paused=bool(schedule.get("state", {}).get("paused")),
+        last_failed=last_failed if last else None,
+        skipped=int(info.get("overlapSkipped") or 0),
     )
 
 
@@ -169,41 +181,41 @@ def earliest_owed(schedules: Iterable[ScheduleState]) -> tuple[float, str] | Non
     return min(owed, default=None)
 
 
-def _unix(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-# A calendar's fields in cron's order, and each one's whole range (cron's `*`).
+# A structured calendar's fields in cron's order, and each one's whole range (cron's `*`).
 CALENDAR_FIELDS = {
     "minute": (0, 59),
     "hour": (0, 23),
-    "day_of_month": (1, 31),
+    "dayOfMonth": (1, 31),
     "month": (1, 12),
-    "day_of_week": (0, 6),
+    "dayOfWeek": (0, 6),
 }
 
 
-def describe_spec(spec: Any) -> str:
-    """A schedule's spec as an operator reads it: cron-like calendars, intervals."""
-    if spec is None:
+def describe_spec(spec: Answer | None) -> str:
+    """A schedule's spec as an operator reads it: cron-like calendars, intervals. Pure."""
+    if not spec:
         return ""
-    parts = [str(c) for c in getattr(spec, "cron_expressions", [])]
-    for calendar in getattr(spec, "calendars", []):
+    parts = [str(c) for c in spec.get("cronString", [])]
+    for calendar in spec.get("structuredCalendar", []):
         fields = CALENDAR_FIELDS.items()
-        parts.append(" ".join(_ranges(getattr(calendar, f, ()), whole) for f, whole in fields))
-    parts += [f"every {i.every}" for i in getattr(spec, "intervals", [])]
+        parts.append(" ".join(_ranges(calendar.get(f, ()), whole) for f, whole in fields))
+    parts += [f"every {timedelta(seconds=seconds_of(i.get('interval')))}"
+              for i in spec.get("interval", [])]  # fmt: skip
     return ", ".join(parts)
 
 
-def _ranges(ranges: Any, whole: tuple[int, int]) -> str:
-    """A calendar field's ranges in cron's words (`*` for every value)."""
+def _ranges(ranges: Iterable[Answer], whole: tuple[int, int]) -> str:
+    """A calendar field's ranges in cron's words (`*` for every value); in the JSON mapping a
+    range's zero start, end or step is left out, an end below the start means the start, a step
+    of 0 means 1."""
     words = []
     for r in ranges:
-        end = max(r.start, r.end)
-        if (r.start, end) == whole and r.step <= 1:
+        start, end, step = (int(r.get(key) or 0) for key in ("start", "end", "step"))
+        end = max(start, end)
+        if (start, end) == whole and step <= 1:
             return "*"
-        text = str(r.start) if end == r.start else f"{r.start}-{end}"
-        words.append(text + (f"/{r.step}" if r.step > 1 else ""))
+        text = str(start) if end == start else f"{start}-{end}"
+        words.append(text + (f"/{step}" if step > 1 else ""))
     return ",".join(words) or "*"
 
 

@@ -1,5 +1,6 @@
 """The temporal source against the real Temporal dev server, over workflows of the Temporal
-runner: counts by status, task-queue backlog and pollers, long-running and recently failed."""
+runner: counts by status, task-queue backlog and pollers, long-running and recently failed; read
+over gRPC with the SDK and over the HTTP API without it, with the same answers."""
 
 from __future__ import annotations
 
@@ -7,16 +8,35 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from jobsight.runners import HandlerRegistry, RetryPolicy
 from jobsight.runners.temporal import TemporalJobRunner, TemporalSettings
 from jobsight.settings import SidecarSettings
-from jobsight.sources import temporal
+from jobsight.sidecar.poller import close_clients
+from jobsight.sources import temporal, temporal_api
 from jobsight.sources.base import PollContext
 
 TENANT = uuid.UUID("00000000-0000-4000-8000-0000000000cc")
+
+
+@pytest.fixture(params=["grpc", "http"])
+def reach(request: pytest.FixtureRequest, temporal_address: str) -> dict[str, str]:
+    """How the source reaches Temporal: over gRPC (the SDK) or over the HTTP API."""
+    if request.param == "grpc":
+        return {"temporal_address": temporal_address}
+    http = request.getfixturevalue("temporal_http_address")
+    return {"temporal_address": "unused.invalid:7233", "temporal_http_address": http}
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[dict[str, Any]]:
+    """The clients the polls keep (as the poller does), closed at the end."""
+    kept: dict[str, Any] = {}
+    yield kept
+    await close_clients(kept)
 
 
 @pytest.fixture
@@ -58,16 +78,16 @@ async def poll_until(ctx: PollContext, check, within: float = 20.0):  # type: ig
 
 
 async def test_temporal_source_over_runner_workflows(
-    migrated_db: str, temporal_address: str, task_queue: str, runner
+    migrated_db: str, reach: dict[str, str], task_queue: str, runner, clients: dict[str, Any]
 ):  # type: ignore[no-untyped-def]
     made, release = runner
     settings = SidecarSettings(
         database_url=migrated_db,
-        temporal_address=temporal_address,
         temporal_task_queues=(task_queue,),
         long_running_after=1.0,
+        **reach,  # type: ignore[arg-type]
     )
-    ctx = PollContext(settings, None)
+    ctx = PollContext(settings, None, None, clients)
     # Scheduled with no worker polling: workflow tasks wait in the task queue.
     for _ in range(3):
         await made.schedule_job("import", {}, tenant=TENANT)
@@ -112,23 +132,69 @@ async def test_temporal_source_over_runner_workflows(
     assert samples[("jobsight_temporal_workflows", (("status", "completed"),))] == 3
     # The closed count (over the close-time window) is read at most once a minute, kept between.
     assert done.closed is not None
-    kept = await temporal.SOURCE.poll(PollContext(settings, None, done))
+    kept = await temporal.SOURCE.poll(PollContext(settings, None, done, clients))
     assert kept.closed is done.closed and kept.workflows["completed"] == 3
     done.closed.read_at -= temporal.temporal_schedules.READ_EVERY_S
-    fresh = await temporal.SOURCE.poll(PollContext(settings, None, done))
+    fresh = await temporal.SOURCE.poll(PollContext(settings, None, done, clients))
     assert fresh.closed is not done.closed and fresh.workflows["completed"] == 3
 
 
-async def test_temporal_down_is_an_error_not_a_hang(migrated_db: str):
+async def test_temporal_down_is_an_error_not_a_hang(
+    migrated_db: str, clients: dict[str, Any]
+) -> None:
     settings = SidecarSettings(
         database_url=migrated_db, temporal_address="127.0.0.1:1", poll_timeout=2.0
     )
-    with pytest.raises(Exception):  # noqa: B017 - connect errors vary by temporalio version
-        await asyncio.wait_for(temporal.SOURCE.poll(PollContext(settings, None)), 10)
+    with pytest.raises(ConnectionError, match=r"^TEMPORAL_ADDRESS: cannot reach Temporal at "):
+        await asyncio.wait_for(temporal.SOURCE.poll(PollContext(settings, None, None, clients)), 10)
+    over_http = SidecarSettings(
+        database_url=migrated_db, temporal_http_address="127.0.0.1:1", poll_timeout=2.0
+    )
+    with pytest.raises(
+        temporal_api.TemporalApiError, match=r"^JOBSIGHT_TEMPORAL_HTTP_ADDRESS: cannot reach "
+    ):
+        await asyncio.wait_for(
+            temporal.SOURCE.poll(PollContext(over_http, None, None, clients)), 10
+        )
+
+
+async def test_temporal_http_api_that_is_not_one_says_so(
+    migrated_db: str, temporal_address: str, clients: dict[str, Any]
+) -> None:
+    """The gRPC port given as the HTTP API's, and a port that answers 404: each fails the poll at
+    once with one line naming JOBSIGHT_TEMPORAL_HTTP_ADDRESS."""
+    from aiohttp import web
+
+    grpc_port = SidecarSettings(
+        database_url=migrated_db, temporal_http_address=temporal_address, poll_timeout=2.0
+    )
+    with pytest.raises(
+        temporal_api.TemporalApiError, match=r"JOBSIGHT_TEMPORAL_HTTP_ADDRESS|TEMPORAL_TLS"
+    ):
+        await asyncio.wait_for(
+            temporal.SOURCE.poll(PollContext(grpc_port, None, None, clients)), 10
+        )
+    await close_clients(clients)
+    app = web.Application()
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        elsewhere = SidecarSettings(
+            database_url=migrated_db, temporal_http_address=f"127.0.0.1:{port}", poll_timeout=2.0
+        )
+        with pytest.raises(
+            temporal_api.TemporalApiError, match=r"^JOBSIGHT_TEMPORAL_HTTP_ADDRESS: .* 404; "
+        ):
+            await temporal.SOURCE.poll(PollContext(elsewhere, None, None, clients))
+    finally:
+        await runner.cleanup()
 
 
 async def test_temporal_schedules_read_once_a_minute(
-    migrated_db: str, temporal_address: str, task_queue: str, runner
+    migrated_db: str, reach: dict[str, str], task_queue: str, runner, clients: dict[str, Any]
 ):  # type: ignore[no-untyped-def]
     """A Temporal Schedule of the runner: its job name, next and last fire, missed fires and
     whether the last run it started failed; read again only after a minute."""
@@ -142,8 +208,8 @@ async def test_temporal_schedules_read_once_a_minute(
     )
     settings = SidecarSettings(
         database_url=migrated_db,
-        temporal_address=temporal_address,
         temporal_task_queues=(task_queue,),
+        **reach,  # type: ignore[arg-type]
     )
 
     def failed_once(snap: temporal.TemporalSnapshot) -> bool:
@@ -152,7 +218,7 @@ async def test_temporal_schedules_read_once_a_minute(
 
     snap = None
     for _ in range(40):  # each poll of a fresh context reads the schedules afresh
-        snap = await temporal.SOURCE.poll(PollContext(settings, None))
+        snap = await temporal.SOURCE.poll(PollContext(settings, None, None, clients))
         if failed_once(snap):
             break
         await asyncio.sleep(0.5)
@@ -166,14 +232,14 @@ async def test_temporal_schedules_read_once_a_minute(
     assert scraped["jobsight_temporal_schedule_last_run_failed"][key] == 1
     assert scraped["jobsight_temporal_schedule_missed_fires"][key] == 0
     # Within the minute, a poll that follows keeps the read it has.
-    again = await temporal.SOURCE.poll(PollContext(settings, None, snap))
+    again = await temporal.SOURCE.poll(PollContext(settings, None, snap, clients))
     assert again.schedules is snap.schedules or again.schedules == snap.schedules
     assert not temporal_schedules.read_due(again.schedules, again.schedules.read_at + 59)
     assert await made.cancel_job(made_schedule.job_id)  # the dev server is shared: tidy up
 
 
 async def test_a_schedule_behind_a_hung_run_owes_a_fire(
-    migrated_db: str, temporal_address: str, task_queue: str, runner
+    migrated_db: str, temporal_http_address: str, task_queue: str, runner, clients: dict[str, Any]
 ):  # type: ignore[no-untyped-def]
     """Temporal's overlap policy (SKIP by default) skips every fire while the previous run still
     runs: the schedule has not run since the first skipped fire, which it owes until a run
@@ -187,7 +253,7 @@ async def test_a_schedule_behind_a_hung_run_owes_a_fire(
     made_schedule = await made.schedule_recurring_job("import", {}, "2 seconds", tenant=TENANT)
     settings = SidecarSettings(
         database_url=migrated_db,
-        temporal_address=temporal_address,
+        temporal_http_address=temporal_http_address,  # the other reads test both ways
         temporal_task_queues=(task_queue,),
     )
 
@@ -198,7 +264,7 @@ async def test_a_schedule_behind_a_hung_run_owes_a_fire(
     async def read_again(previous: temporal.TemporalSnapshot | None) -> temporal.TemporalSnapshot:
         if previous is not None and previous.schedules is not None:  # as a minute later
             previous.schedules.read_at -= temporal_schedules.READ_EVERY_S
-        return await temporal.SOURCE.poll(PollContext(settings, None, previous))
+        return await temporal.SOURCE.poll(PollContext(settings, None, previous, clients))
 
     first = await read_again(None)
     for _ in range(40):  # until the first run has started (and hangs: import waits)

@@ -47,18 +47,31 @@ def stack() -> Iterator[LocalStack]:
 
 
 @pytest.fixture(scope="session")
-def temporal_address() -> Iterator[str]:
-    """The Temporal dev server ($TEMPORAL_ADDRESS when set), started the first time a test asks
-    for it, so a run of tests that need none never starts it."""
+def temporal_addresses() -> Iterator[tuple[str, str]]:
+    """The Temporal dev server's gRPC and HTTP API addresses ($TEMPORAL_ADDRESS and
+    $JOBSIGHT_TEMPORAL_HTTP_ADDRESS when set), started the first time a test asks for it, so a
+    run of tests that need none never starts it."""
     given = os.environ.get("TEMPORAL_ADDRESS", "")
     if given:
-        yield given
+        yield given, os.environ.get("JOBSIGHT_TEMPORAL_HTTP_ADDRESS", "")
         return
     server = LocalTemporal()
     try:
-        yield server.start()
+        yield server.start(), server.http_address
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal_addresses: tuple[str, str]) -> str:
+    return temporal_addresses[0]
+
+
+@pytest.fixture(scope="session")
+def temporal_http_address(temporal_addresses: tuple[str, str]) -> str:
+    if not temporal_addresses[1]:
+        pytest.fail("TEMPORAL_ADDRESS is set: set JOBSIGHT_TEMPORAL_HTTP_ADDRESS with it")
+    return temporal_addresses[1]
 
 
 def with_database(url: str, name: str) -> str:

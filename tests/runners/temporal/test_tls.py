@@ -117,8 +117,8 @@ async def test_sidecar_reads_temporal_through_mutual_tls(secured: tuple[str, Pem
         temporal_tls_ca=str(pems.ca), temporal_tls_cert=str(pems.client_cert),
         temporal_tls_key=str(pems.client_key),
     )  # fmt: skip
-    client = await temporal_source.connect(settings)
-    assert (await client.count_workflows()).count >= 0
+    api = await temporal_source.connect(settings)
+    assert int((await api.count("", 5.0)).get("count") or 0) >= 0
     wrong = SidecarSettings(
         database_url="postgresql://x@localhost/db", temporal_address=address,
         temporal_tls_ca=str(other.ca), temporal_tls_cert=str(pems.client_cert),
@@ -126,3 +126,50 @@ async def test_sidecar_reads_temporal_through_mutual_tls(secured: tuple[str, Pem
     )  # fmt: skip
     with pytest.raises(ConnectionError, match=r"^TEMPORAL_TLS_CA: "):
         await temporal_source.connect(wrong)
+
+
+@pytest.mark.parametrize(
+    "case", ["mutual TLS", "wrong CA", "wrong server name", "no client certificate"]
+)
+async def test_sidecar_reads_the_http_api_through_mutual_tls(
+    temporal_http_address: str, tmp_path: Path, case: str
+) -> None:
+    """The HTTP API behind the same kind of TLS proxy: read with the same TLS settings, the API
+    key sent but never shown; each wrong setting fails the poll in one line naming it."""
+    from jobsight.sidecar.poller import close_clients
+    from jobsight.sources.base import PollContext
+    from jobsight.sources.temporal_api import TemporalApiError
+
+    ca, pems = issue(tmp_path / "good")
+    _, strangers = issue(tmp_path / "other")
+    proxy = Proxy(temporal_http_address, ca)
+    address = proxy.start()
+    secret = "never-printed-7243"
+    files = {"temporal_tls_ca": str(pems.ca), "temporal_tls_cert": str(pems.client_cert),
+             "temporal_tls_key": str(pems.client_key)}  # fmt: skip
+    if case == "wrong CA":
+        files["temporal_tls_ca"] = str(strangers.ca)
+    elif case == "wrong server name":
+        files["temporal_tls_server_name"] = "temporal.elsewhere.test"
+    elif case == "no client certificate":
+        del files["temporal_tls_cert"], files["temporal_tls_key"]
+    settings = SidecarSettings(
+        database_url="postgresql://x@localhost/db", temporal_http_address=address,
+        temporal_api_key=secret, temporal_task_queues=("tls-http",), poll_timeout=5.0, **files,
+    )  # fmt: skip
+    clients: dict[str, object] = {}
+    try:
+        if case == "mutual TLS":
+            snap = await temporal_source.SOURCE.poll(PollContext(settings, None, None, clients))
+            assert snap.task_queues[0].task_queue == "tls-http" and snap.workflows["running"] >= 0
+            assert secret not in repr(clients["temporal"])
+            return
+        with pytest.raises(TemporalApiError) as refused:
+            await temporal_source.SOURCE.poll(PollContext(settings, None, None, clients))
+        expected = {"wrong CA": "TEMPORAL_TLS_CA: ", "no client certificate": "TEMPORAL_TLS: ",
+                    "wrong server name": "TEMPORAL_TLS_SERVER_NAME: "}[case]  # fmt: skip
+        assert str(refused.value).startswith(expected), refused.value
+        assert len(str(refused.value).splitlines()) == 1 and secret not in str(refused.value)
+    finally:
+        await close_clients(clients)  # type: ignore[arg-type]
+        proxy.stop()
