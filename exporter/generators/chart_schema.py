@@ -106,6 +106,7 @@ def schema() -> dict[str, Any]:
                     {
                         "enabled": BOOL,
                         "address": STRING,
+                        "httpAddress": {"type": "string", "pattern": "^([^:/]+:[0-9]+)?$"},
                         "namespace": STRING,
                         "taskQueues": {"type": "array", "items": STRING, "minItems": 1},
                         "tls": BOOL,

@@ -18,7 +18,11 @@ from tests.support.waiting import eventually
 
 async def test_demo_runs_both_engines_and_stops_cleanly(tmp_path: Path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS", "JOBSIGHT_TEMPORAL_HTTP_ADDRESS")
+    }
     log = (tmp_path / "demo.log").open("wb")
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, never waited on in the loop
         [sys.executable, "-m", "jobsight", "dev"],

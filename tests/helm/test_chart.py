@@ -26,6 +26,7 @@ EVERYTHING = {
     "temporal": {
         "enabled": True,
         "address": "temporal-frontend.temporal:7233",
+        "httpAddress": "temporal-frontend.temporal:7243",
         "tls": True,
         "uiUrl": "https://temporal.example.com",
         "apiKey": {"existingSecret": "temporal-cloud", "key": "TEMPORAL_API_KEY"},
@@ -180,6 +181,7 @@ def test_modes_place_the_sidecar_where_asked():
     env = {e["name"]: e for e in sidecar_of(everything)["env"]}
     assert env["TEMPORAL_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "temporal-cloud"
     assert env["TEMPORAL_ADDRESS"]["value"] == "temporal-frontend.temporal:7233"
+    assert env["JOBSIGHT_TEMPORAL_HTTP_ADDRESS"]["value"] == "temporal-frontend.temporal:7243"
 
 
 def test_the_configmap_is_a_valid_sidecar_config(tmp_path: Path):

@@ -70,6 +70,10 @@ env:
   {{- if .Values.temporal.enabled }}
   - name: TEMPORAL_ADDRESS
     value: {{ .Values.temporal.address | quote }}
+  {{- with .Values.temporal.httpAddress }}
+  - name: JOBSIGHT_TEMPORAL_HTTP_ADDRESS
+    value: {{ . | quote }}
+  {{- end }}
   - name: TEMPORAL_NAMESPACE
     value: {{ .Values.temporal.namespace | quote }}
   - name: JOBSIGHT_TEMPORAL_TASK_QUEUES
