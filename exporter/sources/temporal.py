@@ -3,11 +3,12 @@ queues in scope (TEMPORAL_NAMESPACE, JOBSIGHT_TEMPORAL_TASK_QUEUES).
 
 - workflows running now (`ExecutionStatus = "Running"`, served by the visibility store's status
   index at every poll), and workflows closed within JOBSIGHT_RECENT_WINDOW by their closing
-  status (`CloseTime > ... GROUP BY ExecutionStatus`), never a count over all history. The
-  closed count is read at most once a minute and kept between reads: a close-time bound is
-  index-served by Elasticsearch and SQL advanced visibility, but the dev server's SQLite scans
-  every closed workflow for it (about 1 us each), so the polls in between cost what the running
-  work costs, whatever the history (bench/poll_cost.py, 100 to 25,000 closed workflows);
+  status (`CloseTime > ... AND ExecutionStatus != "Running" GROUP BY ExecutionStatus`; without
+  the status bound, server 1.29 counts running workflows as closed), never a count over all
+  history. The closed count is read at most once a minute and kept between reads: a close-time
+  bound is index-served by Elasticsearch and SQL advanced visibility, but the dev server's SQLite
+  scans every closed workflow for it (about 1 us each), so the polls in between cost what the
+  running work costs, whatever the history (bench/poll_cost.py, 100 to 25,000 closed workflows);
 - per task queue: backlog count and age and poller counts (`DescribeTaskQueue` with report_stats;
   servers that ignore it are asked again in the enhanced mode, summing over build versions);
 - workflows running longer than JOBSIGHT_TEMPORAL_LONG_RUNNING_AFTER.
@@ -124,6 +125,14 @@ def scope_query(task_queues: Iterable[str]) -> str:
     return "TaskQueue IN (" + ", ".join(f'"{name}"' for name in queues) + ")"
 
 
+def closed_query(scope: str, closed_after: str) -> str:
+    """Workflows closed after a time, by status. The status bound is needed: older releases'
+    SQL visibility keeps a far-future close time on running workflows (server 1.29 counts them
+    here; 1.32 does not)."""
+    bounds = _and(scope, f'CloseTime > "{closed_after}"', 'ExecutionStatus != "Running"')
+    return bounds + " GROUP BY ExecutionStatus"
+
+
 def _and(*parts: str) -> str:
     return " AND ".join(part for part in parts if part)
 
@@ -204,7 +213,7 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
         if closed is None or temporal_schedules.read_due(closed, time.time()):
             closed_after = _iso(now - timedelta(seconds=settings.recent_window))
             _, groups = await count_workflows(
-                api, _and(scope, f'CloseTime > "{closed_after}"') + " GROUP BY ExecutionStatus",
+                api, closed_query(scope, closed_after),
                 wait,
             )  # fmt: skip
             closed = ClosedRead(time.time(), groups)
