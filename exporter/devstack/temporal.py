@@ -139,7 +139,7 @@ class LocalTemporal:
 
     def restart(self) -> None:
         """Starts a killed server again on the same ports (with its data, when persistent)."""
-        cli = find_temporal_cli()
+        cli = self.cli or find_temporal_cli()
         if cli is None or not self._cmd:
             raise LocalStackError("restart() needs a server started by start()")
         self._launch(cli, int(self.address.rsplit(":", 1)[1]))

@@ -300,3 +300,27 @@ async def test_a_schedule_behind_a_hung_run_owes_a_fire(
             break
     assert state is not None and state.last_fire != before.last_fire and state.owed is None
     assert await made.cancel_job(made_schedule.job_id)
+
+
+async def test_an_http_api_that_stops_answering_fails_the_poll_within_its_timeout(
+    migrated_db: str, temporal_http_address: str, clients: dict[str, Any]
+) -> None:
+    """A network path that drops everything mid-run (the kept connection included): the poll
+    fails once its timeout is up, naming the wait, and never hangs."""
+    from tests.support.proxy import Proxy
+
+    proxy = Proxy(temporal_http_address)
+    settings = SidecarSettings(
+        database_url=migrated_db, temporal_http_address=proxy.start(), poll_timeout=1.0
+    )
+    try:
+        assert (await temporal.SOURCE.poll(PollContext(settings, None, None, clients))).workflows
+        proxy.blackhole()
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(temporal_api.TemporalApiError, match=r"no answer within 1s$"):
+            await asyncio.wait_for(
+                temporal.SOURCE.poll(PollContext(settings, None, None, clients)), 10
+            )
+        assert asyncio.get_running_loop().time() - began < 3
+    finally:
+        proxy.stop()
