@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 from aiohttp import web
 
 from jobsight.settings import SettingError
@@ -151,6 +150,8 @@ class BasicAuth:
         digest = hmac.new(self.key, f"{user}\0{password}".encode(), "sha256").digest()
         known = self.remembered.get(digest)
         if known is None:
+            import bcrypt  # only a sidecar with basic auth users loads it
+
             hashed = self.users.get(user)
             known = hashed is not None and await asyncio.to_thread(
                 bcrypt.checkpw, password.encode(), hashed
