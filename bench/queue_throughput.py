@@ -350,6 +350,10 @@ def summarise(results: list[Result], start_call_ms: float) -> dict:
             ratios["jobsight / raw-SQL ceiling (drain)"] = (
                 js.drain_jobs_per_s / raw.drain_jobs_per_s
             )
+            if pgq:  # how far the same row changes go with no per-job work at all
+                ratios["raw-SQL ceiling / PgQueuer (end to end)"] = (
+                    raw.end_to_end_jobs_per_s / pgq.end_to_end_jobs_per_s
+                )
         for other in ("procrastinate", "pg-boss 12"):
             peer = best(results, other)
             if peer:
