@@ -127,6 +127,13 @@ def _check_together(settings: SidecarSettings) -> None:
     if "temporal" in settings.sources:
         if settings.temporal_http_address:
             _check_address("JOBSIGHT_TEMPORAL_HTTP_ADDRESS", settings.temporal_http_address)
+            slashed = [q for q in settings.temporal_task_queues if "/" in q]
+            if slashed:
+                raise SettingError(
+                    f"JOBSIGHT_TEMPORAL_TASK_QUEUES: {slashed[0]!r} has a '/', which Temporal's "
+                    "HTTP API cannot address; read it over gRPC (TEMPORAL_ADDRESS, without "
+                    "JOBSIGHT_TEMPORAL_HTTP_ADDRESS)"
+                )
         else:
             _check_address("TEMPORAL_ADDRESS", settings.temporal_address)
     if settings.commit_lag > settings.max_commit_lag:

@@ -32,6 +32,15 @@ class TemporalApiError(Exception):
     """A call Temporal refused or did not answer; the text names the setting to look at."""
 
 
+class NotFound(TemporalApiError):
+    """Temporal has no such schedule or workflow (gone since it was listed, for one)."""
+
+
+class NotAddressable(TemporalApiError):
+    """An id the HTTP API cannot put in its path: Temporal's router answers 404 for any id with a
+    `/` in it, escaped or not (gRPC reads it)."""
+
+
 class TemporalApi(Protocol):
     async def count(self, query: str, rpc_timeout: float) -> Answer: ...
 
@@ -59,9 +68,15 @@ class GrpcApi:
 
     async def _call(self, method: str, request: Any, rpc_timeout: float) -> Answer:
         from google.protobuf.json_format import MessageToDict
+        from temporalio.service import RPCError, RPCStatusCode
 
         call = getattr(self._service, method)
-        answer = await call(request, retry=False, timeout=timedelta(seconds=rpc_timeout))
+        try:
+            answer = await call(request, retry=False, timeout=timedelta(seconds=rpc_timeout))
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise NotFound(str(exc)) from None
+            raise
         return MessageToDict(answer)
 
     async def count(self, query: str, rpc_timeout: float) -> Answer:
@@ -157,6 +172,8 @@ class HttpApi:
             text = unreachable(self.address, self._access, exc)
             raise TemporalApiError(_renamed(text)) from None
         if status != 200:
+            if status == 404 and _not_found_failure(body):
+                raise NotFound(f"{where}: no such {path}")
             raise TemporalApiError(_refusal(where, status, body))
         try:
             answer = json.loads(body)
@@ -177,21 +194,36 @@ class HttpApi:
             params |= {"apiMode": ENHANCED_MODE, "taskQueueTypes": task_type}
         else:
             params["taskQueueType"] = task_type
-        return await self._get(f"task-queues/{quote(name, safe='')}", params, rpc_timeout)
+        return await self._get(f"task-queues/{_segment(name)}", params, rpc_timeout)
 
     async def schedule_ids(self, limit: int, rpc_timeout: float) -> list[str]:
         answer = await self._get("schedules", {"maximumPageSize": str(limit)}, rpc_timeout)
         return schedule_ids_of(answer)[:limit]
 
     async def describe_schedule(self, schedule_id: str, rpc_timeout: float) -> Answer:
-        return await self._get(f"schedules/{quote(schedule_id, safe='')}", {}, rpc_timeout)
+        return await self._get(f"schedules/{_segment(schedule_id)}", {}, rpc_timeout)
 
     async def describe_workflow(self, workflow_id: str, run_id: str, rpc_timeout: float) -> Answer:
-        path = f"workflows/{quote(workflow_id, safe='')}"
+        path = f"workflows/{_segment(workflow_id)}"
         return await self._get(path, {"execution.runId": run_id}, rpc_timeout)
 
     async def close(self) -> None:
         await self._session.close()
+
+
+def _segment(value: str) -> str:
+    if "/" in value:
+        raise NotAddressable(f"{value!r} has a '/', which Temporal's HTTP API cannot address")
+    return quote(value, safe="")
+
+
+def _not_found_failure(body: bytes) -> bool:
+    """Temporal's own not-found answer (a NotFoundFailure), not its router's bare 404."""
+    try:
+        details = json.loads(body).get("details") or []
+        return any("NotFoundFailure" in str(d.get("@type", "")) for d in details)
+    except (ValueError, AttributeError):
+        return False
 
 
 def schedule_ids_of(answer: Answer) -> list[str]:

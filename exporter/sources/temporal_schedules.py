@@ -17,20 +17,21 @@ one."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from prometheus_client.core import Metric
 
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, samples
+from jobsight.sources.temporal_api import Answer, NotAddressable, NotFound, TemporalApi
 from jobsight.sources.temporal_json import seconds_of, unix_of
 
-if TYPE_CHECKING:
-    from jobsight.sources.temporal_api import Answer, TemporalApi
+log = logging.getLogger(__name__)
 
 READ_EVERY_S = 60.0
 MAX_SCHEDULES = 100
@@ -105,22 +106,43 @@ def job_name_of(workflow_id: str, schedule_id: str) -> str:
 
 
 async def read(api: TemporalApi, rpc_timeout: float) -> list[ScheduleState]:
+    """Every schedule (up to MAX_SCHEDULES) but those deleted since they were listed, and those
+    the HTTP API cannot address (an id with a `/`: left out, and said once)."""
     ids = await api.schedule_ids(MAX_SCHEDULES, rpc_timeout)
-    found = await asyncio.gather(*(_describe(api, i, rpc_timeout) for i in ids))
+    described = await asyncio.gather(*(_describe(api, i, rpc_timeout) for i in ids))
+    found = [state for state in described if state is not None]
     return sorted(found, key=lambda s: (s.job_name, s.schedule_id))
 
 
-async def _describe(api: TemporalApi, schedule_id: str, rpc_timeout: float) -> ScheduleState:
-    described = await api.describe_schedule(schedule_id, rpc_timeout)
+async def _describe(api: TemporalApi, schedule_id: str, rpc_timeout: float) -> ScheduleState | None:
+    try:
+        described = await api.describe_schedule(schedule_id, rpc_timeout)
+    except NotFound:
+        return None  # deleted since it was listed
+    except NotAddressable as exc:
+        _say_once(f"schedule left out: {exc}; read Temporal over gRPC to include it")
+        return None
     last = last_action(described)
     status = None
     if last is not None:
         started = last.get("startWorkflowResult", {})
-        workflow = await api.describe_workflow(
-            str(started.get("workflowId", "")), str(started.get("runId", "")), rpc_timeout
-        )
-        status = workflow.get("workflowExecutionInfo", {}).get("status")
+        try:
+            workflow = await api.describe_workflow(
+                str(started.get("workflowId", "")), str(started.get("runId", "")), rpc_timeout
+            )
+            status = workflow.get("workflowExecutionInfo", {}).get("status")
+        except (NotFound, NotAddressable):
+            status = None  # its last run is not known: whether it failed is not exported
     return schedule_state(schedule_id, described, status)
+
+
+def _say_once(message: str) -> None:
+    if message not in _SAID:
+        _SAID.add(message)
+        log.warning("temporal source: %s", message)
+
+
+_SAID: set[str] = set()
 
 
 def last_action(described: Answer) -> Answer | None:

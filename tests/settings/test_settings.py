@@ -26,6 +26,8 @@ def test_settings_defaults_env_and_yaml(tmp_path: Path):
     assert settings.interval("jobs") == 0.5 and settings.interval("temporal") == 3.0
     assert settings.sources == ("jobs", "temporal") and settings.traces
     assert load_settings({**env, "TEMPORAL_ADDRESS": "t:7233"}).sources[-1] == "temporal"
+    over_http = load_settings({**env, "JOBSIGHT_TEMPORAL_HTTP_ADDRESS": "t:7243"})
+    assert over_http.sources[-1] == "temporal" and over_http.temporal_http_address == "t:7243"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,14 @@ def test_settings_defaults_env_and_yaml(tmp_path: Path):
         ({"JOBSIGHT_MAX_JOB_NAMES": "0"}, "JOBSIGHT_MAX_JOB_NAMES: must be a whole number >= 1"),
         ({"JOBSIGHT_TRACES": "maybe"}, "JOBSIGHT_TRACES: must be auto, true or false"),
         ({"JOBSIGHT_COMMIT_LAG": "10m"}, "JOBSIGHT_COMMIT_LAG: must not exceed"),
+        (
+            {"JOBSIGHT_TEMPORAL_HTTP_ADDRESS": "http://t:7243"},
+            "JOBSIGHT_TEMPORAL_HTTP_ADDRESS: must be host:port",
+        ),
+        (
+            {"JOBSIGHT_TEMPORAL_HTTP_ADDRESS": "t:7243", "JOBSIGHT_TEMPORAL_TASK_QUEUES": "a,b/c"},
+            "JOBSIGHT_TEMPORAL_TASK_QUEUES: 'b/c' has a '/', which Temporal's HTTP API cannot",
+        ),
     ],
 )
 def test_bad_settings_name_the_setting(env: dict[str, str], message: str):

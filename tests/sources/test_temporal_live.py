@@ -324,3 +324,47 @@ async def test_an_http_api_that_stops_answering_fails_the_poll_within_its_timeou
         assert asyncio.get_running_loop().time() - began < 3
     finally:
         proxy.stop()
+
+
+async def test_odd_schedule_ids_do_not_fail_the_poll(
+    migrated_db: str, temporal_address: str, reach: dict[str, str], clients: dict[str, Any]
+) -> None:
+    """A schedule whose id has a `/` (Temporal's HTTP API answers 404 for it, escaped or not) and
+    one whose last run's workflow id has one: over gRPC both are read; over HTTP the first is
+    left out and the second read without whether its last run failed; the poll succeeds. A
+    schedule that is gone reads as NotFound on both transports."""
+    from temporalio.client import (
+        Client,
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleIntervalSpec,
+        ScheduleSpec,
+    )
+
+    client = await Client.connect(temporal_address)
+    spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))])
+    made, mark = [], uuid.uuid4().hex[:8]  # the dev server is shared: ids of this run's own
+    odd, plain, run_id = f"odd/ü id {mark}", f"plain ü?# {mark}", f"wf/ü {mark}"
+    for schedule_id, workflow_id in ((odd, "plain-wf"), (plain, run_id)):
+        action = ScheduleActionStartWorkflow("Nothing", id=workflow_id, task_queue="odd-ids")
+        made.append(await client.create_schedule(schedule_id, Schedule(action=action, spec=spec)))
+    await made[1].trigger()  # a last run, under a workflow id with a '/'
+    settings = SidecarSettings(database_url=migrated_db, **reach)  # type: ignore[arg-type]
+    try:
+        for _ in range(40):
+            snap = await temporal.SOURCE.poll(PollContext(settings, None, None, clients))
+            found = {s.schedule_id: s for s in snap.schedules.schedules}  # type: ignore[union-attr]
+            if found.get(plain) and found[plain].last_fire:
+                break
+            await asyncio.sleep(0.5)
+        over_http = "temporal_http_address" in reach
+        assert (odd in found) is not over_http
+        read = found[plain]
+        assert read.last_workflow.startswith(f"{run_id}-") and read.last_fire is not None
+        assert read.last_failed is None  # it still runs (gRPC) or cannot be asked (HTTP)
+        api = clients["temporal"]
+        with pytest.raises(temporal_api.NotFound):
+            await api.describe_schedule("no-such-schedule", 5.0)
+    finally:
+        for handle in made:
+            await handle.delete()
