@@ -62,9 +62,10 @@ class TemporalApi(Protocol):
 class GrpcApi:
     """The SDK's raw workflow service (no retries), answers as protobuf JSON."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, address: str, access: TemporalAccess) -> None:
         self._service = client.workflow_service
         self._namespace: str = client.namespace
+        self._address, self._access = address, access
 
     async def _call(self, method: str, request: Any, rpc_timeout: float) -> Answer:
         from google.protobuf.json_format import MessageToDict
@@ -76,6 +77,8 @@ class GrpcApi:
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFound(str(exc)) from None
+            if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise TemporalApiError(unreachable(self._address, self._access, exc)) from None
             raise
         return MessageToDict(answer)
 
@@ -280,4 +283,4 @@ async def connect(
         )
     except RuntimeError as exc:
         raise ConnectionError(unreachable(address, access, exc)) from None
-    return GrpcApi(client)
+    return GrpcApi(client, address, access)

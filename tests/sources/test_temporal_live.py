@@ -368,3 +368,36 @@ async def test_odd_schedule_ids_do_not_fail_the_poll(
     finally:
         for handle in made:
             await handle.delete()
+
+
+async def test_a_restarted_server_is_read_again_at_the_next_poll(migrated_db: str) -> None:
+    """Temporal killed mid-run: the poll fails at once on either transport, naming the address;
+    restarted on its database file, the next poll reads it through the kept client."""
+    from jobsight.devstack.temporal import LocalTemporal
+
+    server = LocalTemporal(persistent=True)
+    server.start()
+    try:
+        kept: list[tuple[SidecarSettings, dict[str, Any]]] = []
+        for reach in ({"temporal_address": server.address},
+                      {"temporal_http_address": server.http_address}):  # fmt: skip
+            settings = SidecarSettings(database_url=migrated_db, poll_timeout=3.0, **reach)  # type: ignore[arg-type]
+            clients: dict[str, Any] = {}
+            await temporal.SOURCE.poll(PollContext(settings, None, None, clients))
+            kept.append((settings, clients))
+        server.kill()
+        for settings, clients in kept:
+            with pytest.raises(
+                temporal_api.TemporalApiError, match=r"ADDRESS: cannot reach"
+            ) as down:
+                await asyncio.wait_for(
+                    temporal.SOURCE.poll(PollContext(settings, None, None, clients)), 10
+                )
+            assert "\n" not in str(down.value)
+        server.restart()
+        for settings, clients in kept:
+            snap = await temporal.SOURCE.poll(PollContext(settings, None, None, clients))
+            assert snap.workflows.get("running") == 0
+            await close_clients(clients)
+    finally:
+        server.stop()
