@@ -172,6 +172,12 @@ class HttpApi:
         except TimeoutError:
             raise TemporalApiError(f"{where}: no answer within {rpc_timeout:g}s") from None
         except (aiohttp.ClientError, OSError) as exc:
+            if "Bad status line" in str(exc):
+                raise TemporalApiError(
+                    f"JOBSIGHT_TEMPORAL_HTTP_ADDRESS: {self.address} does not answer in HTTP/1.1 "
+                    "(is it the gRPC port? the HTTP API is the frontend's httpPort, 7243 by "
+                    "default)"
+                ) from None
             text = unreachable(self.address, self._access, exc)
             raise TemporalApiError(_renamed(text)) from None
         if status != 200:

@@ -169,7 +169,7 @@ async def test_temporal_http_api_that_is_not_one_says_so(
         database_url=migrated_db, temporal_http_address=temporal_address, poll_timeout=2.0
     )
     with pytest.raises(
-        temporal_api.TemporalApiError, match=r"JOBSIGHT_TEMPORAL_HTTP_ADDRESS|TEMPORAL_TLS"
+        temporal_api.TemporalApiError, match=r"^JOBSIGHT_TEMPORAL_HTTP_ADDRESS: .* gRPC port"
     ):
         await asyncio.wait_for(
             temporal.SOURCE.poll(PollContext(grpc_port, None, None, clients)), 10
