@@ -145,7 +145,7 @@ async def count_workflows(
     api: TemporalApi, query: str, rpc_timeout: float
 ) -> tuple[int, list[tuple[str | None, int]]]:
     """One CountWorkflowExecutions call, not retried (the SDK's own count_workflows retries an
-    unreachable server until the rpc_timeout, so a poll during a short outage would wait it out and
+    unreachable server until its timeout, so a poll during a short outage would wait it out and
     report the source up throughout): the total, and its groups when the query groups."""
     answer = await api.count(query, rpc_timeout)
     return int(answer.get("count") or 0), raw_groups(answer)
@@ -212,10 +212,7 @@ class TemporalSource(RowSource[TemporalRows, TemporalSnapshot]):
         closed = ctx.previous.closed if ctx.previous else None
         if closed is None or temporal_schedules.read_due(closed, time.time()):
             closed_after = _iso(now - timedelta(seconds=settings.recent_window))
-            _, groups = await count_workflows(
-                api, closed_query(scope, closed_after),
-                wait,
-            )  # fmt: skip
+            _, groups = await count_workflows(api, closed_query(scope, closed_after), wait)
             closed = ClosedRead(time.time(), groups)
         queues = [await describe_task_queue(api, q, wait) for q in settings.temporal_task_queues]
         previous = ctx.previous.schedules if ctx.previous else None
