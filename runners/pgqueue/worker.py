@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -352,7 +351,6 @@ class Worker:
 
     async def _run(self, config: HandlerConfig, row: asyncpg.Record, run: _Running) -> None:
         job_id: uuid.UUID = row["id"]
-        started = time.monotonic()
         ctx = PgQueueContext(
             job_id, config.name, row["tenant"], row["attempts"], self._pool, self.id
         )
@@ -378,7 +376,7 @@ class Worker:
             finished = True
         finally:
             if finished:
-                self._record(job_id, row["attempts"], started, error, row["linked"])
+                self._record(job_id, row["attempts"], run.fetched_at, error, row["linked"])
             self._release(job_id, run)
 
     def _expire(self, watchdog: _Watchdog) -> None:
@@ -386,9 +384,12 @@ class Worker:
             run.abort("timeout")
 
     def _record(
-        self, job_id: uuid.UUID, attempt: int, started: float, error: str | None, linked: bool
+        self, job_id: uuid.UUID, attempt: int, fetched_at: float, error: str | None, linked: bool
     ) -> None:
-        elapsed_ms = (time.monotonic() - started) * 1000
+        """The attempt's run time counts from its fetch, on the loop's clock: its `started_at`
+        is the fetch's, and its watchdog counts from there too, so a timed-out attempt is
+        recorded as lasting at least its timeout."""
+        elapsed_ms = (asyncio.get_running_loop().time() - fetched_at) * 1000
         self._unwritten += 1
         if error is None:
             self._outcomes.ok_ids.append(job_id)
