@@ -1,14 +1,18 @@
 """Queue throughput: jobsight pgqueue against its peers on one PostgreSQL, in one run.
 
 Peers: jobsight pgqueue (with its jobs-table bookkeeping), PgQueuer (asyncpg driver, at several
-batch sizes, the best one kept), procrastinate, pg-boss 12 on Node 22, and the raw-SQL ceiling.
+batch sizes, the best one kept), procrastinate, pg-boss 12 on Node 22, the raw-SQL ceiling, and
+the ceiling without the `job_details` row (what that row costs).
 Each gets fresh databases on the same server and its worker in its own process. Measured:
   drain      N no-op jobs enqueued (batches of 1,000), then a worker starts and drains them
   steady     a producer sends batches of 100 for a fixed time while the worker consumes
   latency    single sends one after another on an idle queue (p50 / p99)
   start-up   worker process spawn -> consuming; RSS: the worker's peak resident memory
   CPU        during the drain, CPU time per job of the worker process and of the PostgreSQL
-             server (all its processes; only when the benchmark started the server itself)
+             server (all its processes; only when the benchmark started the server itself); during
+             the enqueue, the producer's and the server's CPU time per job
+  WAL        bytes of write-ahead log per job the server wrote during the enqueue and the drain
+             (what durable commits must flush)
 
 The machine is noisy, so every variant is measured in several interleaved rounds and the median
 of each figure is reported (procrastinate, some 40 times slower than the rest, gets one round).
@@ -66,6 +70,9 @@ class Peer:
         return [part.replace("{url}", url) for part in self.worker]
 
 
+NO_DETAILS = "raw-sql without job_details"
+
+
 def peers() -> list[Peer]:
     # Completed jobsight jobs leave the queue table: what remains there is the work left.
     jobsight_left = "SELECT count(*) FROM pgqueue.job"
@@ -85,6 +92,12 @@ def peers() -> list[Peer]:
                  [PY, "-m", "bench.peers.raw_sql_peer", "worker", "{url}", str(loops), str(batch)],
                  jobsight_left, remaining=True)
         )  # fmt: skip
+    # The ceiling's best variant again without the `job_details` row: what that row costs.
+    found.append(
+        Peer(NO_DETAILS, "2 loop(s), batch 1000", [PY, "-m", "bench.peers.raw_sql_peer"],
+             [PY, "-m", "bench.peers.raw_sql_peer", "worker", "{url}", "2", "1000", "no-details"],
+             jobsight_left, remaining=True)
+    )  # fmt: skip
     for batch in (100, 250, 500, 1000):
         found.append(
             Peer(
@@ -132,6 +145,10 @@ class Result:
     worker_rss_mb: float = 0.0
     worker_cpu_us_per_job: float = 0.0
     db_cpu_us_per_job: float = 0.0
+    enqueue_client_cpu_us_per_job: float = 0.0
+    enqueue_db_cpu_us_per_job: float = 0.0
+    enqueue_wal_bytes_per_job: float = 0.0
+    drain_wal_bytes_per_job: float = 0.0
     errors: list[str] = field(default_factory=list)
 
 
@@ -210,7 +227,9 @@ class Worker:
 
 
 def process_tree_cpu(root: psutil.Process | None) -> dict[int, float]:
-    """User + system CPU seconds of a process and of each of its children alive now, by pid."""
+    """User + system CPU seconds by pid: of each process of the tree alive now, the root's
+    including what its children that have exited used (the kernel adds their time to their
+    parent's when it reaps them: a server's backend that served a client now gone still counts)."""
     if root is None:
         return {}
     try:
@@ -224,13 +243,27 @@ def process_tree_cpu(root: psutil.Process | None) -> dict[int, float]:
         except psutil.Error:
             continue
         seconds[proc.pid] = times.user + times.system
+        if proc is root:
+            seconds[proc.pid] += times.children_user + times.children_system
     return seconds
 
 
 def cpu_used_s(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds used between two readings by the processes alive at the second (one that
-    exited in between is not counted, so figures are a slight underestimate, never negative)."""
+    """CPU seconds used between two readings. A direct child of the root that exited in between
+    counts whole, through the root (a backend that lived only for the work, as a client's
+    does, exactly; a longer-lived one slightly over), a grandchild not at all."""
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+async def wal_position(conn: asyncpg.Connection) -> str:
+    return str(await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text"))
+
+
+async def wal_since(conn: asyncpg.Connection, start: str) -> float:
+    """WAL bytes the whole server wrote since `start` (the work measured, plus whatever
+    autovacuum or checkpoints did meanwhile: the cost the work brings with it)."""
+    query = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::text::pg_lsn)"
+    return float(await conn.fetchval(query, start))
 
 
 async def completed(conn: asyncpg.Connection, peer: Peer, expected: int) -> int:
@@ -248,11 +281,18 @@ async def measure(
     result.enqueue_p50_ms, result.enqueue_p99_ms = latency["p50_ms"], latency["p99_ms"]
     # Drain: N queued jobs, then a worker.
     url = await fresh_db(server, peer)
-    enqueue = await run_json([*peer.client, "enqueue", url, str(jobs)])
-    result.enqueue_jobs_per_s = jobs / enqueue["seconds"]
     conn = await asyncpg.connect(url)
     try:
+        wal, db_cpu = await wal_position(conn), process_tree_cpu(db)
+        enqueue = await run_json([*peer.client, "enqueue", url, str(jobs)])
+        result.enqueue_jobs_per_s = jobs / enqueue["seconds"]
+        result.enqueue_client_cpu_us_per_job = enqueue["cpu_seconds"] / jobs * 1e6
+        result.enqueue_db_cpu_us_per_job = (
+            cpu_used_s(db_cpu, process_tree_cpu(db)) / jobs * 1e6 if db is not None else 0.0
+        )
+        result.enqueue_wal_bytes_per_job = await wal_since(conn, wal) / jobs
         async with Worker(peer.worker_cmd(url)) as worker:
+            wal = await wal_position(conn)
             worker_cpu, db_cpu = worker.cpu(), process_tree_cpu(db)
             started = time.perf_counter()
             deadline = started + DRAIN_TIMEOUT_S
@@ -264,6 +304,7 @@ async def measure(
             drain_s = time.perf_counter() - started
             worker_s = cpu_used_s(worker_cpu, worker.cpu())
             db_s = cpu_used_s(db_cpu, process_tree_cpu(db))
+            result.drain_wal_bytes_per_job = await wal_since(conn, wal) / jobs
             worker.sample()
         result.drain_jobs_per_s = jobs / drain_s
         result.end_to_end_jobs_per_s = jobs / (enqueue["seconds"] + drain_s)
@@ -322,7 +363,14 @@ def best(results: list[Result], name: str) -> Result | None:
     return max(mine, key=lambda r: r.end_to_end_jobs_per_s, default=None)
 
 
-def summarise(results: list[Result], start_call_ms: float) -> dict:
+def database_bound_jobs_per_s(result: Result, cores: int) -> float:
+    """The end-to-end rate a peer could reach if its own processes cost nothing: PostgreSQL's
+    CPU per job alone, the enqueue's serial (one producer), the drain's spread over every core."""
+    us_per_job = result.enqueue_db_cpu_us_per_job + result.db_cpu_us_per_job / cores
+    return 1e6 / us_per_job if us_per_job > 0 else 0.0
+
+
+def summarise(results: list[Result], start_call_ms: float, cores: int) -> dict:
     js, pgq, raw = (
         best(results, "jobsight"),
         best(results, "PgQueuer"),
@@ -343,6 +391,10 @@ def summarise(results: list[Result], start_call_ms: float) -> dict:
             ratios["jobsight / PgQueuer (drain)"] = js.drain_jobs_per_s / pgq.drain_jobs_per_s
             ratios["jobsight / PgQueuer (steady)"] = js.steady_jobs_per_s / pgq.steady_jobs_per_s
             targets[">= 2x PgQueuer end to end"] = ratios["jobsight / PgQueuer (end to end)"] >= 2
+            if js.db_cpu_us_per_job > 0:  # the server's CPU was measured (it was ours)
+                ratios["bound: jobsight's PostgreSQL CPU alone / PgQueuer (end to end)"] = (
+                    database_bound_jobs_per_s(js, cores) / pgq.end_to_end_jobs_per_s
+                )
         if raw:
             ratios["jobsight / raw-SQL ceiling (end to end)"] = (
                 js.end_to_end_jobs_per_s / raw.end_to_end_jobs_per_s
@@ -354,6 +406,11 @@ def summarise(results: list[Result], start_call_ms: float) -> dict:
                 ratios["raw-SQL ceiling / PgQueuer (end to end)"] = (
                     raw.end_to_end_jobs_per_s / pgq.end_to_end_jobs_per_s
                 )
+        lean = best(results, NO_DETAILS)
+        if lean and pgq:  # and without the job_details row
+            ratios["raw-SQL without the job_details row / PgQueuer (end to end)"] = (
+                lean.end_to_end_jobs_per_s / pgq.end_to_end_jobs_per_s
+            )
         for other in ("procrastinate", "pg-boss 12"):
             peer = best(results, other)
             if peer:
@@ -387,16 +444,19 @@ def table(results: list[Result]) -> str:
     head = (
         "| peer | variant | end to end jobs/s | drain jobs/s | steady jobs/s"
         " | enqueue p50 / p99 ms | worker start-up ms | worker RSS MB"
-        " | drain CPU us/job: worker + PostgreSQL |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        " | enqueue CPU us/job: producer + PostgreSQL | drain CPU us/job: worker + PostgreSQL"
+        " | WAL bytes/job: enqueue + drain |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     rows = [
         f"| {r.name} | {r.variant} | {r.end_to_end_jobs_per_s:,.0f} | {r.drain_jobs_per_s:,.0f} | "
         f"{r.steady_jobs_per_s:,.0f} | {r.enqueue_p50_ms:.2f} / {r.enqueue_p99_ms:.2f} | "
         f"{r.worker_startup_ms:,.0f} | {r.worker_rss_mb:.0f} | "
-        f"{r.worker_cpu_us_per_job:.0f} + {r.db_cpu_us_per_job:.0f} |"
+        f"{r.enqueue_client_cpu_us_per_job:.0f} + {r.enqueue_db_cpu_us_per_job:.0f} | "
+        f"{r.worker_cpu_us_per_job:.0f} + {r.db_cpu_us_per_job:.0f} | "
+        f"{r.enqueue_wal_bytes_per_job:,.0f} + {r.drain_wal_bytes_per_job:,.0f} |"
         if not r.errors
-        else f"| {r.name} | {r.variant} | failed: {r.errors[0][:80]} | | | | | | |"
+        else f"| {r.name} | {r.variant} | failed: {r.errors[0][:80]} | | | | | | | | |"
         for r in results
     ]
     return "\n".join([head, *rows])
@@ -460,7 +520,7 @@ async def main() -> None:
         "rounds": {f"{name} ({variant})": [asdict(r) for r in per_round]
                    for (name, variant), per_round in rounds.items()},
         "per_round_ratios": per_round_ratios(rounds),
-        **summarise(results, start_call_ms),
+        **summarise(results, start_call_ms, os.cpu_count() or 1),
     }  # fmt: skip
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")

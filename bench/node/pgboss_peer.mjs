@@ -21,8 +21,10 @@ if (command === 'setup') {
 } else if (command === 'enqueue') {
   const n = Number(arg)
   const started = performance.now()
+  const cpu = process.cpuUsage()
   for (let done = 0; done < n; done += 1000) await sendBatch(Math.min(1000, n - done))
-  emit({ seconds: (performance.now() - started) / 1000 })
+  const used = process.cpuUsage(cpu)
+  emit({ seconds: (performance.now() - started) / 1000, cpu_seconds: (used.user + used.system) / 1e6 })
 } else if (command === 'latency') {
   const n = Number(arg)
   for (let i = 0; i < 20; i++) await boss.send(QUEUE, {})

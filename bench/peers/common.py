@@ -1,7 +1,8 @@
 """The command protocol every Python peer script speaks (the Node peer speaks the same):
 
 setup URL                  create the peer's schema
-enqueue URL N              queue N no-op jobs in batches; prints {"seconds": ...}
+enqueue URL N              queue N no-op jobs in batches; prints {"seconds", "cpu_seconds"}
+                           (the producer's own CPU time)
 latency URL N              N single sends one after another; prints {"p50_ms", "p99_ms"}
 produce URL SECONDS        batches of 100 for SECONDS; prints {"enqueued": ...}
 worker URL [BATCH]         prints "ready" once consuming, works until SIGTERM
@@ -26,10 +27,10 @@ def emit(payload: dict) -> None:
 
 
 async def timed_enqueue(n: int, send_batch: Callable[[int], Awaitable[None]]) -> None:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for offset in range(0, n, BATCH):
         await send_batch(min(BATCH, n - offset))
-    emit({"seconds": time.perf_counter() - started})
+    emit({"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu})
 
 
 async def timed_latency(n: int, send_one: Callable[[], Awaitable[None]]) -> None:

@@ -2,7 +2,10 @@
 fetched, completed: the queue row deleted, the `jobs` row updated; one `job_details` row) as bare
 batched statements, one round trip per phase, with no library and no per-job work around them:
 the practical limit of this machine for it. The statements have jobsight's shapes (rows found by
-index lookups on `= ANY(...)`), so the ceiling is not lowered by plans jobsight avoids."""
+index lookups on `= ANY(...)`), so the ceiling is not lowered by plans jobsight avoids.
+
+`worker URL LOOPS BATCH no-details` leaves the `job_details` row out: what that row (with its
+foreign-key check) costs, measured rather than guessed."""
 
 from __future__ import annotations
 
@@ -51,15 +54,16 @@ WITH done AS (DELETE FROM pgqueue.job WHERE id = ANY($1) RETURNING id, tenant),
                   AND jobs.tenant = done.tenant AND jobs.job_id = done.id)
 INSERT INTO job_details (tenant, job_id, step_name, status, attempt)
 SELECT tenant, id, 'attempt', 'completed', 1 FROM done"""
+COMPLETE_NO_DETAILS = COMPLETE[: COMPLETE.index("INSERT INTO job_details")] + "SELECT 1"
 
 
-async def work(conn: asyncpg.Connection, stop: asyncio.Event, batch: int) -> None:
+async def work(conn: asyncpg.Connection, stop: asyncio.Event, batch: int, complete: str) -> None:
     while not stop.is_set():
         ids = [r["id"] for r in await conn.fetch(FETCH, batch)]
         if not ids:
             await asyncio.sleep(0.01)
             continue
-        await conn.execute(COMPLETE, ids)
+        await conn.execute(complete, ids)
 
 
 async def main() -> None:
@@ -71,6 +75,7 @@ async def main() -> None:
         stop = asyncio.Event()
         loops_n = int(rest[0]) if rest else 1
         batch = int(rest[1]) if len(rest) > 1 else 500
+        complete = COMPLETE_NO_DETAILS if rest[2:3] == ["no-details"] else COMPLETE
         # As jobsight's: unnamed statements, planned for each call's arrays, and no sorts (FETCH
         # reads the fetch index in order even before the queue table has statistics).
         conns = [
@@ -79,7 +84,7 @@ async def main() -> None:
             )
             for _ in range(loops_n)
         ]
-        loops = [asyncio.create_task(work(c, stop, batch)) for c in conns]
+        loops = [asyncio.create_task(work(c, stop, batch, complete)) for c in conns]
         common.ready()
         await common.until_sigterm()
         stop.set()
