@@ -5,6 +5,11 @@ The row is written by one background task: at once after a state change or a fal
 every BREAKER_REFRESH otherwise, so a row not refreshed for BREAKER_STALE_AFTER belongs to a
 process that is gone. Writing is best effort: a database that cannot take the row is logged once
 per outage and never fails a schedule call (the call's own writes report that).
+
+Every process also retires, now and then, the rows of processes gone for BREAKER_RETIRE_AFTER:
+each engine's are folded into its one retired row (process '', never live), which keeps their
+fallbacks, so the table stays as small as the last hour's processes while the fallback total
+the sidecar sums over every row never goes down.
 """
 
 from __future__ import annotations
@@ -26,12 +31,26 @@ from jobsight.runners.dberrors import DB_ERRORS
 from jobsight.runners.errors import describe_error, storable_text
 
 log = logging.getLogger("jobsight.breaker")
+_refused_retire: list[bool] = []  # the permission warning was given (once per process)
 UPSERT = """
 INSERT INTO runner_breakers (engine, process, state, since, reason, fallbacks, seen_at)
 VALUES ($1, $2, $3, $4, $5, $6, now())
 ON CONFLICT (engine, process) DO UPDATE SET
   state = excluded.state, since = excluded.since, reason = excluded.reason,
   fallbacks = excluded.fallbacks, seen_at = now()
+"""
+# $1 how long gone. Run by many processes at once, a gone row is still folded once: only the
+# statement that deleted it returns it.
+RETIRE = """
+WITH gone AS (
+  DELETE FROM runner_breakers
+  WHERE seen_at < now() - $1::interval AND process <> ''
+  RETURNING engine, fallbacks
+)
+INSERT INTO runner_breakers AS r (engine, process, state, since, reason, fallbacks, seen_at)
+SELECT engine, '', 'closed', now(), 'processes gone', sum(fallbacks), '-infinity'
+FROM gone GROUP BY engine
+ON CONFLICT (engine, process) DO UPDATE SET fallbacks = r.fallbacks + excluded.fallbacks
 """
 MAX_REASON = 500  # characters of the reason kept on the row
 
@@ -82,6 +101,8 @@ class BreakerRecord:
 
     async def _write_loop(self) -> None:
         refresh = defaults.BREAKER_REFRESH.total_seconds()
+        loop = asyncio.get_running_loop()
+        retire_at = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), refresh)
@@ -91,6 +112,9 @@ class BreakerRecord:
                 if self._failing:
                     log.info("breaker state of %s is written again", self.engine)
                 self._failing = False
+                if loop.time() >= retire_at:
+                    retire_at = loop.time() + defaults.BREAKER_RETIRE_EVERY.total_seconds()
+                    await self.retire_gone()
             except DB_ERRORS as exc:
                 if not self._failing:
                     hint = (" (run `jobsight migrate up`: migration 0009 adds runner_breakers)"
@@ -98,6 +122,23 @@ class BreakerRecord:
                     log.warning("cannot write the breaker state of %s: %s%s", self.engine,
                                 describe_error(exc), hint)  # fmt: skip
                 self._failing = True
+
+    async def retire_gone(self) -> None:
+        """Folds the rows of processes gone for BREAKER_RETIRE_AFTER into the retired rows (best
+        effort: on failure the rows stay, counted as before, and the next round tries again). A
+        role that may not delete them is told once."""
+        try:
+            pool = await self._pool()
+            await pool.execute(RETIRE, defaults.BREAKER_RETIRE_AFTER,
+                               timeout=defaults.BREAKER_REFRESH.total_seconds())  # fmt: skip
+        except asyncpg.InsufficientPrivilegeError as exc:
+            if not _refused_retire:
+                _refused_retire.append(True)
+                log.warning("cannot retire gone processes' runner_breakers rows (%s); they stay "
+                            "and are still counted", describe_error(exc))  # fmt: skip
+        except DB_ERRORS as exc:
+            log.info("retiring gone processes' runner_breakers rows failed: %s",
+                     describe_error(exc))  # fmt: skip
 
     async def _write(self) -> None:
         pool = await self._pool()

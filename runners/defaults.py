@@ -24,6 +24,10 @@ MAINTENANCE_INTERVAL = timedelta(seconds=1)  # pgqueue: crash detection, lost jo
 # refreshes its `runner_breakers` row this often; a row older than BREAKER_STALE_AFTER is gone.
 BREAKER_REFRESH = timedelta(seconds=15)
 BREAKER_STALE_AFTER = 3 * BREAKER_REFRESH
+# A row gone this long is folded into its engine's retired row (its fallbacks kept), checked by
+# each process this often: the table holds the processes of the last hour, not of every deploy.
+BREAKER_RETIRE_AFTER = timedelta(hours=1)
+BREAKER_RETIRE_EVERY = timedelta(minutes=10)
 
 
 def default_worker_version() -> str:

@@ -5,16 +5,19 @@ as open but keeps its fallbacks."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import timedelta
 
 import asyncpg
+import pytest
 
 from jobsight.codec import to_jsonable
 from jobsight.health.verdict import Evaluator
-from jobsight.runners import HandlerRegistry
+from jobsight.runners import HandlerRegistry, breaker_record
 from jobsight.runners.breaker import BreakerSettings
+from jobsight.runners.breaker_record import BreakerRecord
 from jobsight.runners.factory import RunnerSettings, create_runner
 from jobsight.runners.fallback import BreakerJobRunner
 from jobsight.runners.temporal import TemporalSettings
@@ -81,3 +84,88 @@ async def test_an_open_breaker_is_exported_shown_and_ages_out(migrated_db: str) 
     finally:
         await runner.stop(1)
         await pool.close()
+
+
+GONE_ROWS = """
+INSERT INTO runner_breakers (engine, process, state, since, reason, fallbacks, seen_at)
+VALUES ('temporal', 'old-pod/1/aaaaaa', 'open', now() - interval '3 hours', 'down', 2,
+        now() - interval '2 hours'),
+       ('temporal', 'old-pod/1/bbbbbb', 'closed', now() - interval '3 hours', '', 3,
+        now() - interval '2 hours'),
+       ('temporal', 'old-pod/1/cccccc', 'closed', now() - interval '3 hours', '', 0,
+        now() - interval '2 hours'),
+       ('temporal', 'recent-pod/1/dddddd', 'closed', now() - interval '1 hour', '', 4,
+        now() - interval '10 minutes')
+"""
+FALLBACKS_TOTAL = (("engine", "temporal"),)
+
+
+async def test_gone_processes_rows_are_retired_and_their_fallbacks_kept(migrated_db: str) -> None:
+    """Every deploy leaves rows of processes now gone; each runner folds those gone an hour into
+    the engine's retired row, so the table stays small and the fallback counter never drops."""
+    settings = SidecarSettings(database_url=migrated_db)
+    async with asyncpg.create_pool(migrated_db, min_size=1, max_size=3) as pool:
+
+        async def exported() -> tuple[float, float]:
+            snap = await jobs.SOURCE.poll(PollContext(settings, pool, None))
+            samples = rendered(jobs.SOURCE, snap, settings)
+            return (samples["jobsight_runner_fallbacks_total"][FALLBACKS_TOTAL],
+                    samples["jobsight_runner_breakers"][CLOSED])  # fmt: skip
+
+        async def current() -> asyncpg.Pool:
+            return pool
+
+        await pool.execute(GONE_ROWS)
+        record = BreakerRecord("temporal", current)
+        record.fell_back()
+        record.ensure_running()  # writes its own row, then retires at once
+        try:
+            await eventually(
+                lambda: pool.fetchval("SELECT count(*) = 3 FROM runner_breakers"), 10, "retired"
+            )
+            rows = dict(await pool.fetch("SELECT process, fallbacks FROM runner_breakers"))
+            assert rows == {"": 5, "recent-pod/1/dddddd": 4, record.process: 1}
+            assert await exported() == (10, 1)  # 2 + 3 + 0 + 4 + 1; only the live one counted
+
+            # Retired by several processes at once: each gone row still counts once.
+            await pool.execute(
+                "UPDATE runner_breakers SET seen_at = now() - interval '2 hours'"
+                " WHERE process = 'recent-pod/1/dddddd'"
+            )
+            await asyncio.gather(*(record.retire_gone() for _ in range(3)))
+            rows = dict(await pool.fetch("SELECT process, fallbacks FROM runner_breakers"))
+            assert rows == {"": 9, record.process: 1}
+            assert await exported() == (10, 1)
+        finally:
+            await record.close()
+
+
+async def test_a_role_that_may_not_delete_keeps_the_rows(
+    migrated_db: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(breaker_record, "_refused_retire", [])  # not yet told in this process
+    role = "breaker_writer"
+    admin = await asyncpg.connect(migrated_db)
+    try:
+        await admin.execute(GONE_ROWS)
+        if await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+            await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'w-Pa55'")
+        await admin.execute(f"GRANT SELECT, INSERT, UPDATE ON runner_breakers TO {role}")
+        url = migrated_db.replace("postgresql://postgres@", f"postgresql://{role}:w-Pa55@")
+        async with asyncpg.create_pool(url, min_size=1, max_size=1) as pool:
+
+            async def current() -> asyncpg.Pool:
+                return pool
+
+            record = BreakerRecord("temporal", current)
+            await record.retire_gone()
+            await record.retire_gone()
+        assert await admin.fetchval("SELECT count(*) FROM runner_breakers") == 4
+        [refusal] = [r.getMessage() for r in caplog.records if "cannot retire" in r.getMessage()]
+        assert "permission denied" in refusal  # told once, though refused twice
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
