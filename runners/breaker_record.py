@@ -29,9 +29,9 @@ from jobsight.runners import defaults
 from jobsight.runners.breaker import BreakerState, Change
 from jobsight.runners.dberrors import DB_ERRORS
 from jobsight.runners.errors import describe_error, storable_text
+from jobsight.runners.warn_once import warn_once
 
 log = logging.getLogger("jobsight.breaker")
-_refused_retire: list[bool] = []  # the permission warning was given (once per process)
 UPSERT = """
 INSERT INTO runner_breakers (engine, process, state, since, reason, fallbacks, seen_at)
 VALUES ($1, $2, $3, $4, $5, $6, now())
@@ -132,10 +132,8 @@ class BreakerRecord:
             await pool.execute(RETIRE, defaults.BREAKER_RETIRE_AFTER,
                                timeout=defaults.BREAKER_REFRESH.total_seconds())  # fmt: skip
         except asyncpg.InsufficientPrivilegeError as exc:
-            if not _refused_retire:
-                _refused_retire.append(True)
-                log.warning("cannot retire gone processes' runner_breakers rows (%s); they stay "
-                            "and are still counted", describe_error(exc))  # fmt: skip
+            warn_once(log, "retire refused", "cannot retire gone processes' runner_breakers rows "
+                      "(%s); they stay and are still counted", describe_error(exc))  # fmt: skip
         except DB_ERRORS as exc:
             log.info("retiring gone processes' runner_breakers rows failed: %s",
                      describe_error(exc))  # fmt: skip

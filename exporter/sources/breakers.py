@@ -19,6 +19,7 @@ from prometheus_client.core import Metric
 from jobsight.metric_spec import MetricSpec, samples
 from jobsight.runners import defaults
 from jobsight.runners.breaker import BreakerState
+from jobsight.runners.warn_once import warn_once
 
 BREAKERS = MetricSpec(
     "jobsight_runner_breakers",
@@ -35,7 +36,6 @@ FALLBACKS = MetricSpec(
     ("engine",),
 )
 log = logging.getLogger(__name__)
-_refused: list[bool] = []  # the permission warning was given (once per process)
 READ = """
 SELECT engine, process, state, extract(epoch FROM since)::float8 AS since, reason, fallbacks,
        seen_at > now() - $1::interval AS live
@@ -62,10 +62,10 @@ async def read_breakers(conn: asyncpg.Connection) -> list[BreakerRow]:
     except asyncpg.UndefinedTableError:
         return []
     except asyncpg.InsufficientPrivilegeError:
-        if not _refused:
-            _refused.append(True)
-            log.warning("cannot read runner_breakers (permission denied): breakers are not "
-                        "exported; run `jobsight grants` for the sidecar's role again")  # fmt: skip
+        warn_once(
+            log, "read refused", "cannot read runner_breakers (permission denied): breakers are"
+            " not exported; run `jobsight grants` for the sidecar's role again",
+        )  # fmt: skip
         return []
     return [BreakerRow(**row) for row in rows]
 

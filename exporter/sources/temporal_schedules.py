@@ -28,6 +28,7 @@ from prometheus_client.core import Metric
 
 from jobsight.labels import LabelCap
 from jobsight.metric_spec import MetricSpec, samples
+from jobsight.runners.warn_once import warn_once
 from jobsight.sources.temporal_api import Answer, NotAddressable, NotFound, TemporalApi
 from jobsight.sources.temporal_json import seconds_of, unix_of
 
@@ -120,7 +121,8 @@ async def _describe(api: TemporalApi, schedule_id: str, rpc_timeout: float) -> S
     except NotFound:
         return None  # deleted since it was listed
     except NotAddressable as exc:
-        _say_once(f"schedule left out: {exc}; read Temporal over gRPC to include it")
+        message = f"schedule left out: {exc}; read Temporal over gRPC to include it"
+        warn_once(log, message, "temporal source: %s", message)
         return None
     last = last_action(described)
     status = None
@@ -134,15 +136,6 @@ async def _describe(api: TemporalApi, schedule_id: str, rpc_timeout: float) -> S
         except (NotFound, NotAddressable):
             status = None  # its last run is not known: whether it failed is not exported
     return schedule_state(schedule_id, described, status)
-
-
-def _say_once(message: str) -> None:
-    if message not in _SAID:
-        _SAID.add(message)
-        log.warning("temporal source: %s", message)
-
-
-_SAID: set[str] = set()
 
 
 def last_action(described: Answer) -> Answer | None:

@@ -15,7 +15,7 @@ import pytest
 
 from jobsight.codec import to_jsonable
 from jobsight.health.verdict import Evaluator
-from jobsight.runners import HandlerRegistry, breaker_record
+from jobsight.runners import HandlerRegistry, warn_once
 from jobsight.runners.breaker import BreakerSettings
 from jobsight.runners.breaker_record import BreakerRecord
 from jobsight.runners.factory import RunnerSettings, create_runner
@@ -143,7 +143,7 @@ async def test_gone_processes_rows_are_retired_and_their_fallbacks_kept(migrated
 async def test_a_role_that_may_not_delete_keeps_the_rows(
     migrated_db: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(breaker_record, "_refused_retire", [])  # not yet told in this process
+    monkeypatch.setattr(warn_once, "_given", set())  # not yet told in this process
     role = "breaker_writer"
     admin = await asyncpg.connect(migrated_db)
     try:
